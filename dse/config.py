@@ -1,0 +1,126 @@
+"""Structured-config schemas (Hydra/OmegaConf) generated from the design-point dataclasses.
+
+The schema of every config group mirrors the fields of the pytree it fills, so a typo'd key
+or a wrongly typed value fails when Hydra composes the config, before any evaluation.
+Integer-coded choices appear in configs by name (``policy.io: overlap``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from dse._pytree import is_static
+from dse.hw.pim import PimChannel
+from dse.policy import Policy
+from dse.workload.gemv import Gemv
+
+__all__ = [
+    "CONF_DIR",
+    "SWEEPS_DIR",
+    "Config",
+    "Sampler",
+    "register_configs",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SWEEPS_DIR = ROOT / "sweeps"
+
+_ENUMS: dict[tuple[str, ...], type[enum.Enum]] = {}
+
+
+def _choice_enum(name: str, members: tuple[str, ...]) -> type[enum.Enum]:
+    if members not in _ENUMS:
+        _ENUMS[members] = enum.Enum(name, {m: m for m in members})  # type: ignore[misc]
+    return _ENUMS[members]
+
+
+def _schema_from(cls: type, name: str, extra: list[tuple[str, Any, Any]]) -> type:
+    """A config dataclass with ``extra`` descriptive fields then one field per point field."""
+    hints = typing.get_type_hints(cls)
+    spec: list[tuple[str, Any, Any]] = [(n, t, field(default=d)) for n, t, d in extra]
+    for f in dataclasses.fields(cls):
+        choices = f.metadata.get("choices")
+        if is_static(f):
+            typ: Any = _choice_enum(f"{name}_{f.name}", choices) if choices else hints[f.name]
+            default = typ[f.default] if choices else f.default
+        elif isinstance(choices, type) and issubclass(choices, enum.Enum):
+            typ, default = _choice_enum(f"{name}_{f.name}", tuple(choices.__members__)), MISSING
+        else:
+            typ, default = hints[f.name], MISSING
+        spec.append((f.name, typ, field(default=default)))
+    return dataclasses.make_dataclass(name, spec)
+
+
+PimConfig = _schema_from(
+    PimChannel,
+    "PimConfig",
+    [
+        ("name", str, MISSING),
+        ("source", str, ""),
+        ("ini", typing.Optional[str], None),  # noqa: UP045 (OmegaConf needs Optional)
+    ],
+)
+GemvConfig = _schema_from(Gemv, "GemvConfig", [("name", str, "gemv")])
+PolicyConfig = _schema_from(Policy, "PolicyConfig", [("name", str, "default")])
+
+
+class Sampler(enum.Enum):
+    grid = "grid"
+    random = "random"
+    sobol = "sobol"
+    lhs = "lhs"
+
+
+@dataclasses.dataclass
+class HwConfig:
+    pim: PimConfig = MISSING  # type: ignore[valid-type]
+
+
+@dataclasses.dataclass
+class SpaceConfig:
+    name: str = "single"
+    sampler: Sampler = Sampler.grid
+    n: int = 1024  # points per static combination for random / sobol / lhs
+    seed: int = 0
+    axes: dict[str, Any] = field(default_factory=dict)
+    constraints: list[str] = field(default_factory=list)
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    csv: bool = False  # also write points.csv
+    plot: bool = True  # write the trade-off PNG
+    top: int = 8  # rows in the printed best-points table
+    x: str = ""  # trade-off plot axes (dotted columns); empty picks a default
+    y: str = "time_ns"
+    color: str = "bottleneck"
+    dir: typing.Optional[str] = None  # noqa: UP045  write here instead of the Hydra run dir
+
+
+@dataclasses.dataclass
+class Config:
+    study: str = "default"
+    model: str = "pim_gemv"
+    hw: HwConfig = field(default_factory=HwConfig)
+    workload: GemvConfig = MISSING  # type: ignore[valid-type]
+    policy: PolicyConfig = MISSING  # type: ignore[valid-type]
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    chunk_size: int = 262144  # design points per compiled call (the last chunk is padded)
+    resume: bool = False  # continue the newest unfinished run of the same config
+    progress: bool = True
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="dse_schema", node=Config)

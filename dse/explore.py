@@ -1,0 +1,273 @@
+"""The evaluator: the project's only ``jax.jit(jax.vmap(model))`` site (DESIGN.md §7).
+
+Points are evaluated in fixed-size chunks; the last chunk of a static combination is padded
+by repeating its last point, so every chunk of a run reuses one compiled executable. Constant
+parameters are passed unbatched (``in_axes=None``): only swept axes occupy per-point memory.
+Each distinct (model, static values, swept paths, chunk size) compiles once per process, and
+JAX's persistent compilation cache makes later processes skip most of that compile.
+
+x64 is enabled on import: cycle counts are exact int64 (a 1M-token context at a 0.5 ns clock
+overflows int32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dse._pytree import replace_paths  # noqa: E402
+from dse.models import MODELS  # noqa: E402
+from dse.point import DesignPoint, decode_status, field_info  # noqa: E402
+from dse.space import Space  # noqa: E402
+
+__all__ = ["ChunkResult", "evaluate", "evaluate_points", "trace_count", "enable_compilation_cache"]
+
+_TRACES: dict[str, int] = {}
+_EXECUTABLES: dict[tuple, Any] = {}
+_MIN_CHUNK = 256
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
+    """Turn on JAX's persistent compilation cache (``$DSE_CACHE_DIR`` or ~/.cache/dse/jax)."""
+    cache = Path(path or os.environ.get("DSE_CACHE_DIR") or Path.home() / ".cache/dse/jax")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except OSError:
+        pass  # a read-only home only costs compile time
+    return cache
+
+
+def trace_count(model: str = "pim_gemv") -> int:
+    """How many times ``model`` has been traced (compiled) in this process."""
+    return _TRACES.get(model, 0)
+
+
+def _batched(model: str) -> Callable:
+    fn = MODELS[model].fn
+
+    def one(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        _TRACES[model] = _TRACES.get(model, 0) + 1  # runs at trace time only
+        return fn(replace_paths(base, swept))
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> tuple[Any, float]:
+    """The compiled executable for this structure, and the seconds spent compiling it."""
+    treedef = jax.tree_util.tree_structure(base)
+    shapes = tuple((k, v.shape, v.dtype.str) for k, v in sorted(swept.items()))
+    key = (model, treedef, shapes)
+    if key in _EXECUTABLES:
+        return _EXECUTABLES[key], 0.0
+    t0 = time.perf_counter()
+    exe = _batched(model).lower(base, swept).compile()
+    _EXECUTABLES[key] = exe
+    return exe, time.perf_counter() - t0
+
+
+@dataclasses.dataclass
+class ChunkResult:
+    """One evaluated chunk: its key, a results frame and timings."""
+
+    combo: int
+    index: int
+    frame: pd.DataFrame
+    compile_s: float
+    eval_s: float
+    raw_points: int
+
+
+def chunk_size_for(space: Space, requested: int) -> int:
+    """The chunk size actually used: ``requested`` or, for small spaces, the next power of
+    two ≥ the points of one static combination (so a 10k-point space is not padded to 256k)."""
+    per = max(space.points_per_combo, 1)
+    size = _MIN_CHUNK
+    while size < per and size < requested:
+        size *= 2
+    return max(min(size, requested), 1)
+
+
+def evaluate_points(
+    base: DesignPoint, swept: Mapping[str, np.ndarray], model: str = "pim_gemv"
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """Evaluate ``len(swept[...])`` points around ``base`` in one compiled call (no padding).
+
+    Returns (metrics as numpy arrays, compile seconds, evaluation seconds).
+    """
+    swept = {k: np.asarray(v) for k, v in swept.items()}
+    if not swept:  # a single point: vmap needs one batched argument
+        swept = {"workload.K": np.asarray([base.workload.K])}
+    exe, compile_s = _executable(model, base, swept)
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(exe(base, swept))
+    eval_s = time.perf_counter() - t0
+    return {k: np.asarray(v) for k, v in out.items()}, compile_s, eval_s
+
+
+def evaluate(
+    space: Space,
+    model: str = "pim_gemv",
+    chunk_size: int = 262144,
+    labels: Mapping[str, str] | None = None,
+    skip: Callable[[int, int], bool] | None = None,
+    progress: bool = False,
+) -> Iterator[ChunkResult]:
+    """Evaluate every point of ``space`` chunk by chunk, yielding :class:`ChunkResult`.
+
+    ``skip(combo, index)`` returning True skips a chunk (resume). ``labels`` become constant
+    string columns (e.g. the preset name) in every frame.
+    """
+    size = chunk_size_for(space, chunk_size)
+    per = space.points_per_combo
+    n_chunks = -(-per // size) if per else 0
+    total = n_chunks * space.num_combos
+    bar = _Progress(total, enabled=progress and total > 1)
+    try:
+        for ci, combo in enumerate(space.combos):
+            base = replace_paths(space.base, combo)
+            for k in range(n_chunks):
+                if skip is not None and skip(ci, k):
+                    bar.advance(skipped=True)
+                    continue
+                start, stop = k * size, min((k + 1) * size, per)
+                cols = space.raw_chunk(ci, start, stop)
+                mask = space.accept(cols, combo)
+                cols = {p: v[mask] for p, v in cols.items()}
+                n = int(mask.sum())
+                compile_s = eval_s = 0.0
+                metrics: dict[str, np.ndarray] = {}
+                if n:
+                    padded = {p: _pad(v, size) for p, v in cols.items()}
+                    if not padded:
+                        padded = {"workload.K": np.full(size, base.workload.K)}
+                    out, compile_s, eval_s = evaluate_points(base, padded, model)
+                    metrics = {m: v[:n] for m, v in out.items()}
+                frame = results_frame(base, combo, cols, metrics, n, model, labels)
+                yield ChunkResult(ci, k, frame, compile_s, eval_s, stop - start)
+                bar.advance()
+    finally:
+        bar.close()
+
+
+def _pad(values: np.ndarray, size: int) -> np.ndarray:
+    if len(values) == size:
+        return values
+    return np.concatenate([values, np.repeat(values[-1:], size - len(values))])
+
+
+def point_ids(base: DesignPoint, combo: Mapping[str, Any], cols: Mapping[str, np.ndarray],
+              n: int) -> np.ndarray:
+    """Stable 64-bit design-point ids: a hash of every parameter value of each point.
+
+    The same design point gets the same id whatever the sampler, chunking or run.
+    """
+    const = {p: v for p, v in _flat_values(replace_paths(base, combo)).items() if p not in cols}
+    digest = pd.util.hash_pandas_object(
+        pd.Series([repr(sorted(const.items()))]), index=False
+    ).to_numpy()[0]
+    if not cols:
+        return np.full(n, digest, dtype=np.uint64)
+    frame = pd.DataFrame({p: cols[p] for p in sorted(cols)})
+    h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    with np.errstate(over="ignore"):
+        return h * np.uint64(0x9E3779B97F4A7C15) + np.uint64(digest)
+
+
+def _flat_values(point: DesignPoint) -> dict[str, Any]:
+    from dse._pytree import get_path
+
+    out = {}
+    for path in field_info(DesignPoint):
+        v = get_path(point, path)
+        out[path] = v if isinstance(v, str) else np.asarray(v).item()
+    return out
+
+
+def results_frame(
+    base: DesignPoint,
+    combo: Mapping[str, Any],
+    cols: Mapping[str, np.ndarray],
+    metrics: Mapping[str, np.ndarray],
+    n: int,
+    model: str = "pim_gemv",
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per point: id, labels, static and swept parameters (choices by name), metrics.
+
+    Metrics of infeasible points are masked (NaN, or <NA> for integer metrics); ``status``
+    names the reasons and ``feasible`` is False.
+    """
+    spec = MODELS[model]
+    infos = field_info(DesignPoint)
+    data: dict[str, Any] = {"point_id": point_ids(base, combo, cols, n)}
+    for key, val in (labels or {}).items():
+        data[key] = pd.Categorical([val] * n)
+    for path, val in combo.items():
+        data[path] = pd.Categorical([val] * n)
+    for path, val in cols.items():
+        ch = infos[path].choices
+        if isinstance(ch, type):
+            names = np.array([m.name for m in sorted(ch, key=int)], dtype=object)
+            data[path] = pd.Categorical(names[val], categories=list(names))
+        else:
+            data[path] = val
+    status = np.asarray(metrics.get("status", np.zeros(n, np.int64)), dtype=np.int64)
+    ok = status == 0
+    for name in spec.metrics:
+        if name == "status":
+            continue
+        v = np.asarray(metrics[name]) if metrics else np.zeros(n, np.int64)
+        if name in spec.categories:
+            cats = spec.categories[name]
+            names = np.array(cats, dtype=object)[v.astype(np.int64)]
+            data[name] = pd.Categorical(np.where(ok, names, None), categories=list(cats))
+        elif v.dtype.kind in "iu":
+            data[name] = pd.array(np.where(ok, v, 0), dtype="Int64")
+            data[name][~ok] = pd.NA
+        else:
+            data[name] = np.where(ok, v, np.nan)
+    data["feasible"] = ok
+    data["status"] = pd.Categorical(decode_status(status))
+    data["status_code"] = status
+    return pd.DataFrame(data)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; quiet otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("chunks"), TimeRemainingColumn(), transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("eval", total=total)
+
+    def advance(self, skipped: bool = False) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

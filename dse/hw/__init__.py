@@ -1,0 +1,9 @@
+"""What the hardware is: parameter pytrees and the loaders that fill them.
+
+Nothing here knows about models. Timing fields keep their JEDEC names and are counted in
+clock cycles of ``tCK_ns``.
+"""
+
+from dse.hw.pim import Hardware, PimChannel
+
+__all__ = ["Hardware", "PimChannel"]

@@ -1,0 +1,55 @@
+"""PIM channel parameters (DESIGN.md §4.1–4.2).
+
+One PIM channel: a DRAM channel whose ``banks`` each carry a MAC unit of ``lanes``
+multipliers, fed one column access (``col_bytes``) per all-bank MAC command, with a
+channel-level global buffer (GBuf) for the input vector and per-bank output registers.
+All timings are integer clock cycles of ``tCK_ns`` and keep their JEDEC names.
+"""
+
+from __future__ import annotations
+
+from dse._pytree import leaf, pytree_dataclass
+
+__all__ = ["PimChannel", "Hardware"]
+
+
+@pytree_dataclass
+class PimChannel:
+    # clock and external interface
+    tCK_ns: float = leaf("clock period (ns); every *_cycles/t* field counts these", low=0,
+                         low_open=True)
+    data_rate: float = leaf("data-bus transfers per tCK (2 for DDR; data_rate_MT/s * tCK / 1000)",
+                            low=0, low_open=True)
+    bus_width_bits: int = leaf("external data-bus width of one channel (bits)", low=1)
+    # organisation
+    channels: int = leaf("PIM channels working on the kernel in parallel", low=1)
+    banks: int = leaf("banks per channel with a MAC unit, active in all-bank mode", low=1)
+    lanes: int = leaf("multipliers per bank MAC unit", low=1)
+    col_bytes: int = leaf("bytes per column access (one all-bank MAC operand per bank)", low=1)
+    row_bytes: int = leaf("bytes per bank row (row-buffer size)", low=1)
+    rows: int = leaf("rows per bank", low=1)
+    gbuf_bytes: int = leaf("global (input) buffer bytes per channel", low=0)
+    out_bytes: int = leaf("bytes read out per bank per output value (OutReg entry)", low=1)
+    # JEDEC timing (cycles of tCK)
+    BL: int = leaf("burst length", low=1)
+    CL: int = leaf("CAS latency (cycles)", low=0)
+    tRCD: int = leaf("ACT to READ/WRITE (cycles)", low=0)
+    tRCD_mac: int = leaf("ACT to first all-bank MAC (cycles; AiM uses a longer tRCD for MAC)",
+                         low=0)
+    tRP: int = leaf("PRE to ACT (cycles)", low=0)
+    tRAS: int = leaf("ACT to PRE (cycles)", low=0)
+    tRTP: int = leaf("READ (or last MAC) to PRE (cycles)", low=0)
+    tWR: int = leaf("write recovery (cycles)", low=0)
+    tCCD_S: int = leaf("column to column, different bank group (cycles)", low=0)
+    tCCD_L: int = leaf("column to column, same bank group (cycles)", low=0)
+    tCCD_mac: int = leaf("all-bank MAC to all-bank MAC spacing (cycles)", low=1)
+    tRRD_S: int = leaf("ACT to ACT, different bank group (cycles)", low=0)
+    tRRD_L: int = leaf("ACT to ACT, same bank group (cycles)", low=0)
+    tFAW: int = leaf("four-activation window (cycles)", low=0)
+    tRFC: int = leaf("refresh cycle time (cycles); 0 disables refresh", low=0)
+    tREFI: int = leaf("refresh interval (cycles)", low=1)
+
+
+@pytree_dataclass
+class Hardware:
+    pim: PimChannel

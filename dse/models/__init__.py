@@ -1,0 +1,44 @@
+"""How design points are evaluated: pure functions of ONE point (no jit/vmap inside).
+
+Each model maps a :class:`~dse.point.DesignPoint` to a dict of scalar metrics that includes
+an integer ``status``. :data:`MODELS` names them for configs and the evaluator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from dse.models import pim_gemv
+
+__all__ = ["MODELS", "ModelSpec", "pim_gemv"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model and how its results are summarised.
+
+    ``metrics``: name → (unit, description); ``objective``: the metric the best-points table
+    sorts by and whether lower is better; ``tradeoff``: default (x, y) of the plot.
+    """
+
+    fn: Callable
+    metrics: dict[str, tuple[str, str]]
+    categories: dict[str, tuple[str, ...]]
+    objective: str
+    minimize: bool
+    tradeoff: tuple[str, str]
+    headline: tuple[str, ...]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "pim_gemv": ModelSpec(
+        fn=pim_gemv.gemv,
+        metrics=pim_gemv.METRICS,
+        categories={"bottleneck": pim_gemv.BOTTLENECKS},
+        objective="time_ns",
+        minimize=True,
+        tradeoff=("peak_internal_GBps", "internal_GBps"),
+        headline=("time_ns", "internal_GBps", "mac_util", "bottleneck"),
+    )
+}

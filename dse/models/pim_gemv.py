@@ -1,0 +1,177 @@
+"""First-order GEMV timing on one PIM channel (DESIGN.md §4.2).
+
+A pure function of ONE design point; batching happens in :mod:`dse.explore`.
+
+Mapping (AiM/Newton-style all-bank GEMV, ``y = W x``, ``W`` is ``M x K``):
+
+* the ``M`` output rows are split over ``channels`` and then over the ``banks`` of a
+  channel: each bank holds ``m_bank = ceil(ceil(M / channels) / banks)`` rows of ``W``,
+  packed contiguously over its DRAM rows;
+* one all-bank MAC command reads one column (``col_bytes``, ``e = col_bytes / dtype_bytes``
+  elements) from every bank and multiplies it by ``e`` elements of ``x`` held in the GBuf.
+  A MAC unit of ``lanes < e`` multipliers needs ``ceil(e / lanes)`` issue slots per column,
+  so MACs are spaced ``t_mac = tCCD_mac * ceil(e / lanes)``;
+* ``n_mac = m_bank * ceil(K / e)`` MAC commands in ``n_act = ceil(n_mac / c)`` rows of
+  ``c = row_bytes / col_bytes`` columns. A row holding ``k`` MACs occupies the bank for
+  ``max(tRCD_mac + (k - 1) t_mac + tRTP, tRAS) + tRP`` (ACT → first MAC, MAC stream,
+  last MAC → PRE, PRE → next ACT);
+* the GBuf holds ``gbuf_bytes / dtype_bytes`` input elements, so the reduction is done in
+  ``n_chunk = ceil(K / that)`` chunks; ``x`` is written once (WR-INP, ``ceil(K db / col)``
+  bursts) and every chunk's partial sums are read out (RD-OUT, ``ceil(banks out_bytes /
+  col)`` bursts per output row per chunk). One burst takes
+  ``t_io = ceil(8 col_bytes / (bus_width_bits data_rate))`` cycles on the external bus;
+* ``policy.io = serial``: transfers and MACs add; ``overlap``: the longer of the two plus
+  the exposed first fill and last readout;
+* refresh is discrete: a refresh every ``tREFI`` stalls the channel ``tRFC``, so a run of
+  ``T0`` busy cycles ends after ``T0 + n tRFC`` with
+  ``n = ceil((T0 - tREFI) / (tREFI - tRFC))`` for ``T0 > tREFI`` (else 0).
+
+Outputs: integer ``cycles`` (int64, exact), ``time_ns``, achieved weight-streaming
+``internal_GBps``, ``peak_internal_GBps`` and ``external_GBps`` (all channels),
+``mac_util`` (useful multiply-accumulates over the MAC units' capacity in that time), the
+fractions of time in MAC streaming, row switching, exposed I/O and refresh (they sum to 1),
+the dominant ``bottleneck`` code, command counts and a ``status`` bit set.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from dse.point import STATUS_CODE, DesignPoint
+from dse.workload.gemv import DTYPE_BYTES
+
+__all__ = ["gemv", "BOTTLENECKS", "METRICS"]
+
+#: bottleneck code → name (the argmax of the time fractions)
+BOTTLENECKS = ("mac", "row", "io", "refresh")
+
+#: metric name → (unit, description); the keys of the dict :func:`gemv` returns
+METRICS = {
+    "cycles": ("cycles", "channel busy time for the whole GEMV, refresh included"),
+    "time_ns": ("ns", "cycles * tCK_ns"),
+    "internal_GBps": ("GB/s", "weight bytes streamed through the MAC units per second"),
+    "peak_internal_GBps": ("GB/s", "channels * banks * col_bytes / (t_mac * tCK)"),
+    "external_GBps": ("GB/s", "channels * bus bytes per transfer * data_rate / tCK"),
+    "mac_util": ("1", "useful MACs / (channels * banks * lanes * cycles / tCCD_mac)"),
+    "frac_mac": ("1", "fraction of time issuing MAC commands"),
+    "frac_row": ("1", "fraction of time in row switching (ACT/PRE, tRAS/tRTP/tRP)"),
+    "frac_io": ("1", "fraction of time in exposed WR-INP/RD-OUT transfers"),
+    "frac_refresh": ("1", "fraction of time stalled by refresh"),
+    "bottleneck": ("code", "argmax of the fractions: " + ", ".join(BOTTLENECKS)),
+    "n_mac": ("commands", "all-bank MAC commands per channel"),
+    "n_act": ("commands", "row activations per channel"),
+    "n_wr_inp": ("bursts", "input bursts written to the GBuf per channel"),
+    "n_rd_out": ("bursts", "output bursts read from the banks per channel"),
+    "n_ref": ("commands", "refreshes during the run"),
+    "status": ("bits", "0 = feasible; see dse.point.STATUS_BITS"),
+}
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _row_cycles(k, t_mac, pim):
+    """Cycles a bank row holding ``k >= 1`` MAC columns occupies the channel."""
+    return jnp.maximum(pim.tRCD_mac + (k - 1) * t_mac + pim.tRTP, pim.tRAS) + pim.tRP
+
+
+def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """GEMV timing of one design point (see the module docstring for the equations)."""
+    pim, wl = p.hw.pim, p.workload
+    db = DTYPE_BYTES[wl.dtype]  # static
+
+    bad = (
+        (pim.tCK_ns <= 0) | (pim.data_rate <= 0) | (pim.bus_width_bits < 1)
+        | (pim.channels < 1) | (pim.banks < 1) | (pim.lanes < 1) | (pim.tCCD_mac < 1)
+        | (pim.col_bytes < db) | (pim.row_bytes < pim.col_bytes) | (pim.rows < 1)
+        | (pim.out_bytes < 1) | (pim.tREFI < 1) | (wl.K < 1) | (wl.M < 1)
+        | (jnp.minimum(jnp.minimum(pim.tRCD_mac, pim.tRP), jnp.minimum(pim.tRAS, pim.tRTP)) < 0)
+        | (pim.tRFC < 0)
+    )
+    # Sanitised copies keep the arithmetic finite on bad points; their metrics are masked.
+    one = jnp.ones((), jnp.int64)
+    channels = jnp.maximum(pim.channels, one)
+    banks = jnp.maximum(pim.banks, one)
+    lanes = jnp.maximum(pim.lanes, one)
+    tccd = jnp.maximum(pim.tCCD_mac, one)
+    col = jnp.maximum(pim.col_bytes, db)
+    row = jnp.maximum(pim.row_bytes, col)
+    K, M = jnp.maximum(wl.K, one), jnp.maximum(wl.M, one)
+    tck = jnp.where(pim.tCK_ns > 0, pim.tCK_ns, 1.0)
+    rate = jnp.where(pim.data_rate > 0, pim.data_rate, 1.0)
+    width = jnp.maximum(pim.bus_width_bits, one)
+
+    # --- MAC streaming and row switching ------------------------------------------------
+    e = col // db  # elements per column access
+    t_mac = tccd * _cdiv(e, lanes)
+    cols_per_row = row // col
+    m_bank = _cdiv(_cdiv(M, channels), banks)
+    n_mac = m_bank * _cdiv(K, e)
+    n_full, rem = n_mac // cols_per_row, n_mac % cols_per_row
+    n_act = n_full + (rem > 0)
+    t_compute = n_full * _row_cycles(cols_per_row, t_mac, pim) + jnp.where(
+        rem > 0, _row_cycles(jnp.maximum(rem, 1), t_mac, pim), 0
+    )
+    t_mac_total = n_mac * t_mac
+
+    # --- external transfers -------------------------------------------------------------
+    t_io = jnp.ceil(8.0 * col / (width * rate)).astype(jnp.int64)
+    k_chunk = jnp.maximum(pim.gbuf_bytes // db, 1)
+    n_chunk = _cdiv(K, k_chunk)
+    n_wr = _cdiv(K * db, col)
+    out_per_row = _cdiv(banks * pim.out_bytes, col)
+    n_rd = n_chunk * m_bank * out_per_row
+    t_in, t_out = n_wr * t_io, n_rd * t_io
+    exposed = (_cdiv(jnp.minimum(K, k_chunk) * db, col) + out_per_row) * t_io
+    serial = t_compute + t_in + t_out
+    overlap = jnp.maximum(t_compute, t_in + t_out - exposed) + exposed
+    busy = jnp.where(p.policy.io == 0, serial, overlap)
+
+    # --- discrete refresh ---------------------------------------------------------------
+    window = pim.tREFI - pim.tRFC
+    starved = (pim.tRFC > 0) & (window <= 0)
+    n_ref = jnp.where(
+        (pim.tRFC > 0) & (busy > pim.tREFI) & ~starved,
+        _cdiv(busy - pim.tREFI, jnp.maximum(window, 1)),
+        0,
+    )
+    cycles = busy + n_ref * pim.tRFC
+
+    # --- metrics ------------------------------------------------------------------------
+    status = (
+        jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
+        | jnp.where(pim.gbuf_bytes < col, STATUS_CODE["gbuf_too_small"], 0)
+        | jnp.where(starved, STATUS_CODE["refresh_starved"], 0)
+        | jnp.where(n_act > pim.rows, STATUS_CODE["capacity_exceeded"], 0)
+    ).astype(jnp.int64)
+
+    cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
+    time_ns = cyc * tck
+    fracs = jnp.stack([
+        t_mac_total / cyc,
+        (t_compute - t_mac_total) / cyc,
+        (busy - t_compute) / cyc,
+        (n_ref * pim.tRFC) / cyc,
+    ])
+    useful_macs = (M * K).astype(jnp.float64)
+    mac_capacity = (channels * banks * lanes).astype(jnp.float64) * cyc / tccd
+    return {
+        "cycles": cycles,
+        "time_ns": time_ns,
+        "internal_GBps": (M * K * db).astype(jnp.float64) / time_ns,
+        "peak_internal_GBps": (channels * banks * col) / (t_mac * tck),
+        "external_GBps": channels * (width / 8.0) * rate / tck,
+        "mac_util": useful_macs / mac_capacity,
+        "frac_mac": fracs[0],
+        "frac_row": fracs[1],
+        "frac_io": fracs[2],
+        "frac_refresh": fracs[3],
+        "bottleneck": jnp.argmax(fracs).astype(jnp.int64),
+        "n_mac": n_mac,
+        "n_act": n_act,
+        "n_wr_inp": n_wr,
+        "n_rd_out": n_rd,
+        "n_ref": n_ref,
+        "status": status,
+    }

@@ -1,0 +1,216 @@
+"""Design points, status bits, and the single config → point path.
+
+A :class:`DesignPoint` is a tree of frozen dataclasses (``hw``, ``workload``, ``policy``);
+a batch is the same tree with a leading axis on every leaf. :func:`from_config` is the only
+way a composed Hydra config becomes a point: it checks every value against its field's range
+and reports a bad one as a :class:`~dse.errors.ConfigError` naming where it came from.
+
+Infeasible points are data: models return a ``status`` integer whose bits are named in
+:data:`STATUS_BITS`; :func:`decode_status` turns it into a readable column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from enum import Enum, IntEnum
+from typing import Any
+
+import numpy as np
+
+from dse._pytree import iter_fields, is_static, leaf_dtype, pytree_dataclass
+from dse.errors import ConfigError
+from dse.hw.pim import Hardware
+from dse.policy import Policy
+from dse.workload.gemv import Gemv
+
+__all__ = [
+    "DesignPoint",
+    "STATUS_BITS",
+    "decode_status",
+    "from_config",
+    "field_info",
+    "Provenance",
+]
+
+
+@pytree_dataclass
+class DesignPoint:
+    hw: Hardware
+    workload: Gemv
+    policy: Policy
+
+
+#: status bit → name. A point with status 0 is feasible.
+STATUS_BITS: dict[int, str] = {
+    1 << 0: "bad_parameter",  # a parameter outside its physical range (e.g. from a sampler)
+    1 << 1: "gbuf_too_small",  # the global buffer cannot hold one column of input
+    1 << 2: "refresh_starved",  # tRFC >= tREFI: refresh leaves no time for work
+    1 << 3: "capacity_exceeded",  # the weights do not fit in the banks' rows
+}
+STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
+
+
+def decode_status(status: np.ndarray) -> np.ndarray:
+    """Status integers → strings: ``"ok"`` or the set bits' names joined with ``|``."""
+    status = np.asarray(status, dtype=np.int64)
+    out = np.full(status.shape, "ok", dtype=object)
+    for code in np.unique(status):
+        if code == 0:
+            continue
+        names = "|".join(n for b, n in STATUS_BITS.items() if code & b)
+        out[status == code] = names or f"unknown_{code}"
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    path: str
+    owner: type
+    field: dataclasses.Field
+    static: bool
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(object) if self.static else leaf_dtype(self.owner, self.field.name)
+
+    @property
+    def doc(self) -> str:
+        return self.field.metadata.get("doc", "")
+
+    @property
+    def choices(self) -> Any:
+        return self.field.metadata.get("choices")
+
+    def expected(self) -> str:
+        """Human description of an allowed value."""
+        md = self.field.metadata
+        ch = self.choices
+        if self.static:
+            return f"one of {list(ch)}" if ch else "a value"
+        if isinstance(ch, type) and issubclass(ch, IntEnum):
+            return f"one of {[m.name for m in ch]}"
+        kind = "an integer" if self.dtype.kind == "i" else "a number"
+        low, high = md.get("low"), md.get("high")
+        if low is not None:
+            kind += f" {'>' if md.get('low_open') else '>='} {low:g}"
+        if high is not None:
+            kind += f" <= {high:g}"
+        return kind
+
+    def check(self, value: Any, source: str) -> Any:
+        """Cast ``value`` to this field's type or raise a ConfigError."""
+        ch = self.choices
+        if self.static:
+            if isinstance(value, Enum):
+                value = value.name
+            if ch and value not in ch:
+                raise ConfigError(source, self.path, self.expected(), value)
+            return value
+        if isinstance(ch, type) and issubclass(ch, IntEnum):
+            name = value.name if isinstance(value, Enum) else value
+            if isinstance(name, str) and name in ch.__members__:
+                return np.int64(ch[name].value)
+            raise ConfigError(source, self.path, self.expected(), value)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ConfigError(source, self.path, self.expected(), value)
+        if not math.isfinite(float(value)):
+            raise ConfigError(source, self.path, self.expected(), value)
+        if self.dtype.kind == "i":
+            if float(value) != int(value):
+                raise ConfigError(source, self.path, self.expected(), value)
+            value = int(value)
+        md = self.field.metadata
+        low, high = md.get("low"), md.get("high")
+        if low is not None and (value < low or (md.get("low_open") and value == low)):
+            raise ConfigError(source, self.path, self.expected(), value)
+        if high is not None and value > high:
+            raise ConfigError(source, self.path, self.expected(), value)
+        return self.dtype.type(value)
+
+
+def field_info(cls: type = DesignPoint) -> dict[str, FieldInfo]:
+    """Dotted path → :class:`FieldInfo` for every leaf and static field of ``cls``."""
+    return {p: FieldInfo(p, owner, f, is_static(f)) for p, owner, f in iter_fields(cls)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where config values came from, to name the file in error messages.
+
+    ``group_files`` maps a config package (``"hw.pim"``) to the file that filled it;
+    ``overrides`` are the command-line overrides; ``primary`` is the primary config file.
+    """
+
+    group_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    primary: str = "config"
+
+    def source_of(self, key: str) -> str:
+        for ov in self.overrides:
+            name = ov.split("=", 1)[0].lstrip("+~")
+            if name == key or key.startswith(name + "."):
+                return f"command line override '{ov}'"
+        best = ""
+        for package in self.group_files:
+            if (key == package or key.startswith(package + ".")) and len(package) > len(best):
+                best = package
+        return self.group_files[best] if best else self.primary
+
+
+def from_config(
+    cfg: Mapping[str, Any],
+    provenance: Provenance | None = None,
+    loader: Callable[[Mapping[str, Any], Provenance], Mapping[str, Any]] | None = None,
+) -> DesignPoint:
+    """Build one :class:`DesignPoint` of numpy scalars from a composed config.
+
+    ``cfg`` holds ``hw.pim``, ``workload`` and ``policy`` nodes whose keys are the point's
+    field names (extra descriptive keys such as ``name``/``source`` are ignored). ``loader``
+    may fill ``hw.pim`` from an INI file first (see :func:`dse.hw.dram.pim_fields_from_ini`).
+    """
+    prov = provenance or Provenance()
+    pim_cfg = dict(_node(cfg, "hw.pim", prov))
+    if loader is not None:
+        pim_cfg.update(loader(pim_cfg, prov))
+    nodes = {"hw.pim": pim_cfg, "workload": _node(cfg, "workload", prov),
+             "policy": _node(cfg, "policy", prov)}
+    values: dict[str, Any] = {}
+    for path, info in field_info().items():
+        package, _, name = path.rpartition(".")
+        node = nodes[package]
+        if name not in node or node[name] is None or node[name] == "???":
+            raise ConfigError(prov.source_of(path), path, info.expected() + " (missing)")
+        values[path] = info.check(node[name], prov.source_of(path))
+    return build_point(values)
+
+
+def build_point(values: Mapping[str, Any], cls: type = DesignPoint) -> Any:
+    """Assemble a (possibly batched) point from a complete dotted-path → value mapping."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        sub = [p for p in values if p.split(".", 1)[0] == f.name]
+        if len(sub) == 1 and sub[0] == f.name:
+            kwargs[f.name] = values[f.name]
+        else:
+            hint = _subtree_type(cls, f.name)
+            kwargs[f.name] = build_point({p.split(".", 1)[1]: values[p] for p in sub}, hint)
+    return cls(**kwargs)
+
+
+def _subtree_type(cls: type, name: str) -> type:
+    import typing
+
+    return typing.get_type_hints(cls)[name]
+
+
+def _node(cfg: Mapping[str, Any], path: str, prov: Provenance) -> Mapping[str, Any]:
+    node: Any = cfg
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node or node[part] is None:
+            raise ConfigError(prov.primary, path, "a config node (choose a preset group)")
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise ConfigError(prov.source_of(path), path, "a mapping of parameters", node)
+    return node

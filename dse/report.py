@@ -1,0 +1,84 @@
+"""Plots of explored spaces (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["tradeoff_plot", "pareto_mask"]
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray, maximize_y: bool = True) -> np.ndarray:
+    """Points not dominated when smaller ``x`` and larger (or smaller) ``y`` are better."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float) if maximize_y else -np.asarray(y, float)
+    order = np.lexsort((-y, x))
+    best = -np.inf
+    mask = np.zeros(len(x), bool)
+    for i in order:
+        if y[i] > best:
+            mask[i] = True
+            best = y[i]
+    return mask
+
+
+def tradeoff_plot(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    color: str,
+    path: str | os.PathLike,
+    title: str = "",
+    maximize_y: bool = True,
+    total_points: int | None = None,
+) -> Path:
+    """Scatter ``y`` against ``x`` for feasible points, coloured by ``color``, with the
+    Pareto front (lower ``x``, better ``y``) drawn on top; log axes for positive data."""
+    path = Path(path)
+    data = frame[frame["feasible"]] if "feasible" in frame else frame
+    data = data[[c for c in dict.fromkeys([x, y, color]) if c in data]].dropna()
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    if len(data):
+        groups = (data.groupby(color, observed=True) if color in data
+                  else [("points", data)])
+        cmap = plt.get_cmap("tab10")
+        for i, (name, g) in enumerate(groups):
+            ax.scatter(g[x], g[y], s=6, alpha=0.35, color=cmap(i % 10), label=str(name),
+                       rasterized=True, linewidths=0)
+        xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
+        front = pareto_mask(xv, yv, maximize_y)
+        order = np.argsort(xv[front])
+        ax.step(xv[front][order], yv[front][order], where="post", color="black", lw=1.2,
+                label="Pareto front")
+        if (xv > 0).all() and np.ptp(xv) > 0 and xv.max() / xv.min() > 20:
+            ax.set_xscale("log")
+        if (yv > 0).all() and np.ptp(yv) > 0 and yv.max() / yv.min() > 20:
+            ax.set_yscale("log")
+        if {x, y} == {"peak_internal_GBps", "internal_GBps"}:
+            lo, hi = min(xv.min(), yv.min()), max(xv.max(), yv.max())
+            ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8, label="achieved = peak")
+        ax.legend(title=color if color in data else None, fontsize=8, markerscale=3)
+    else:
+        ax.text(0.5, 0.5, "no feasible points", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    shown = len(data)
+    note = f"{shown:,} feasible points shown"
+    if total_points and total_points > len(frame):
+        note += f" (a uniform sample of {total_points:,})"
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
