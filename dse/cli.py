@@ -232,7 +232,11 @@ def _compose(overrides: Sequence[str], config_name: str = "config",
         if err is None:
             raise
         raise err from None
+    from omegaconf import open_dict
+
     choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
     return cfg, _provenance(choices, overrides, cdir, config_name)
 
 

@@ -9,19 +9,20 @@ Mapping (AiM/Newton-style all-bank GEMV, ``y = W x``, ``W`` is ``M x K``):
   packed contiguously over its DRAM rows;
 * one all-bank MAC command reads one column (``col_bytes``, ``e = col_bytes / dtype_bytes``
   elements) from every bank and multiplies it by ``e`` elements of ``x`` held in the GBuf.
-  A MAC unit of ``lanes < e`` multipliers needs ``ceil(e / lanes)`` issue slots per column,
-  so MACs are spaced ``t_mac = tCCD_mac * ceil(e / lanes)``;
+  A MAC unit of ``lanes < e`` multipliers reads the column in ``s = ceil(e / lanes)``
+  lane-wide slices, one per ``tCCD_mac``, so MACs are spaced ``t_mac = s tCCD_mac``;
 * ``n_mac = m_bank * ceil(K / e)`` MAC commands in ``n_act = ceil(n_mac / c)`` rows of
   ``c = row_bytes / col_bytes`` columns. A row holding ``k`` MACs occupies the bank for
-  ``max(tRCD_mac + (k - 1) t_mac + tRTP, tRAS) + tRP`` (ACT → first MAC, MAC stream,
-  last MAC → PRE, PRE → next ACT);
-* the GBuf holds ``gbuf_bytes / dtype_bytes`` input elements, so the reduction is done in
-  ``n_chunk = ceil(K / that)`` chunks; ``x`` is written once (WR-INP, ``ceil(K db / col)``
-  bursts) and every chunk's partial sums are read out (RD-OUT, ``ceil(banks out_bytes /
-  col)`` bursts per output row per chunk). One burst takes
-  ``t_io = ceil(8 col_bytes / (bus_width_bits data_rate))`` cycles on the external bus;
-* ``policy.io = serial``: transfers and MACs add; ``overlap``: the longer of the two plus
-  the exposed first fill and last readout;
+  ``max(tRCD_mac + k t_mac - tCCD_mac + tRTP, tRAS) + tRP`` (ACT → first MAC, MAC stream
+  up to its last slice, last read → PRE, PRE → next ACT); with ``s = 1`` this is DESIGN.md's
+  ``tRCD_mac + (k - 1) tCCD_mac + tRTP + tRP``;
+* the GBuf holds ``floor(gbuf_bytes / col_bytes)`` columns (``k_chunk`` elements) of ``x``,
+  so the reduction is done in ``n_chunk = ceil(K / k_chunk)`` chunks; ``x`` is written
+  once (WR-INP, ``ceil(K db / col)`` bursts) and each chunk's partial sums of the channel's ``ceil(M / channels)`` outputs are
+  read out densely packed (RD-OUT, ``ceil(M_c out_bytes / col)`` bursts per chunk). One burst
+  takes ``t_io = ceil(8 col_bytes / (bus_width_bits data_rate))`` cycles on the external bus;
+* ``policy.io = serial``: transfers and MACs add; ``overlap``: the longer of the two, with
+  the first GBuf fill (no MAC can start before it) and the final readout burst exposed;
 * refresh is discrete: a refresh every ``tREFI`` stalls the channel ``tRFC``, so a run of
   ``T0`` busy cycles ends after ``T0 + n tRFC`` with
   ``n = ceil((T0 - tREFI) / (tREFI - tRFC))`` for ``T0 > tREFI`` (else 0).
@@ -71,9 +72,11 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def _row_cycles(k, t_mac, pim):
-    """Cycles a bank row holding ``k >= 1`` MAC columns occupies the channel."""
-    return jnp.maximum(pim.tRCD_mac + (k - 1) * t_mac + pim.tRTP, pim.tRAS) + pim.tRP
+def _row_cycles(k, t_mac, tccd, pim):
+    """Cycles a bank row holding ``k >= 1`` MAC columns occupies the channel: ACT → first
+    MAC (tRCD_mac), k columns of ``t_mac`` whose last slice is read ``tCCD_mac`` before the
+    end, last read → PRE (tRTP), ACT → PRE at least tRAS, PRE → next ACT (tRP)."""
+    return jnp.maximum(pim.tRCD_mac + k * t_mac - tccd + pim.tRTP, pim.tRAS) + pim.tRP
 
 
 def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
@@ -106,24 +109,24 @@ def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
     e = col // db  # elements per column access
     t_mac = tccd * _cdiv(e, lanes)
     cols_per_row = row // col
-    m_bank = _cdiv(_cdiv(M, channels), banks)
+    m_bank = _cdiv(_cdiv(M, channels), banks)  # output rows of the busiest bank
     n_mac = m_bank * _cdiv(K, e)
     n_full, rem = n_mac // cols_per_row, n_mac % cols_per_row
     n_act = n_full + (rem > 0)
-    t_compute = n_full * _row_cycles(cols_per_row, t_mac, pim) + jnp.where(
-        rem > 0, _row_cycles(jnp.maximum(rem, 1), t_mac, pim), 0
+    t_compute = n_full * _row_cycles(cols_per_row, t_mac, tccd, pim) + jnp.where(
+        rem > 0, _row_cycles(jnp.maximum(rem, 1), t_mac, tccd, pim), 0
     )
     t_mac_total = n_mac * t_mac
 
     # --- external transfers -------------------------------------------------------------
     t_io = jnp.ceil(8.0 * col / (width * rate)).astype(jnp.int64)
-    k_chunk = jnp.maximum(pim.gbuf_bytes // db, 1)
+    k_chunk = jnp.maximum(pim.gbuf_bytes // col, 1) * e  # whole columns per GBuf fill
     n_chunk = _cdiv(K, k_chunk)
     n_wr = _cdiv(K * db, col)
-    out_per_row = _cdiv(banks * pim.out_bytes, col)
-    n_rd = n_chunk * m_bank * out_per_row
+    m_chan = _cdiv(M, channels)
+    n_rd = n_chunk * _cdiv(m_chan * pim.out_bytes, col)  # partial sums, densely packed
     t_in, t_out = n_wr * t_io, n_rd * t_io
-    exposed = (_cdiv(jnp.minimum(K, k_chunk) * db, col) + out_per_row) * t_io
+    exposed = (_cdiv(jnp.minimum(K, k_chunk) * db, col) + 1) * t_io  # first fill, last burst
     serial = t_compute + t_in + t_out
     overlap = jnp.maximum(t_compute, t_in + t_out - exposed) + exposed
     busy = jnp.where(p.policy.io == 0, serial, overlap)
