@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dse import explore as _explore_mod
 from dse.config import CONF_DIR, register_configs
 from dse.errors import EXIT_BAD_INPUT, ConfigError
+from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
 from dse.point import DesignPoint, Provenance, from_config
 from dse.results import RunStore, config_hash, environment
@@ -107,10 +107,10 @@ def run(
     store = RunStore(out, h)
     store.open({"study": c.get("study"), "points": space.num_points})
     resumed = store.completed()
-    _explore_mod.enable_compilation_cache()
-    chunk_size = _explore_mod.chunk_size_for(space, c.get("chunk_size", 262144))
+    enable_compilation_cache()
+    chunk_size = chunk_size_for(space, c.get("chunk_size", 262144))
     evaluated = 0
-    for res in _explore_mod.evaluate(
+    for res in evaluate(
         space, c.get("model", "pim_gemv"), chunk_size, labels=_labels(c),
         skip=store.has_chunk, progress=bool(c.get("progress", True)),
     ):
@@ -132,7 +132,7 @@ def run(
         color = output.get("color") or "bottleneck"
         title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
         png = tradeoff_plot(digest.sample, x, y, color, out / "tradeoff.png", title=title,
-                            maximize_y=not (y in ("time_ns", "cycles")),
+                            maximize_y=y not in ("time_ns", "cycles"),
                             total_points=digest.points)
         files.append(png.name)
     pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
@@ -273,8 +273,8 @@ def explore(overrides: Sequence[str] = (), config_name: str = "config",
         res = run(cfg, output_dir, prov, console=_quiet_console())
         return pd.read_parquet(res.dir / "points.parquet")
     c, base, space = build(cfg, prov)
-    size = _explore_mod.chunk_size_for(space, c.get("chunk_size", 262144))
-    frames = [r.frame for r in _explore_mod.evaluate(space, c.get("model", "pim_gemv"), size,
+    size = chunk_size_for(space, c.get("chunk_size", 262144))
+    frames = [r.frame for r in evaluate(space, c.get("model", "pim_gemv"), size,
                                                      labels=_labels(c))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

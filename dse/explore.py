@@ -254,7 +254,11 @@ class _Progress:
         self._bar = None
         if enabled and sys.stderr.isatty():
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
             )
 
             self._bar = Progress(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dse._pytree import iter_fields, is_static, leaf_dtype, pytree_dataclass
+from dse._pytree import is_static, iter_fields, leaf_dtype, pytree_dataclass
 from dse.errors import ConfigError
 from dse.hw.pim import Hardware
 from dse.policy import Policy

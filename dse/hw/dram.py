@@ -11,8 +11,8 @@ LLMServingSim ``configs/pim/*.ini``): sections ``[dram_structure] [timing] [powe
 [other]`` (others such as ``[thermal]`` are kept in :attr:`DramConfig.raw`). Keys are
 case-insensitive, as in DRAMSim3's inih reader. A number may carry a trailing parenthesised
 note (GDDR5X's ``tCK = 0.666 (1/1.5)``; DRAMSim3's ``strtod`` stops before it); any other
-trailing text is an error. Everything after ``#`` or ``;`` on a line is
-a comment, also without a space before it (``tRPRE = 1; read preamble``). An empty value
+trailing text is an error. Everything after ``#`` or ``;`` on a line is a comment, also
+without a space before it (``tRPRE = 1; read preamble``). An empty value
 (``tRFC = ``) means the key is absent, which is what DRAMSim3 does with it (its
 ``GetInteger`` falls back to the default on an unparsable value). LLMServingSim's ``[other]``
 section adds ``data_rate`` (MT/s), ``idle_power`` and ``peak_power`` (mW).
@@ -460,13 +460,11 @@ def _read_dramsim3(src: str, text: str) -> DramConfig:
         pim_type=pim_type,
         path=src,
         format="dramsim3",
-        power=(
-            {
-                v.name(k).split(".", 1)[1]: v.real(k)
-                for k in raw
-                if k.startswith("power.") and v.text(k) is not None
-            }
-        ),
+        power={
+            v.name(k).split(".", 1)[1]: v.real(k)
+            for k in raw
+            if k.startswith("power.") and v.text(k) is not None
+        },
         raw=dict(raw),
     )
 
