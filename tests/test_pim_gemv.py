@@ -86,8 +86,8 @@ def test_discrete_refresh_count():
     assert short["n_ref"] == 0 and short["cycles"] == base
 
 
-def test_fractions_sum_to_one_and_status_masks(rng=np.random.default_rng(1)):
-    pts = random_params(rng, 300)
+def test_fractions_sum_to_one_and_status_masks():
+    pts = random_params(np.random.default_rng(1), 300)
     for r in evaluate_params(pts):
         assert r["frac_mac"] + r["frac_row"] + r["frac_io"] + r["frac_refresh"] == pytest.approx(1)
         assert 0 < r["mac_util"] <= 1 + 1e-12

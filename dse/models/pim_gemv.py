@@ -18,9 +18,10 @@ Mapping (AiM/Newton-style all-bank GEMV, ``y = W x``, ``W`` is ``M x K``):
   ``tRCD_mac + (k - 1) tCCD_mac + tRTP + tRP``;
 * the GBuf holds ``floor(gbuf_bytes / col_bytes)`` columns (``k_chunk`` elements) of ``x``,
   so the reduction is done in ``n_chunk = ceil(K / k_chunk)`` chunks; ``x`` is written
-  once (WR-INP, ``ceil(K db / col)`` bursts) and each chunk's partial sums of the channel's ``ceil(M / channels)`` outputs are
-  read out densely packed (RD-OUT, ``ceil(M_c out_bytes / col)`` bursts per chunk). One burst
-  takes ``t_io = ceil(8 col_bytes / (bus_width_bits data_rate))`` cycles on the external bus;
+  once (WR-INP, ``ceil(K db / col)`` bursts) and each chunk's partial sums of the
+  channel's ``M_c = ceil(M / channels)`` outputs are read out densely packed (RD-OUT,
+  ``ceil(M_c out_bytes / col)`` bursts per chunk). One burst takes
+  ``t_io = ceil(8 col_bytes / (bus_width_bits data_rate))`` cycles on the external bus;
 * ``policy.io = serial``: transfers and MACs add; ``overlap``: the longer of the two, with
   the first GBuf fill (no MAC can start before it) and the final readout burst exposed;
 * refresh is discrete: a refresh every ``tREFI`` stalls the channel ``tRFC``, so a run of
