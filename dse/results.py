@@ -236,7 +236,7 @@ class RunStore:
                     best.append(ok.nsmallest(top, objective) if minimize
                                 else ok.nlargest(top, objective))
                 first = (-seen) % stride
-                samples.append(frame.iloc[first::stride])
+                samples.append(frame.iloc[first::stride].copy())  # a view would pin the chunk
                 seen += len(frame)
             if writer is None:  # no points at all: still a valid (empty) table
                 pq.write_table(pa.table({"point_id": pa.array([], pa.uint64())}), tmp)

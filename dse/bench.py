@@ -1,0 +1,143 @@
+"""Benchmarks: ``python -m dse.bench [--points N] [--skip-large]``.
+
+1. GEMV model throughput: one compiled call over ``2**20`` random design points (8 swept
+   parameters), compile time reported separately, best of several repetitions.
+2. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
+   (default 10,000,000): wall time, evaluation time, points/s, recompiles after the first
+   chunk, and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dse.explore import chunk_size_for, evaluate_points, trace_count
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def model_throughput(n: int = 1 << 20, reps: int = 5) -> dict:
+    from dse.cli import _compose, build
+
+    cfg, prov = _compose(["space=single"])
+    _, base, _ = build(cfg, prov)
+    rng = np.random.default_rng(0)
+    swept = {
+        "hw.pim.banks": rng.integers(1, 65, n),
+        "hw.pim.lanes": rng.integers(1, 33, n),
+        "hw.pim.tCCD_mac": rng.integers(1, 9, n),
+        "hw.pim.tRCD_mac": rng.integers(10, 100, n),
+        "hw.pim.tRP": rng.integers(8, 60, n),
+        "hw.pim.row_bytes": 32 * rng.integers(8, 129, n),
+        "hw.pim.gbuf_bytes": rng.integers(256, 8193, n),
+        "policy.io": rng.integers(0, 2, n),
+    }
+    before = trace_count()
+    _, compile_s, first_s = evaluate_points(base, swept)
+    times = []
+    for _ in range(reps):
+        swept = {k: rng.permutation(v) for k, v in swept.items()}  # new data, same shape
+        _, _, t = evaluate_points(base, swept)
+        times.append(t)
+    return {
+        "points": n,
+        "compile_s": round(compile_s, 3),
+        "first_call_s": round(first_s, 4),
+        "eval_s_best": round(min(times), 4),
+        "eval_s_median": round(float(np.median(times)), 4),
+        "points_per_s": round(n / min(times)),
+        "traces": trace_count() - before,
+    }
+
+
+def pipeline(points: int, chunk_size: int = 262144) -> dict:
+    """A ``points``-point grid through the CLI's run() into a temporary directory."""
+    from dse.cli import _compose, run
+
+    side = int(round(points ** (1 / 4)))
+    grid = {
+        "hw.pim.tRCD_mac": list(range(10, 10 + side)),
+        "hw.pim.tRP": list(range(8, 8 + side)),
+        "workload.K": list(range(1024, 1024 + 64 * side, 64)),
+    }
+    last = -(-points // side**3)
+    grid["workload.M"] = list(range(1024, 1024 + 64 * last, 64))
+    overrides = ["space=single", "output.plot=true", f"chunk_size={chunk_size}",
+                 "study=bench", "progress=false"]
+    overrides += [f"+space.axes.{k}=[{','.join(map(str, v))}]" for k, v in grid.items()]
+    cfg, prov = _compose(overrides)
+    before = trace_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        from rich.console import Console
+
+        t0 = time.perf_counter()
+        res = run(cfg, Path(tmp) / "run", prov, console=Console(file=open("/dev/null", "w")))
+        wall = time.perf_counter() - t0
+        size_mb = (Path(res.dir) / "points.parquet").stat().st_size / 2**20
+    s = res.summary
+    return {
+        "points": s["points"],
+        "chunks": s["chunks"],
+        "chunk_size": s["chunk_size"],
+        "compile_s": s["compile_s"],
+        "evaluation_s": s["evaluation_s"],
+        "model_points_per_s": s["points_per_s"],
+        "wall_s": round(wall, 2),
+        "end_to_end_points_per_s": round(s["points"] / wall),
+        "traces": trace_count() - before,
+        "parquet_MB": round(size_mb, 1),
+        "peak_rss_MB": round(_peak_rss_mb(), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m dse.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=10_000_000,
+                    help="design points in the pipeline benchmark (default 10,000,000)")
+    ap.add_argument("--skip-large", action="store_true", help="only the model benchmark")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    from dse.explore import enable_compilation_cache
+
+    enable_compilation_cache()
+    dev = jax.devices()[0]
+    out: dict = {"device": f"{dev.platform}:{dev.device_kind}"}
+    if not args.json:
+        print(f"device: {out['device']}")
+    if not args.skip_large:  # first, so the peak memory is the pipeline's own
+        out["pipeline"] = pipeline(args.points)
+        if not args.json:
+            p = out["pipeline"]
+            print(f"pipeline, {p['points']:,} points in {p['chunks']} chunks of "
+                  f"{p['chunk_size']:,}: compile {p['compile_s']:.2f} s, evaluation "
+                  f"{p['evaluation_s']:.2f} s ({p['model_points_per_s']:,.0f} points/s), "
+                  f"wall {p['wall_s']:.1f} s incl. Parquet ({p['end_to_end_points_per_s']:,} "
+                  f"points/s), traces {p['traces']}, peak RSS {p['peak_rss_MB']:,.0f} MB, "
+                  f"points.parquet {p['parquet_MB']:,.0f} MB")
+    out["model"] = model_throughput()
+    if not args.json:
+        m = out["model"]
+        print(f"GEMV model, {m['points']:,} points in one call: compile {m['compile_s']:.2f} s, "
+              f"evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
+              f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}")
+    if args.json:
+        json.dump(out, sys.stdout, indent=1)
+        print()
+
+
+if __name__ == "__main__":
+    main()
