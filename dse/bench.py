@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.explore import chunk_size_for, evaluate_points, trace_count
+from dse.explore import evaluate_points, trace_count
 
 
 def _peak_rss_mb() -> float:
@@ -72,8 +72,13 @@ def pipeline(points: int, chunk_size: int = 262144) -> dict:
     }
     last = -(-points // side**3)
     grid["workload.M"] = list(range(1024, 1024 + 64 * last, 64))
-    overrides = ["space=single", "output.plot=true", f"chunk_size={chunk_size}",
-                 "study=bench", "progress=false"]
+    overrides = [
+        "space=single",
+        "output.plot=true",
+        f"chunk_size={chunk_size}",
+        "study=bench",
+        "progress=false",
+    ]
     overrides += [f"+space.axes.{k}=[{','.join(map(str, v))}]" for k, v in grid.items()]
     cfg, prov = _compose(overrides)
     before = trace_count()
@@ -101,10 +106,17 @@ def pipeline(points: int, chunk_size: int = 262144) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m dse.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--points", type=int, default=10_000_000,
-                    help="design points in the pipeline benchmark (default 10,000,000)")
+    ap = argparse.ArgumentParser(
+        prog="python -m dse.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--points",
+        type=int,
+        default=10_000_000,
+        help="design points in the pipeline benchmark (default 10,000,000)",
+    )
     ap.add_argument("--skip-large", action="store_true", help="only the model benchmark")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -122,18 +134,22 @@ def main(argv: list[str] | None = None) -> None:
         out["pipeline"] = pipeline(args.points)
         if not args.json:
             p = out["pipeline"]
-            print(f"pipeline, {p['points']:,} points in {p['chunks']} chunks of "
-                  f"{p['chunk_size']:,}: compile {p['compile_s']:.2f} s, evaluation "
-                  f"{p['evaluation_s']:.2f} s ({p['model_points_per_s']:,.0f} points/s), "
-                  f"wall {p['wall_s']:.1f} s incl. Parquet ({p['end_to_end_points_per_s']:,} "
-                  f"points/s), traces {p['traces']}, peak RSS {p['peak_rss_MB']:,.0f} MB, "
-                  f"points.parquet {p['parquet_MB']:,.0f} MB")
+            print(
+                f"pipeline, {p['points']:,} points in {p['chunks']} chunks of "
+                f"{p['chunk_size']:,}: compile {p['compile_s']:.2f} s, evaluation "
+                f"{p['evaluation_s']:.2f} s ({p['model_points_per_s']:,.0f} points/s), "
+                f"wall {p['wall_s']:.1f} s incl. Parquet ({p['end_to_end_points_per_s']:,} "
+                f"points/s), traces {p['traces']}, peak RSS {p['peak_rss_MB']:,.0f} MB, "
+                f"points.parquet {p['parquet_MB']:,.0f} MB"
+            )
     out["model"] = model_throughput()
     if not args.json:
         m = out["model"]
-        print(f"GEMV model, {m['points']:,} points in one call: compile {m['compile_s']:.2f} s, "
-              f"evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
-              f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}")
+        print(
+            f"GEMV model, {m['points']:,} points in one call: compile {m['compile_s']:.2f} s, "
+            f"evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
+            f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}"
+        )
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,13 +27,14 @@ from dse.config import CONF_DIR, register_configs
 from dse.errors import EXIT_BAD_INPUT, ConfigError
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
-from dse.point import DesignPoint, Provenance, from_config
+from dse.point import DesignPoint, Provenance, field_info, from_config
 from dse.results import RunStore, config_hash, environment
 from dse.space import Space, build_space
 
 __all__ = ["run", "explore", "main", "RunResult", "build"]
 
 log = logging.getLogger("dse")
+_USER_FULL_ERROR = False  # HYDRA_FULL_ERROR=1 from the user: show tracebacks
 GROUP_PACKAGES = {"pim": "hw.pim", "workload": "workload", "policy": "policy", "space": "space"}
 
 
@@ -45,8 +48,7 @@ def _container(cfg: Any) -> dict[str, Any]:
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=False,
-                                     throw_on_missing=False)
+        cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=False, throw_on_missing=False)
     cfg = dict(cfg)
     cfg.pop("hydra", None)
     return cfg
@@ -72,6 +74,18 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
         raise ConfigError(prov.source_of("model"), "model", f"one of {list(MODELS)}", model)
     base = from_config(c, prov, loader=_ini_loader)
     space = build_space(c.get("space") or {}, base, source=prov.source_of("space"))
+    output = c.get("output") or {}
+    known = set(MODELS[model].metrics) | set(field_info()) | {"pim", "workload", "status"}
+    for key in ("x", "y", "color"):
+        if output.get(key) and output[key] not in known:
+            close = difflib.get_close_matches(str(output[key]), sorted(known), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(
+                prov.source_of(f"output.{key}"),
+                f"output.{key}",
+                "a metric or parameter column" + hint,
+                output[key],
+            )
     chunk = c.get("chunk_size", 262144)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(prov.source_of("chunk_size"), "chunk_size", "an integer >= 1", chunk)
@@ -79,8 +93,10 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
 
 
 def _labels(c: Mapping[str, Any]) -> dict[str, str]:
-    return {"pim": str(c["hw"]["pim"].get("name", "")),
-            "workload": str(c["workload"].get("name", ""))}
+    return {
+        "pim": str(c["hw"]["pim"].get("name", "")),
+        "workload": str(c["workload"].get("name", "")),
+    }
 
 
 def run(
@@ -111,18 +127,34 @@ def run(
     chunk_size = chunk_size_for(space, c.get("chunk_size", 262144))
     evaluated = 0
     for res in evaluate(
-        space, c.get("model", "pim_gemv"), chunk_size, labels=_labels(c),
-        skip=store.has_chunk, progress=bool(c.get("progress", True)),
+        space,
+        c.get("model", "pim_gemv"),
+        chunk_size,
+        labels=_labels(c),
+        skip=store.has_chunk,
+        progress=bool(c.get("progress", True)),
     ):
-        store.write_chunk(res.combo, res.index, res.frame, {
-            "points": len(res.frame), "raw_points": res.raw_points,
-            "compile_s": res.compile_s, "eval_s": res.eval_s,
-        })
+        store.write_chunk(
+            res.combo,
+            res.index,
+            res.frame,
+            {
+                "points": len(res.frame),
+                "raw_points": res.raw_points,
+                "compile_s": res.compile_s,
+                "eval_s": res.eval_s,
+            },
+        )
         evaluated += 1
     output = c.get("output") or {}
     categories = tuple(spec.categories)
-    digest = store.finalize(spec.objective, spec.minimize, categories,
-                            top=int(output.get("top", 8)), csv=bool(output.get("csv", False)))
+    digest = store.finalize(
+        spec.objective,
+        spec.minimize,
+        categories,
+        top=int(output.get("top", 8)),
+        csv=bool(output.get("csv", False)),
+    )
     files = ["points.parquet"] + (["points.csv"] if output.get("csv") else [])
     if output.get("plot", True):
         from dse.report import tradeoff_plot
@@ -131,9 +163,16 @@ def run(
         y = output.get("y") if output.get("x") else spec.tradeoff[1]
         color = output.get("color") or "bottleneck"
         title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
-        png = tradeoff_plot(digest.sample, x, y, color, out / "tradeoff.png", title=title,
-                            maximize_y=y not in ("time_ns", "cycles"),
-                            total_points=digest.points)
+        png = tradeoff_plot(
+            digest.sample,
+            x,
+            y,
+            color,
+            out / "tradeoff.png",
+            title=title,
+            maximize_y=y not in ("time_ns", "cycles"),
+            total_points=digest.points,
+        )
         files.append(png.name)
     pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
     summary = {
@@ -171,7 +210,7 @@ def _discard_if_empty(path: Path) -> None:
     if not path.is_dir():
         return
     names = {p.name for p in path.iterdir()}
-    if names <= {".hydra", "main.log", "__main__.log", "cli.log"} or not names:
+    if names <= {".hydra", "main.log", "__main__.log", "cli.log", "multirun.yaml"}:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -216,8 +255,11 @@ def _fmt(v: Any) -> str:
 
 
 # --- Python API ---------------------------------------------------------------------------
-def _compose(overrides: Sequence[str], config_name: str = "config",
-             config_dir: str | os.PathLike | None = None) -> tuple[Any, Provenance]:
+def _compose(
+    overrides: Sequence[str],
+    config_name: str = "config",
+    config_dir: str | os.PathLike | None = None,
+) -> tuple[Any, Provenance]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -240,8 +282,9 @@ def _compose(overrides: Sequence[str], config_name: str = "config",
     return cfg, _provenance(choices, overrides, cdir, config_name)
 
 
-def _provenance(choices: Mapping[str, Any], overrides: Sequence[str], cdir: Path,
-                config_name: str) -> Provenance:
+def _provenance(
+    choices: Mapping[str, Any], overrides: Sequence[str], cdir: Path, config_name: str
+) -> Provenance:
     files = {}
     for group, package in GROUP_PACKAGES.items():
         choice = choices.get(group)
@@ -259,9 +302,12 @@ def _group_file(group: str, choice: str, cdir: Path) -> Path:
     return CONF_DIR / group / f"{choice}.yaml"
 
 
-def explore(overrides: Sequence[str] = (), config_name: str = "config",
-            config_dir: str | os.PathLike | None = None,
-            output_dir: str | os.PathLike | None = None) -> Any:
+def explore(
+    overrides: Sequence[str] = (),
+    config_name: str = "config",
+    config_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+) -> Any:
     """Evaluate the space that ``overrides`` (the CLI's syntax) select; return a DataFrame.
 
     With ``output_dir`` the run also writes its files there, as the CLI does.
@@ -274,8 +320,7 @@ def explore(overrides: Sequence[str] = (), config_name: str = "config",
         return pd.read_parquet(res.dir / "points.parquet")
     c, base, space = build(cfg, prov)
     size = chunk_size_for(space, c.get("chunk_size", 262144))
-    frames = [r.frame for r in evaluate(space, c.get("model", "pim_gemv"), size,
-                                                     labels=_labels(c))]
+    frames = [r.frame for r in evaluate(space, c.get("model", "pim_gemv"), size, labels=_labels(c))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -291,88 +336,308 @@ def _task(cfg: Any) -> dict[str, Any]:
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    src = next((s for s in hc.runtime.config_sources if s.provider == "main"), None)
-    cdir = Path(src.path.replace("file://", "")) if src is not None else CONF_DIR
-    prov = _provenance(dict(hc.runtime.choices), list(hc.overrides.task), cdir,
-                       hc.job.config_name or "config")
+    dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}
+    cdir = dirs.get("command-line", dirs.get("main", CONF_DIR))  # -cd wins over conf/
+    prov = _provenance(
+        dict(hc.runtime.choices), list(hc.overrides.task), cdir, hc.job.config_name or "config"
+    )
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     study_root = out.parent.parent if multirun else out.parent
     try:
         return run(cfg, out, prov, study_root=study_root).summary
-    except ConfigError:
+    except ConfigError as err:
         _discard_if_empty(out)
         if multirun:
             _discard_if_empty(out.parent)
+        if err.source in {*prov.group_files.values(), prov.primary} or err.source.startswith(
+            "command line override"
+        ):
+            # Name where the value really came from: the most specific override of the key,
+            # else the study file when it sets the key, else the group file.
+            err.source = _override_source(err.key, prov.overrides) or _config_file_of(
+                err.key, cdir, hc.job.config_name or "config", dict(hc.runtime.choices)
+            )
+        # Report here: a job that raises makes Hydra add "Error executing job with
+        # overrides: ..." to stderr, and bad input gets one line.
+        _fail(err.oneline(), _USER_FULL_ERROR, err)
         raise
 
 
-def _hydra_error(exc: BaseException, overrides: list[str], cdir: Path,
-                 config_name: str) -> ConfigError | None:
-    """Turn a Hydra/OmegaConf composition error into a one-line ConfigError."""
-    from hydra.errors import HydraException, MissingConfigException
+def _config_file_of(key: str, cdir: Path, config_name: str, choices: Mapping[str, Any]) -> str:
+    """The config file that sets ``key``: the primary (study) file if it does, else its group's."""
+    from omegaconf import OmegaConf
+
+    primary = next(
+        (p for p in (cdir / f"{config_name}.yaml", CONF_DIR / f"{config_name}.yaml") if p.exists()),
+        cdir / f"{config_name}.yaml",
+    )
+    with contextlib.suppress(Exception):
+        node = OmegaConf.load(primary)
+        if OmegaConf.select(node, re.sub(r"\[\d+\]$", "", key), default=None) is not None:
+            return str(primary)
+    for group, package in GROUP_PACKAGES.items():
+        if (key == package or key.startswith(package + ".")) and choices.get(group):
+            return str(_group_file(group, str(choices[group]), cdir))
+    return str(primary)
+
+
+def _hydra_error(
+    exc: BaseException, overrides: list[str], cdir: Path, config_name: str
+) -> ConfigError | None:
+    """Turn a Hydra/OmegaConf/YAML composition error into a one-line ConfigError."""
+    import difflib
+
+    import yaml
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    from dse.point import field_info
+
     chain, e = [], exc
-    while e is not None:
+    while e is not None and e not in chain:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    if not any(isinstance(e, (HydraException, OmegaConfBaseException)) for e in chain):
+
+    def raised_in_hydra(e: BaseException) -> bool:  # e.g. a ValueError of the override parser
+        tb, last = e.__traceback__, ""
+        while tb is not None:
+            last, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+        return any(f"{os.sep}{m}{os.sep}" in last for m in ("hydra", "omegaconf"))
+
+    if not any(
+        isinstance(e, (HydraException, OmegaConfBaseException, yaml.YAMLError))
+        or raised_in_hydra(e)
+        for e in chain
+    ):
         return None
-    key = next((getattr(e, "full_key", None) for e in chain if getattr(e, "full_key", None)),
-               None)
-    texts = []
+    primary = cdir / f"{config_name}.yaml"
+    if not primary.exists() and (CONF_DIR / f"{config_name}.yaml").exists():
+        primary = CONF_DIR / f"{config_name}.yaml"
+
+    bad_yaml = next((e for e in chain if isinstance(e, yaml.YAMLError)), None)
+    if bad_yaml is not None:  # a config file that is not YAML
+        mark = getattr(bad_yaml, "problem_mark", None) or getattr(bad_yaml, "context_mark", None)
+        name = str(getattr(mark, "name", "") or "")
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(bad_yaml, "problem", None) or str(bad_yaml).splitlines()[0]
+        return ConfigError(
+            name if name and not name.startswith("<") else str(primary),
+            "",
+            f"valid YAML ({problem}{where})",
+        )
+    bad_override = next((e for e in chain if isinstance(e, OverrideParseException)), None)
+    if bad_override is not None:  # not Hydra's override grammar
+        ov = str(bad_override.override)
+        causes = [str(e).strip() for e in chain[chain.index(bad_override) + 1 :] if str(e).strip()]
+        got = (causes or [str(bad_override.message).strip()])[0].splitlines()[0]
+        return ConfigError(
+            f"command line override '{ov}'",
+            ov.split("=", 1)[0].lstrip("+~"),
+            "key=value in Hydra's override grammar (quote a value with spaces or special "
+            "characters: 'key=\"a > b\"')",
+            got,
+        )
+    missing = next((e for e in chain if isinstance(e, MissingConfigException)), None)
+    if missing is not None and missing.options is not None:  # unknown preset of a group
+        group = (missing.missing_cfg_file or "").split("/")[0]
+        return ConfigError(
+            _override_source(group, overrides) or str(primary),
+            group or "config",
+            f"one of {sorted(missing.options)}",
+            (missing.missing_cfg_file or "").split("/")[-1],
+        )
+    text_all = " ".join(str(e) for e in chain)
+    bad_dir = re.search(r"config directory '([^']*)'", text_all)
+    if bad_dir:  # -cd to a directory that is not there
+        return ConfigError(
+            f"command line option '--config-dir {bad_dir.group(1)}'",
+            "--config-dir",
+            "an existing config directory",
+            bad_dir.group(1),
+        )
+    if missing is not None and missing.missing_cfg_file == config_name:  # -cn of no file
+        names = sorted(p.stem for p in cdir.glob("*.yaml")) if cdir.is_dir() else []
+        return ConfigError(
+            str(cdir / f"{config_name}.yaml"),
+            "--config-name",
+            f"the name of a config in {cdir}: one of {names}",
+            config_name,
+        )
+
+    key = next((getattr(e, "full_key", None) for e in chain if getattr(e, "full_key", None)), None)
+    texts: list[str] = []
     for e in chain:
         t = str(e).split("\n    full_key:")[0]
+        t = re.sub(r"^In '[^']*': \w+ raised while composing config:", "", t.strip())
+        t = re.sub(r"^Error merging override \S+", "", t.strip())
         t = t.replace("To append to your config use", "; to add a new key use")
-        if t and t not in texts:
+        t = " ".join(t.split())
+        if t and "$VALUE" not in t and not any(t in x for x in texts):
             texts.append(t)
-    text = " ".join(" ".join(texts).split())
-    if isinstance(exc, MissingConfigException) and exc.options is not None:
-        group = (exc.missing_cfg_file or "").split("/")[0]
-        return ConfigError(
-            _override_source(group, overrides) or str(cdir / f"{config_name}.yaml"),
-            group or "config", f"one of {sorted(exc.options)}",
-            (exc.missing_cfg_file or "").split("/")[-1],
+    text = " ".join(texts)
+    composing = next((m.group(1) for e in chain if (m := re.match(r"In '([^']+)'", str(e)))), None)
+    in_file = None
+    if composing:  # the config file whose merge failed
+        group, _, choice = composing.rpartition("/")
+        in_file = str(
+            _group_file(group, choice, cdir)
+            if group
+            else next(
+                (p for p in (cdir / f"{choice}.yaml", CONF_DIR / f"{choice}.yaml") if p.exists()),
+                primary,
+            )
         )
+    if not key and composing and "Cannot merge" in text:
+        key, expected = _merge_conflict(in_file, composing, overrides, cdir, config_name)
+        if key:
+            return ConfigError(in_file, key, expected)
+    if not key and composing and "/" in composing:  # a group file that is no mapping of values
+        key = GROUP_PACKAGES.get(composing.split("/")[0])
     if key:
-        source = _override_source(key, overrides)
+        # With the failing file known, a group choice (space=x) only says which file it was.
+        source = (
+            _override_source(
+                key,
+                [
+                    o
+                    for o in overrides
+                    if not in_file or o.split("=", 1)[0].lstrip("+~/") not in GROUP_PACKAGES
+                ],
+            )
+            or in_file
+        )
         if source is None:
-            group = next((g for g, pkg in GROUP_PACKAGES.items()
-                          if key == pkg or key.startswith(pkg + ".")), None)
+            group = next(
+                (g for g, pkg in GROUP_PACKAGES.items() if key == pkg or key.startswith(pkg + ".")),
+                None,
+            )
             choice = _choice(group, overrides, cdir, config_name) if group else None
-            source = (str(_group_file(group, choice, cdir)) if choice
-                      else str(cdir / f"{config_name}.yaml"))
-        return ConfigError(source, key, "a valid value: " + text)
-    return ConfigError(_override_source("", overrides) or str(cdir / f"{config_name}.yaml"),
-                       "", "a valid configuration: " + text)
+            source = str(_group_file(group, choice, cdir)) if choice else str(primary)
+        fields = field_info()
+        if key in fields:
+            expected = f"{fields[key].expected()} ({text})"
+        elif "not in" in text or "Could not override" in text:
+            from omegaconf import OmegaConf
+
+            from dse.config import Config
+
+            schema = OmegaConf.structured(Config)
+            known = [
+                *fields,
+                *(
+                    f"{k}.{k2}" if k2 else k
+                    for k in schema
+                    for k2 in ([""] + list(schema[k]) if k in ("space", "output") else [""])
+                ),
+            ]
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            expected = f"a known key{hint}: {text}"
+        elif "Cannot merge" in text and key.startswith("space.axes."):
+            expected = (
+                "the form of the axis it replaces: a list and a {range: ...}-style "
+                f"mapping do not merge (delete it first with ~{key}, or start from "
+                "space=single)"
+            )
+        else:
+            expected = "a valid value: " + text
+        return ConfigError(source, key, expected)
+    return ConfigError(
+        in_file or _override_source("", overrides) or str(primary),
+        "",
+        "a valid configuration: " + text,
+    )
+
+
+def _merge_conflict(
+    path: str | None, composing: str, overrides: Sequence[str], cdir: Path, config_name: str
+) -> tuple[str, str]:
+    """The axis of ``path`` that a list/mapping mismatch with the space preset's axis broke."""
+    from omegaconf import OmegaConf
+
+    from dse.space import _flatten
+
+    choice = _choice("space", overrides, cdir, config_name)
+    if not path or not choice or "/" in composing:
+        return "", ""
+    with contextlib.suppress(Exception):
+        mine: dict[str, Any] = {}
+        base: dict[str, Any] = {}
+        _flatten(
+            OmegaConf.to_container(OmegaConf.load(path)).get("space", {}).get("axes") or {},
+            "",
+            mine,
+        )
+        _flatten(
+            OmegaConf.to_container(OmegaConf.load(_group_file("space", choice, cdir))).get("axes")
+            or {},
+            "",
+            base,
+        )
+        for axis, spec in mine.items():
+            if axis in base and isinstance(spec, Mapping) != isinstance(base[axis], Mapping):
+                return (
+                    f"space.axes.{axis}",
+                    f"the form of the axis in space preset '{choice}' "
+                    f"({'a mapping' if isinstance(base[axis], Mapping) else 'a list'}): a "
+                    "list and a {range: ...}-style mapping do not merge (use "
+                    f"'override /space: single' to define the axes afresh), got {spec!r}",
+                )
+    return "", ""
 
 
 def _override_source(key: str, overrides: Sequence[str]) -> str | None:
-    for ov in overrides:
+    """The most specific command-line override that sets ``key`` (or a node above or below it).
+
+    An override of a config group (``space=single``) selects a file: it sets the group's
+    name only, not the values in the file.
+    """
+    best: tuple[int, str] | None = None
+    for ov in overrides if key else ():
         name = ov.split("=", 1)[0].lstrip("+~")
-        if key and (name == key or key.startswith(name + ".") or name.startswith(key + ".")):
-            return f"command line override '{ov}'"
+        if name.lstrip("/") in GROUP_PACKAGES:
+            hit = name.lstrip("/") == key
+        else:
+            hit = (
+                name == key
+                or key.startswith((name + ".", name + "["))
+                or name.startswith(key + ".")
+            )
+        if hit and (best is None or len(name) > best[0]):
+            best = (len(name), ov)
+    if best is not None:
+        return f"command line override '{best[1]}'"
     if not key and overrides:
         return "command line overrides " + " ".join(f"'{o}'" for o in overrides)
     return None
 
 
 def _choice(group: str, overrides: Sequence[str], cdir: Path, config_name: str) -> str | None:
+    """The option of ``group`` chosen by the overrides, else by the defaults lists (followed
+    from the primary config into the configs it reuses, e.g. a study's ``- config``)."""
     for ov in overrides:
         name, _, val = ov.partition("=")
         if name.lstrip("+~").lstrip("/") == group and val and "," not in val:
             return val
-    with contextlib.suppress(Exception):
-        from omegaconf import OmegaConf
+    from omegaconf import OmegaConf
 
-        for d in (cdir, CONF_DIR):
-            p = d / f"{config_name}.yaml"
-            if p.exists():
-                for item in OmegaConf.load(p).get("defaults", []):
-                    if isinstance(item, Mapping):
-                        for k, v in item.items():
-                            if str(k).replace("override ", "").strip("/ ") == group:
-                                return str(v)
+    queue, seen = [config_name], set()
+    while queue:
+        name = queue.pop(0)
+        path = next(
+            (p for p in (cdir / f"{name}.yaml", CONF_DIR / f"{name}.yaml") if p.exists()), None
+        )
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        with contextlib.suppress(Exception):
+            for item in OmegaConf.load(path).get("defaults", []):
+                if isinstance(item, Mapping):
+                    for k, v in item.items():
+                        if str(k).replace("override ", "").strip("/ ") == group:
+                            return str(v)
+                elif isinstance(item, str) and item != "_self_" and "/" not in item:
+                    queue.append(item)
     return None
 
 
@@ -390,6 +655,8 @@ def _argv_config(argv: Sequence[str]) -> tuple[Path, str, list[str]]:
             cname = next(it, "config")
         elif a.startswith("--config-name="):
             cname = a.split("=", 1)[1]
+        elif a in ("-c", "--cfg", "-p", "--package", "--experimental-rerun"):
+            next(it, None)  # an option's value, not an override
         elif not a.startswith("-"):
             rest.append(a)
     return cdir.resolve(), cname, rest
@@ -401,7 +668,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     register_configs()
     argv = list(sys.argv[1:] if argv is None else argv)
-    user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    global _USER_FULL_ERROR
+    user_full_error = _USER_FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # exceptions reach us instead of Hydra's printer
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
     saved = sys.argv

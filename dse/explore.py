@@ -170,8 +170,9 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([values, np.repeat(values[-1:], size - len(values))])
 
 
-def point_ids(base: DesignPoint, combo: Mapping[str, Any], cols: Mapping[str, np.ndarray],
-              n: int) -> np.ndarray:
+def point_ids(
+    base: DesignPoint, combo: Mapping[str, Any], cols: Mapping[str, np.ndarray], n: int
+) -> np.ndarray:
     """Stable 64-bit design-point ids: a hash of every parameter value of each point.
 
     The same design point gets the same id whatever the sampler, chunking or run.
@@ -262,8 +263,12 @@ class _Progress:
             )
 
             self._bar = Progress(
-                TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("chunks"), TimeRemainingColumn(), transient=True,
+                TextColumn("evaluating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("chunks"),
+                TimeRemainingColumn(),
+                transient=True,
             )
             self._bar.start()
             self._task = self._bar.add_task("eval", total=total)

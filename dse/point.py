@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Mapping
 from enum import Enum, IntEnum
 from typing import Any
@@ -115,12 +116,16 @@ class FieldInfo:
             raise ConfigError(source, self.path, self.expected(), value)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise ConfigError(source, self.path, self.expected(), value)
-        if not math.isfinite(float(value)):
+        if abs(value) > sys.float_info.max or not math.isfinite(float(value)):
             raise ConfigError(source, self.path, self.expected(), value)
         if self.dtype.kind == "i":
             if float(value) != int(value):
                 raise ConfigError(source, self.path, self.expected(), value)
             value = int(value)
+            if not np.iinfo(self.dtype).min <= value <= np.iinfo(self.dtype).max:
+                raise ConfigError(
+                    source, self.path, f"{self.expected()} that fits {self.dtype}", value
+                )
         md = self.field.metadata
         low, high = md.get("low"), md.get("high")
         if low is not None and (value < low or (md.get("low_open") and value == low)):
@@ -174,8 +179,11 @@ def from_config(
     pim_cfg = dict(_node(cfg, "hw.pim", prov))
     if loader is not None:
         pim_cfg.update(loader(pim_cfg, prov))
-    nodes = {"hw.pim": pim_cfg, "workload": _node(cfg, "workload", prov),
-             "policy": _node(cfg, "policy", prov)}
+    nodes = {
+        "hw.pim": pim_cfg,
+        "workload": _node(cfg, "workload", prov),
+        "policy": _node(cfg, "policy", prov),
+    }
     values: dict[str, Any] = {}
     for path, info in field_info().items():
         package, _, name = path.rpartition(".")

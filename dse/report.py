@@ -46,17 +46,30 @@ def tradeoff_plot(
     data = data[[c for c in dict.fromkeys([x, y, color]) if c in data]].dropna()
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
     if len(data):
-        groups = (data.groupby(color, observed=True) if color in data
-                  else [("points", data)])
+        groups = data.groupby(color, observed=True) if color in data else [("points", data)]
         cmap = plt.get_cmap("tab10")
         for i, (name, g) in enumerate(groups):
-            ax.scatter(g[x], g[y], s=6, alpha=0.35, color=cmap(i % 10), label=str(name),
-                       rasterized=True, linewidths=0)
+            ax.scatter(
+                g[x],
+                g[y],
+                s=6,
+                alpha=0.35,
+                color=cmap(i % 10),
+                label=str(name),
+                rasterized=True,
+                linewidths=0,
+            )
         xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
         front = pareto_mask(xv, yv, maximize_y)
         order = np.argsort(xv[front])
-        ax.step(xv[front][order], yv[front][order], where="post", color="black", lw=1.2,
-                label="Pareto front")
+        ax.step(
+            xv[front][order],
+            yv[front][order],
+            where="post",
+            color="black",
+            lw=1.2,
+            label="Pareto front",
+        )
         if (xv > 0).all() and np.ptp(xv) > 0 and xv.max() / xv.min() > 20:
             ax.set_xscale("log")
         if (yv > 0).all() and np.ptp(yv) > 0 and yv.max() / yv.min() > 20:
@@ -66,8 +79,7 @@ def tradeoff_plot(
             ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8, label="achieved = peak")
         ax.legend(title=color if color in data else None, fontsize=8, markerscale=3)
     else:
-        ax.text(0.5, 0.5, "no feasible points", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no feasible points", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     shown = len(data)

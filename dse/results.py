@@ -101,8 +101,18 @@ def environment() -> dict[str, Any]:
     import jax
 
     versions = {}
-    for pkg in ("dse", "jax", "jaxlib", "numpy", "pandas", "pyarrow", "scipy", "hydra-core",
-                "omegaconf", "matplotlib"):
+    for pkg in (
+        "dse",
+        "jax",
+        "jaxlib",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "scipy",
+        "hydra-core",
+        "omegaconf",
+        "matplotlib",
+    ):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[pkg] = md.version(pkg)
     versions["python"] = platform.python_version()
@@ -110,19 +120,28 @@ def environment() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[1]
     rev = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if out.returncode == 0:
             rev = out.stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
-                                    "dse", "conf"], capture_output=True, text=True, timeout=5)
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--", "dse", "conf"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             if dirty.stdout.strip():
                 rev += "-dirty"
     return {
         "versions": versions,
-        "device": {"platform": dev.platform, "kind": dev.device_kind,
-                   "count": jax.device_count(), "cpu_count": os.cpu_count(),
-                   "machine": platform.machine()},
+        "device": {
+            "platform": dev.platform,
+            "kind": dev.device_kind,
+            "count": jax.device_count(),
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+        },
         "git_revision": rev,
     }
 
@@ -154,8 +173,9 @@ class RunStore:
 
     # --- resume -----------------------------------------------------------------------
     @staticmethod
-    def find_unfinished(study_root: str | os.PathLike, cfg_hash: str,
-                        exclude: Path | None = None) -> Path | None:
+    def find_unfinished(
+        study_root: str | os.PathLike, cfg_hash: str, exclude: Path | None = None
+    ) -> Path | None:
         """The newest run directory under ``study_root`` of this config that did not finish."""
         root = Path(study_root)
         if not root.is_dir():
@@ -177,8 +197,13 @@ class RunStore:
         self.chunks.mkdir(parents=True, exist_ok=True)
         state = self.state / "state.json"
         if not state.exists():
-            atomic_write_text(state, json.dumps({"config_hash": self.hash, "finished": False,
-                                                 "started": time.time(), **meta}, indent=1))
+            atomic_write_text(
+                state,
+                json.dumps(
+                    {"config_hash": self.hash, "finished": False, "started": time.time(), **meta},
+                    indent=1,
+                ),
+            )
 
     def _name(self, combo: int, index: int) -> str:
         return f"c{combo:04d}-{index:07d}"
@@ -196,8 +221,15 @@ class RunStore:
         atomic_write_text(self.chunks / f"{name}.json", json.dumps(meta))
 
     # --- final files ------------------------------------------------------------------
-    def finalize(self, objective: str, minimize: bool, categories: tuple[str, ...],
-                 top: int = 8, sample_max: int = 200_000, csv: bool = False) -> Digest:
+    def finalize(
+        self,
+        objective: str,
+        minimize: bool,
+        categories: tuple[str, ...],
+        top: int = 8,
+        sample_max: int = 200_000,
+        csv: bool = False,
+    ) -> Digest:
         """Stream the chunks into ``points.parquet`` (and CSV); return a :class:`Digest`."""
         names = sorted(p.stem for p in self.chunks.glob("*.json"))
         metas = [json.loads((self.chunks / f"{n}.json").read_text()) for n in names]
@@ -233,8 +265,9 @@ class RunStore:
                     for k, v in ok[c].value_counts().items():
                         cats[c][str(k)] = cats[c].get(str(k), 0) + int(v)
                 if len(ok):
-                    best.append(ok.nsmallest(top, objective) if minimize
-                                else ok.nlargest(top, objective))
+                    best.append(
+                        ok.nsmallest(top, objective) if minimize else ok.nlargest(top, objective)
+                    )
                 first = (-seen) % stride
                 samples.append(frame.iloc[first::stride].copy())  # a view would pin the chunk
                 seen += len(frame)
@@ -244,8 +277,9 @@ class RunStore:
                     tmp_csv.write_text("point_id\n")
         best_df = pd.concat(best) if best else pd.DataFrame()
         if len(best_df):
-            best_df = (best_df.nsmallest(top, objective) if minimize
-                       else best_df.nlargest(top, objective))
+            best_df = (
+                best_df.nsmallest(top, objective) if minimize else best_df.nlargest(top, objective)
+            )
         return Digest(
             points=total,
             raw_points=sum(m.get("raw_points", m["points"]) for m in metas),

@@ -51,6 +51,7 @@ __all__ = ["Axis", "Space", "parse_axes", "build_space", "SAMPLERS"]
 
 SAMPLERS = ("grid", "random", "sobol", "lhs")
 _SPEC_KEYS = {"values", "range", "linspace", "logspace", "geomspace", "base"}
+_MAX_AXIS_VALUES = 10_000_000
 _KINDS = ("values", "range", "linspace", "logspace", "geomspace")
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 
@@ -74,7 +75,8 @@ class Axis:
     def grid_values(self, source: str) -> np.ndarray:
         if self.values is None:
             raise ConfigError(
-                source, f"space.axes.{self.path}",
+                source,
+                f"space.axes.{self.path}",
                 "discrete values for the grid sampler: [low, high, step], linspace or values",
                 f"range [{self.low:g}, {self.high:g}] without a step",
             )
@@ -149,8 +151,10 @@ def _parse_axis(info: FieldInfo, spec: Any, source: str, key: str) -> Axis:
         unknown = set(spec) - _SPEC_KEYS
         if len(kinds) != 1 or unknown or ("base" in spec and kinds != ["logspace"]):
             raise ConfigError(
-                source, key, "exactly one of values/range/linspace/logspace/geomspace "
-                "(base only with logspace)", dict(spec),
+                source,
+                key,
+                "exactly one of values/range/linspace/logspace/geomspace (base only with logspace)",
+                dict(spec),
             )
         kind, arg = kinds[0], spec[kinds[0]]
     elif isinstance(spec, (list, tuple)):
@@ -183,8 +187,17 @@ def _parse_axis(info: FieldInfo, spec: Any, source: str, key: str) -> Axis:
         if step is not None and step <= 0:
             raise ConfigError(source, key, "range step > 0", arg)
         vals = None
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1 if step is not None else 0
+        if step is not None and count > _MAX_AXIS_VALUES:
+            if len(nums) == 3:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"at most {_MAX_AXIS_VALUES:,} values per axis",
+                    f"{count:,} values",
+                )
+            step = None  # a wide integer range: sampled continuously, not enumerated
         if step is not None:
-            count = int(math.floor((hi - lo) / step + 1e-9)) + 1
             vals = _cast_values(info, [lo + i * step for i in range(count)], source, key)
         return Axis(info.path, kind, info, vals, lo, hi)
     if len(nums) != 3 or nums[2] < 1 or nums[2] != int(nums[2]):
@@ -220,8 +233,9 @@ class Space:
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise ConfigError(self.source, "space.sampler", f"one of {list(SAMPLERS)}",
-                              self.sampler)
+            raise ConfigError(
+                self.source, "space.sampler", f"one of {list(SAMPLERS)}", self.sampler
+            )
         if self.sampler != "grid" and self.n < 1:
             raise ConfigError(self.source, "space.n", "an integer >= 1", self.n)
         if self.sampler == "grid":
@@ -314,8 +328,7 @@ class Space:
     def _compile(self, i: int, expr: Any) -> tuple[str, str, list[str]]:
         key = f"space.constraints[{i}]"
         if not isinstance(expr, str) or not expr.strip():
-            raise ConfigError(self.source, key, "a boolean expression over parameter paths",
-                              expr)
+            raise ConfigError(self.source, key, "a boolean expression over parameter paths", expr)
         infos = field_info(DesignPoint)
         names = _DOTTED.findall(expr)
         for name in names:
@@ -342,13 +355,20 @@ class Space:
             try:
                 res = pd.eval(mangled, local_dict=env, engine="python")
             except Exception as exc:  # pandas raises many types for bad syntax
-                raise ConfigError(self.source, key, "a valid boolean expression",
-                                  f"{mangled.replace('__', '.')} ({type(exc).__name__}: {exc})"
-                                  ) from None
+                raise ConfigError(
+                    self.source,
+                    key,
+                    "a valid boolean expression",
+                    f"{mangled.replace('__', '.')} ({type(exc).__name__}: {exc})",
+                ) from None
             res = np.asarray(res)
             if res.dtype != bool:
-                raise ConfigError(self.source, key, "a boolean (comparison) expression",
-                                  mangled.replace("__", "."))
+                raise ConfigError(
+                    self.source,
+                    key,
+                    "a boolean (comparison) expression",
+                    mangled.replace("__", "."),
+                )
             mask &= np.broadcast_to(res, (n,))
         return mask
 

@@ -22,8 +22,9 @@ def _run_dirs(root: Path) -> list[Path]:
 
 def test_default_main_job_end_to_end(tmp_path):
     """`python -m dse` with no arguments: ≥10,000 rows, summary.json and a PNG."""
-    proc = subprocess.run([sys.executable, "-m", "dse"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dse"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     (run,) = _run_dirs(tmp_path / "results" / "default")
     points = pd.read_parquet(run / "points.parquet")
@@ -41,8 +42,15 @@ def test_default_main_job_end_to_end(tmp_path):
 
 
 def test_multirun_over_presets(tmp_path):
-    cli.main(["-m", "pim=aim_gddr6,hbm3_attacc", "space=single",
-              f"hydra.sweep.dir={tmp_path}/multi", "progress=false"])
+    cli.main(
+        [
+            "-m",
+            "pim=aim_gddr6,hbm3_attacc",
+            "space=single",
+            f"hydra.sweep.dir={tmp_path}/multi",
+            "progress=false",
+        ]
+    )
     runs = _run_dirs(tmp_path / "multi")
     assert len(runs) == 2
     names = {pd.read_parquet(r / "points.parquet")["pim"].iloc[0] for r in runs}
@@ -50,8 +58,16 @@ def test_multirun_over_presets(tmp_path):
 
 
 def test_study_from_sweeps_with_csv(tmp_path):
-    cli.main(["-cd", str(ROOT / "sweeps"), "-cn", "pim_gemv_presets", "output.csv=true",
-              f"hydra.run.dir={tmp_path}/run"])
+    cli.main(
+        [
+            "-cd",
+            str(ROOT / "sweeps"),
+            "-cn",
+            "pim_gemv_presets",
+            "output.csv=true",
+            f"hydra.run.dir={tmp_path}/run",
+        ]
+    )
     (run,) = _run_dirs(tmp_path)
     pq_ = pd.read_parquet(run / "points.parquet")
     csv = pd.read_csv(run / "points.csv")
@@ -60,15 +76,21 @@ def test_study_from_sweeps_with_csv(tmp_path):
 
 
 def test_python_api_matches_cli(tmp_path):
-    overrides = ["space.axes.hw.pim.banks=[8,16]", "space.axes.hw.pim.lanes=[16]",
-                 "space.axes.hw.pim.tCCD_mac=[2]", "space.axes.hw.pim.row_bytes=[2048]",
-                 "space.axes.hw.pim.gbuf_bytes=[2048]", "space.axes.hw.pim.tRCD_mac=[56]",
-                 "space.axes.policy.io=[overlap]"]
+    overrides = [
+        "space.axes.hw.pim.banks=[8,16]",
+        "space.axes.hw.pim.lanes=[16]",
+        "space.axes.hw.pim.tCCD_mac=[2]",
+        "space.axes.hw.pim.row_bytes=[2048]",
+        "space.axes.hw.pim.gbuf_bytes=[2048]",
+        "space.axes.hw.pim.tRCD_mac=[56]",
+        "space.axes.policy.io=[overlap]",
+    ]
     df = dse.explore(overrides)
     assert len(df) == 2
     written = dse.explore(overrides, output_dir=tmp_path / "api")
-    pd.testing.assert_frame_equal(df[["point_id", "cycles"]], written[["point_id", "cycles"]],
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        df[["point_id", "cycles"]], written[["point_id", "cycles"]], check_dtype=False
+    )
     assert (tmp_path / "api" / "summary.json").exists()
     # one point from a preset: AiM, 16 banks, the Llama-3.1-8B up projection
     one = dse.explore(["space=single"])
@@ -77,8 +99,13 @@ def test_python_api_matches_cli(tmp_path):
 
 def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
     """A run killed after two chunks resumes from the third and gives the same table."""
-    args = ["space=timing_sobol", "space.n=4096", "chunk_size=512", "output.plot=false",
-            "study=resume_test"]
+    args = [
+        "space=timing_sobol",
+        "space.n=4096",
+        "chunk_size=512",
+        "output.plot=false",
+        "study=resume_test",
+    ]
     ref = dse.explore(args, output_dir=tmp_path / "reference")
 
     real = cli.evaluate
@@ -101,6 +128,7 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
     summary = json.loads((first / "summary.json").read_text())
     assert summary["chunks_resumed"] == 2 and summary["chunks"] == 8
     got = pd.read_parquet(first / "points.parquet")
-    pd.testing.assert_frame_equal(got.drop(columns=["pim", "workload"]),
-                                  ref.drop(columns=["pim", "workload"]))
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["pim", "workload"]), ref.drop(columns=["pim", "workload"])
+    )
     assert not (study / "second").exists(), "the fresh run dir is dropped when resuming"

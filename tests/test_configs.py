@@ -9,8 +9,10 @@ import pytest
 from dse.cli import _compose, build
 from dse.config import CONF_DIR, SWEEPS_DIR
 
-GROUPS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
-          for g in ("pim", "workload", "policy", "space")}
+GROUPS = {
+    g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
+    for g in ("pim", "workload", "policy", "space")
+}
 STUDIES = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 
 
@@ -42,9 +44,18 @@ def test_default_main_job_is_at_least_10k_points():
 
 def test_groups_are_not_empty():
     assert all(GROUPS.values()) and STUDIES
-    assert {"aim_gddr6", "hbm3_attacc", "hbm3_attacc_npc", "hbm2_neupims", "hbm2_newton",
-            "hbm2_samsung", "ddr4_3200_llmservingsim", "hbm2_llmservingsim",
-            "lpddr5_llmservingsim", "lpddr4x_llmservingsim"} <= set(GROUPS["pim"])
+    assert {
+        "aim_gddr6",
+        "hbm3_attacc",
+        "hbm3_attacc_npc",
+        "hbm2_neupims",
+        "hbm2_newton",
+        "hbm2_samsung",
+        "ddr4_3200_llmservingsim",
+        "hbm2_llmservingsim",
+        "lpddr5_llmservingsim",
+        "lpddr4x_llmservingsim",
+    } <= set(GROUPS["pim"])
 
 
 def test_ini_file_fills_the_channel(tmp_path):

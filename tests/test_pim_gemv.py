@@ -17,14 +17,31 @@ from tests.conftest import evaluate_params, random_params
 def _point(**kw):
     rng = np.random.default_rng(0)
     p = random_params(rng, 1)[0]
-    p.update({
-        "hw.pim.tCK_ns": 1.0, "hw.pim.data_rate": 2.0, "hw.pim.bus_width_bits": 128,
-        "hw.pim.channels": 1, "hw.pim.banks": 16, "hw.pim.lanes": 16, "hw.pim.col_bytes": 32,
-        "hw.pim.row_bytes": 1024, "hw.pim.gbuf_bytes": 2048, "hw.pim.out_bytes": 2,
-        "hw.pim.tRCD_mac": 14, "hw.pim.tRP": 14, "hw.pim.tRAS": 34, "hw.pim.tRTP": 6,
-        "hw.pim.tCCD_mac": 2, "hw.pim.tRFC": 0, "hw.pim.tREFI": 3900,
-        "workload.K": 4096, "workload.M": 4096, "workload.dtype": "fp16", "policy.io": 1,
-    })
+    p.update(
+        {
+            "hw.pim.tCK_ns": 1.0,
+            "hw.pim.data_rate": 2.0,
+            "hw.pim.bus_width_bits": 128,
+            "hw.pim.channels": 1,
+            "hw.pim.banks": 16,
+            "hw.pim.lanes": 16,
+            "hw.pim.col_bytes": 32,
+            "hw.pim.row_bytes": 1024,
+            "hw.pim.gbuf_bytes": 2048,
+            "hw.pim.out_bytes": 2,
+            "hw.pim.tRCD_mac": 14,
+            "hw.pim.tRP": 14,
+            "hw.pim.tRAS": 34,
+            "hw.pim.tRTP": 6,
+            "hw.pim.tCCD_mac": 2,
+            "hw.pim.tRFC": 0,
+            "hw.pim.tREFI": 3900,
+            "workload.K": 4096,
+            "workload.M": 4096,
+            "workload.dtype": "fp16",
+            "policy.io": 1,
+        }
+    )
     p.update({k if "." in k else _path(k): v for k, v in kw.items()})
     return p
 
@@ -123,8 +140,15 @@ def test_agrees_with_reference_walk():
         ref = gemv_reference(p)
         for key in ("cycles", "n_mac", "n_act", "n_wr_inp", "n_rd_out", "n_ref"):
             assert r[key] == ref[key], (key, p)
-        for key in ("time_ns", "frac_mac", "frac_row", "frac_io", "frac_refresh", "mac_util",
-                    "internal_GBps"):
+        for key in (
+            "time_ns",
+            "frac_mac",
+            "frac_row",
+            "frac_io",
+            "frac_refresh",
+            "mac_util",
+            "internal_GBps",
+        ):
             assert r[key] == pytest.approx(ref[key], rel=1e-12), (key, p)
 
 
@@ -145,8 +169,12 @@ def test_more_mac_units_never_slower(seed, field):
     assert b["cycles"] <= a["cycles"]
 
 
-@given(_seeds, st.sampled_from(["hw.pim.tRCD_mac", "hw.pim.tRP", "hw.pim.tRAS", "hw.pim.tRTP",
-                                "hw.pim.tCCD_mac"]))
+@given(
+    _seeds,
+    st.sampled_from(
+        ["hw.pim.tRCD_mac", "hw.pim.tRP", "hw.pim.tRAS", "hw.pim.tRTP", "hw.pim.tCCD_mac"]
+    ),
+)
 def test_slower_timing_never_faster(seed, field):
     p, q = _pair(seed, field, 1, 50)
     a, b = evaluate_params([p, q])

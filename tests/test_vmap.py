@@ -25,12 +25,21 @@ def test_vmap_equals_python_loop(base_point):
     batched, _, _ = evaluate_points(base, _swept(pts))
     fn = MODELS["pim_gemv"].fn
     for i, p in enumerate(pts):
-        one = fn(replace_paths(base, {k: np.asarray(v, dtype=field_info()[k].dtype)
-                                      for k, v in p.items() if k != "workload.dtype"}))
+        one = fn(
+            replace_paths(
+                base,
+                {
+                    k: np.asarray(v, dtype=field_info()[k].dtype)
+                    for k, v in p.items()
+                    if k != "workload.dtype"
+                },
+            )
+        )
         for key, val in one.items():
             if batched[key].dtype.kind == "f":  # XLA may fuse differently: 1e-12 relative
-                np.testing.assert_allclose(np.asarray(val), batched[key][i], rtol=1e-12,
-                                           err_msg=key)
+                np.testing.assert_allclose(
+                    np.asarray(val), batched[key][i], rtol=1e-12, err_msg=key
+                )
             else:  # integer metrics (cycles, counts, status) are exact
                 np.testing.assert_array_equal(np.asarray(val), batched[key][i], err_msg=key)
 
@@ -53,8 +62,12 @@ def test_new_batch_same_shape_does_not_retrace(base_point):
 
 
 def test_one_trace_per_static_combination(base_point):
-    axes = parse_axes({"workload": {"dtype": ["fp16", "int8", "fp32"]},
-                       "hw": {"pim": {"tWR": list(range(1, 1001))}}})  # tWR: unique structure
+    axes = parse_axes(
+        {
+            "workload": {"dtype": ["fp16", "int8", "fp32"]},
+            "hw": {"pim": {"tWR": list(range(1, 1001))}},
+        }
+    )  # tWR: unique structure
     space = Space(base_point, axes)
     before = trace_count()
     chunks = list(evaluate(space, chunk_size=256))  # 4 chunks per combination

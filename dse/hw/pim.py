@@ -16,10 +16,12 @@ __all__ = ["PimChannel", "Hardware"]
 @pytree_dataclass
 class PimChannel:
     # clock and external interface
-    tCK_ns: float = leaf("clock period (ns); every *_cycles/t* field counts these", low=0,
-                         low_open=True)
-    data_rate: float = leaf("data-bus transfers per tCK (2 for DDR; data_rate_MT/s * tCK / 1000)",
-                            low=0, low_open=True)
+    tCK_ns: float = leaf(
+        "clock period (ns); every *_cycles/t* field counts these", low=0, low_open=True
+    )
+    data_rate: float = leaf(
+        "data-bus transfers per tCK (2 for DDR; data_rate_MT/s * tCK / 1000)", low=0, low_open=True
+    )
     bus_width_bits: int = leaf("external data-bus width of one channel (bits)", low=1)
     # organisation
     channels: int = leaf("PIM channels working on the kernel in parallel", low=1)
@@ -34,8 +36,9 @@ class PimChannel:
     BL: int = leaf("burst length", low=1)
     CL: int = leaf("CAS latency (cycles)", low=0)
     tRCD: int = leaf("ACT to READ/WRITE (cycles)", low=0)
-    tRCD_mac: int = leaf("ACT to first all-bank MAC (cycles; AiM uses a longer tRCD for MAC)",
-                         low=0)
+    tRCD_mac: int = leaf(
+        "ACT to first all-bank MAC (cycles; AiM uses a longer tRCD for MAC)", low=0
+    )
     tRP: int = leaf("PRE to ACT (cycles)", low=0)
     tRAS: int = leaf("ACT to PRE (cycles)", low=0)
     tRTP: int = leaf("READ (or last MAC) to PRE (cycles)", low=0)

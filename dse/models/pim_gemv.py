@@ -86,10 +86,20 @@ def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
     db = DTYPE_BYTES[wl.dtype]  # static
 
     bad = (
-        (pim.tCK_ns <= 0) | (pim.data_rate <= 0) | (pim.bus_width_bits < 1)
-        | (pim.channels < 1) | (pim.banks < 1) | (pim.lanes < 1) | (pim.tCCD_mac < 1)
-        | (pim.col_bytes < db) | (pim.row_bytes < pim.col_bytes) | (pim.rows < 1)
-        | (pim.out_bytes < 1) | (pim.tREFI < 1) | (wl.K < 1) | (wl.M < 1)
+        (pim.tCK_ns <= 0)
+        | (pim.data_rate <= 0)
+        | (pim.bus_width_bits < 1)
+        | (pim.channels < 1)
+        | (pim.banks < 1)
+        | (pim.lanes < 1)
+        | (pim.tCCD_mac < 1)
+        | (pim.col_bytes < db)
+        | (pim.row_bytes < pim.col_bytes)
+        | (pim.rows < 1)
+        | (pim.out_bytes < 1)
+        | (pim.tREFI < 1)
+        | (wl.K < 1)
+        | (wl.M < 1)
         | (jnp.minimum(jnp.minimum(pim.tRCD_mac, pim.tRP), jnp.minimum(pim.tRAS, pim.tRTP)) < 0)
         | (pim.tRFC < 0)
     )
@@ -152,12 +162,14 @@ def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
 
     cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
     time_ns = cyc * tck
-    fracs = jnp.stack([
-        t_mac_total / cyc,
-        (t_compute - t_mac_total) / cyc,
-        (busy - t_compute) / cyc,
-        (n_ref * pim.tRFC) / cyc,
-    ])
+    fracs = jnp.stack(
+        [
+            t_mac_total / cyc,
+            (t_compute - t_mac_total) / cyc,
+            (busy - t_compute) / cyc,
+            (n_ref * pim.tRFC) / cyc,
+        ]
+    )
     useful_macs = (M * K).astype(jnp.float64)
     mac_capacity = (channels * banks * lanes).astype(jnp.float64) * cyc / tccd
     return {
