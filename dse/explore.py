@@ -249,10 +249,12 @@ def results_frame(
 
 
 class _Progress:
-    """A rich progress bar on a terminal; quiet otherwise."""
+    """A rich progress bar on a terminal; elsewhere (batch jobs, logs) a line per ~10%."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar = None
+        self._total, self._done, self._enabled = total, 0, enabled
+        self._t0 = time.perf_counter()
         if enabled and sys.stderr.isatty():
             from rich.progress import (
                 BarColumn,
@@ -274,8 +276,18 @@ class _Progress:
             self._task = self._bar.add_task("eval", total=total)
 
     def advance(self, skipped: bool = False) -> None:
+        self._done += 1
         if self._bar is not None:
             self._bar.advance(self._task)
+        elif self._enabled and self._total >= 10:
+            step = max(1, self._total // 10)
+            if self._done % step == 0 or self._done == self._total:
+                print(
+                    f"dse: {self._done}/{self._total} chunks "
+                    f"({time.perf_counter() - self._t0:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def close(self) -> None:
         if self._bar is not None:
