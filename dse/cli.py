@@ -210,7 +210,7 @@ def _discard_if_empty(path: Path) -> None:
     if not path.is_dir():
         return
     names = {p.name for p in path.iterdir()}
-    if names <= {".hydra", "main.log", "__main__.log", "cli.log", "multirun.yaml"}:
+    if names <= {".hydra", "main.log", "__main__.log", "cli.log", "dse.log", "multirun.yaml"}:
         shutil.rmtree(path, ignore_errors=True)
 
 
