@@ -27,7 +27,7 @@ from dse.config import CONF_DIR, register_configs
 from dse.errors import EXIT_BAD_INPUT, ConfigError
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
-from dse.point import DesignPoint, Provenance, field_info, from_config
+from dse.point import GROUP_PACKAGES, DesignPoint, Provenance, field_info, from_config, override_for
 from dse.results import RunStore, config_hash, environment
 from dse.space import Space, build_space
 
@@ -35,7 +35,6 @@ __all__ = ["run", "explore", "main", "RunResult", "build"]
 
 log = logging.getLogger("dse")
 _USER_FULL_ERROR = False  # HYDRA_FULL_ERROR=1 from the user: show tracebacks
-GROUP_PACKAGES = {"pim": "hw.pim", "workload": "workload", "policy": "policy", "space": "space"}
 
 
 @dataclasses.dataclass
@@ -73,7 +72,10 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     if model not in MODELS:
         raise ConfigError(prov.source_of("model"), "model", f"one of {list(MODELS)}", model)
     base = from_config(c, prov, loader=_ini_loader)
-    space = build_space(c.get("space") or {}, base, source=prov.source_of("space"))
+    try:
+        space = build_space(c.get("space") or {}, base)
+    except ConfigError as err:  # name the file or override that set the offending key
+        raise ConfigError(prov.source_of(err.key), err.key, err.expected, err.got) from None
     output = c.get("output") or {}
     known = set(MODELS[model].metrics) | set(field_info()) | {"pim", "workload", "status"}
     for key in ("x", "y", "color"):
@@ -290,8 +292,31 @@ def _provenance(
         choice = choices.get(group)
         if choice:
             files[package] = str(_group_file(group, str(choice), cdir))
-    primary = cdir / f"{config_name}.yaml"
-    return Provenance(files, tuple(overrides), str(primary))
+    primary = next(
+        (p for p in (cdir / f"{config_name}.yaml", CONF_DIR / f"{config_name}.yaml") if p.exists()),
+        cdir / f"{config_name}.yaml",
+    )
+    return Provenance(files, tuple(overrides), str(primary), _yaml_keys(primary))
+
+
+def _yaml_keys(path: Path) -> frozenset[str]:
+    """Dotted keys a config file sets itself (its defaults list and hydra node excluded)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    keys: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            if not prefix and k in ("defaults", "hydra"):
+                continue
+            if isinstance(v, DictConfig) and len(v):
+                walk(v, f"{prefix}{k}.")
+            else:
+                keys.add(f"{prefix}{k}")
+
+    with contextlib.suppress(Exception):
+        walk(OmegaConf.load(path), "")
+    return frozenset(keys)
 
 
 def _group_file(group: str, choice: str, cdir: Path) -> Path:
@@ -349,36 +374,10 @@ def _task(cfg: Any) -> dict[str, Any]:
         _discard_if_empty(out)
         if multirun:
             _discard_if_empty(out.parent)
-        if err.source in {*prov.group_files.values(), prov.primary} or err.source.startswith(
-            "command line override"
-        ):
-            # Name where the value really came from: the most specific override of the key,
-            # else the study file when it sets the key, else the group file.
-            err.source = _override_source(err.key, prov.overrides) or _config_file_of(
-                err.key, cdir, hc.job.config_name or "config", dict(hc.runtime.choices)
-            )
         # Report here: a job that raises makes Hydra add "Error executing job with
         # overrides: ..." to stderr, and bad input gets one line.
         _fail(err.oneline(), _USER_FULL_ERROR, err)
         raise
-
-
-def _config_file_of(key: str, cdir: Path, config_name: str, choices: Mapping[str, Any]) -> str:
-    """The config file that sets ``key``: the primary (study) file if it does, else its group's."""
-    from omegaconf import OmegaConf
-
-    primary = next(
-        (p for p in (cdir / f"{config_name}.yaml", CONF_DIR / f"{config_name}.yaml") if p.exists()),
-        cdir / f"{config_name}.yaml",
-    )
-    with contextlib.suppress(Exception):
-        node = OmegaConf.load(primary)
-        if OmegaConf.select(node, re.sub(r"\[\d+\]$", "", key), default=None) is not None:
-            return str(primary)
-    for group, package in GROUP_PACKAGES.items():
-        if (key == package or key.startswith(package + ".")) and choices.get(group):
-            return str(_group_file(group, str(choices[group]), cdir))
-    return str(primary)
 
 
 def _hydra_error(
@@ -587,26 +586,10 @@ def _merge_conflict(
 
 
 def _override_source(key: str, overrides: Sequence[str]) -> str | None:
-    """The most specific command-line override that sets ``key`` (or a node above or below it).
-
-    An override of a config group (``space=single``) selects a file: it sets the group's
-    name only, not the values in the file.
-    """
-    best: tuple[int, str] | None = None
-    for ov in overrides if key else ():
-        name = ov.split("=", 1)[0].lstrip("+~")
-        if name.lstrip("/") in GROUP_PACKAGES:
-            hit = name.lstrip("/") == key
-        else:
-            hit = (
-                name == key
-                or key.startswith((name + ".", name + "["))
-                or name.startswith(key + ".")
-            )
-        if hit and (best is None or len(name) > best[0]):
-            best = (len(name), ov)
-    if best is not None:
-        return f"command line override '{best[1]}'"
+    """``command line override '...'`` for ``key``; with no key, all the overrides."""
+    ov = override_for(key, overrides)
+    if ov is not None:
+        return f"command line override '{ov}'"
     if not key and overrides:
         return "command line overrides " + " ".join(f"'{o}'" for o in overrides)
     return None

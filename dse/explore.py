@@ -142,7 +142,7 @@ def evaluate(
             base = replace_paths(space.base, combo)
             for k in range(n_chunks):
                 if skip is not None and skip(ci, k):
-                    bar.advance(skipped=True)
+                    bar.advance()
                     continue
                 start, stop = k * size, min((k + 1) * size, per)
                 cols = space.raw_chunk(ci, start, stop)
@@ -275,7 +275,7 @@ class _Progress:
             self._bar.start()
             self._task = self._bar.add_task("eval", total=total)
 
-    def advance(self, skipped: bool = False) -> None:
+    def advance(self) -> None:
         self._done += 1
         if self._bar is not None:
             self._bar.advance(self._task)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum, IntEnum
 from typing import Any
 
@@ -33,6 +34,8 @@ __all__ = [
     "from_config",
     "field_info",
     "Provenance",
+    "GROUP_PACKAGES",
+    "override_for",
 ]
 
 
@@ -140,23 +143,58 @@ def field_info(cls: type = DesignPoint) -> dict[str, FieldInfo]:
     return {p: FieldInfo(p, owner, f, is_static(f)) for p, owner, f in iter_fields(cls)}
 
 
+#: config group → the package its files fill
+GROUP_PACKAGES = {"pim": "hw.pim", "workload": "workload", "policy": "policy", "space": "space"}
+
+
+def override_for(key: str, overrides: Sequence[str]) -> str | None:
+    """The most specific command-line override that sets ``key`` (or a node above or below it).
+
+    An override of a config group (``space=single``) selects a file: it sets the group's
+    name only, not the values in the file.
+    """
+    best: tuple[int, str] | None = None
+    for ov in overrides if key else ():
+        name = ov.split("=", 1)[0].lstrip("+~")
+        if name.lstrip("/") in GROUP_PACKAGES:
+            hit = name.lstrip("/") == key
+        else:
+            hit = (
+                name == key
+                or key.startswith((name + ".", name + "["))
+                or name.startswith(key + ".")
+            )
+        if hit and (best is None or len(name) > best[0]):
+            best = (len(name), ov)
+    return best[1] if best is not None else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Provenance:
     """Where config values came from, to name the file in error messages.
 
     ``group_files`` maps a config package (``"hw.pim"``) to the file that filled it;
-    ``overrides`` are the command-line overrides; ``primary`` is the primary config file.
+    ``overrides`` are the command-line overrides; ``primary`` is the primary config (or study)
+    file and ``primary_keys`` the dotted keys it sets itself.
     """
 
     group_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     overrides: tuple[str, ...] = ()
     primary: str = "config"
+    primary_keys: frozenset[str] = frozenset()
 
     def source_of(self, key: str) -> str:
-        for ov in self.overrides:
-            name = ov.split("=", 1)[0].lstrip("+~")
-            if name == key or key.startswith(name + "."):
-                return f"command line override '{ov}'"
+        """The command-line override, else the primary file, else the group file that set
+        ``key``."""
+        ov = override_for(key, self.overrides)
+        if ov is not None:
+            return f"command line override '{ov}'"
+        node = re.sub(r"\[\d+\]$", "", key)
+        if any(
+            node == k or node.startswith(k + ".") or k.startswith(node + ".")
+            for k in self.primary_keys
+        ):
+            return self.primary
         best = ""
         for package in self.group_files:
             if (key == package or key.startswith(package + ".")) and len(package) > len(best):
