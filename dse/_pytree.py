@@ -54,14 +54,18 @@ def leaf(
     low_open: bool = False,
     high: float | None = None,
     choices: type | None = None,
+    default: Any = dataclasses.MISSING,
 ) -> Any:
     """An array-leaf field with a docstring and the range a config value must lie in.
 
     ``low`` is inclusive unless ``low_open``; ``choices`` is an ``IntEnum`` whose member
     names are what configs say and whose values are the integer codes the model sees.
+    ``default`` (a config-level value: an enum member name for ``choices``) is used when a
+    config leaves the key out.
     """
     return dataclasses.field(
-        metadata={"doc": doc, "low": low, "low_open": low_open, "high": high, "choices": choices}
+        default=default,
+        metadata={"doc": doc, "low": low, "low_open": low_open, "high": high, "choices": choices},
     )
 
 

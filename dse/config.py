@@ -53,9 +53,11 @@ def _schema_from(cls: type, name: str, extra: list[tuple[str, Any, Any]]) -> typ
             typ: Any = _choice_enum(f"{name}_{f.name}", choices) if choices else hints[f.name]
             default = typ[f.default] if choices else f.default
         elif isinstance(choices, type) and issubclass(choices, enum.Enum):
-            typ, default = _choice_enum(f"{name}_{f.name}", tuple(choices.__members__)), MISSING
+            typ = _choice_enum(f"{name}_{f.name}", tuple(choices.__members__))
+            default = MISSING if f.default is dataclasses.MISSING else typ[f.default]
         else:
-            typ, default = hints[f.name], MISSING
+            typ = hints[f.name]
+            default = MISSING if f.default is dataclasses.MISSING else f.default
         spec.append((f.name, typ, field(default=default)))
     return dataclasses.make_dataclass(name, spec)
 

@@ -87,6 +87,10 @@ class FieldInfo:
     def choices(self) -> Any:
         return self.field.metadata.get("choices")
 
+    @property
+    def has_default(self) -> bool:
+        return self.field.default is not dataclasses.MISSING
+
     def expected(self) -> str:
         """Human description of an allowed value."""
         md = self.field.metadata
@@ -226,6 +230,9 @@ def from_config(
     for path, info in field_info().items():
         package, _, name = path.rpartition(".")
         node = nodes[package]
+        if (name not in node or node[name] is None) and info.has_default:
+            values[path] = info.check(info.field.default, prov.source_of(path))
+            continue
         if name not in node or node[name] is None or node[name] == "???":
             raise ConfigError(prov.source_of(path), path, info.expected() + " (missing)")
         values[path] = info.check(node[name], prov.source_of(path))

@@ -95,9 +95,10 @@ def random_params(rng: np.random.Generator, n: int, small: bool = False) -> list
     return out
 
 
-def evaluate_params(points: list[dict]) -> list[dict]:
-    """Evaluate dotted-path dicts with the vectorized model (grouped by static dtype)."""
-    from dse._pytree import replace_paths
+def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
+    """Evaluate dotted-path dicts with the vectorized model (grouped by static dtype); keys a
+    dict leaves out take the default point's value."""
+    from dse._pytree import get_path, replace_paths
     from dse.explore import evaluate_points
     from dse.point import field_info
 
@@ -108,9 +109,12 @@ def evaluate_params(points: list[dict]) -> list[dict]:
         idx = [i for i, p in enumerate(points) if p["workload.dtype"] == dtype]
         b = replace_paths(base, {"workload.dtype": dtype})
         swept = {
-            k: np.asarray([points[i][k] for i in idx], dtype=field_info()[k].dtype) for k in leaves
+            k: np.asarray(
+                [points[i].get(k, get_path(base, k)) for i in idx], dtype=field_info()[k].dtype
+            )
+            for k in leaves
         }
-        out, _, _ = evaluate_points(b, swept)
+        out, _, _ = evaluate_points(b, swept, model)
         for j, i in enumerate(idx):
             results[i] = {k: v[j].item() for k, v in out.items()}
     return results  # type: ignore[return-value]

@@ -51,6 +51,23 @@ class PimChannel:
     tFAW: int = leaf("four-activation window (cycles)", low=0)
     tRFC: int = leaf("refresh cycle time (cycles); 0 disables refresh", low=0)
     tREFI: int = leaf("refresh interval (cycles)", low=1)
+    # buffering of the command pipeline (dse.models.pim_kernel); defaults are a conventional
+    # AiM/Newton channel: one output register per bank, single-ported, blocking readout
+    obuf_entries: int = leaf(
+        "output-buffer entries per bank (1 = a single OutReg)", low=1, default=1
+    )
+    dual_port: int = leaf(
+        "1: GBuf/OBuf are dual-ported (transfers may touch them while MACs run); 0: not",
+        low=0,
+        high=1,
+        default=0,
+    )
+    blocking_readout: int = leaf(
+        "1: RD-OUT holds the MAC pipeline until its data is out (CL + bursts); 0: background",
+        low=0,
+        high=1,
+        default=1,
+    )
 
 
 @pytree_dataclass

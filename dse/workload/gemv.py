@@ -1,13 +1,36 @@
-"""A matrix-vector product ``y = W x`` with ``W`` of shape ``M x K``."""
+"""The kernel one design point runs on PIM: an FC GEMV or a decode-attention kernel.
+
+``kind`` selects it (an integer-coded leaf, so kernels mix in one vectorized call):
+
+* ``gemv``: ``y = W x`` with ``W`` of shape ``M x K`` (an FC layer at decode);
+* ``score``: ``q Kᵀ`` for one KV head at context ``L`` and head dim ``d``: a GEMV whose
+  ``L`` outputs (one per token) each reduce ``d`` elements; ``g`` queries (a GQA group)
+  share the K head;
+* ``context``: ``s V``: a GEMV whose ``d`` outputs each reduce ``L`` elements (the softmax
+  scores are the input).
+
+Attention layout (DESIGN.md §4.2): ``heads`` KV heads per layer are spread over the PIM
+channels; each head's tokens are split over ``partitions`` channels (token partitioning),
+so a channel runs ``ceil(heads * partitions / channels)`` heads of ``ceil(L / partitions)``
+tokens one after another. ``pim_gemv`` uses ``K``, ``M`` and ``dtype`` only.
+"""
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from dse._pytree import leaf, pytree_dataclass, static_field
 
-__all__ = ["DTYPE_BYTES", "Gemv"]
+__all__ = ["DTYPE_BYTES", "Gemv", "KernelKind"]
 
 #: bytes per element of each supported dtype
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+class KernelKind(IntEnum):
+    gemv = 0
+    score = 1
+    context = 2
 
 
 @pytree_dataclass
@@ -19,3 +42,11 @@ class Gemv:
         "element type of W and x; static: it fixes elements per column access",
         choices=tuple(DTYPE_BYTES),
     )
+    kind: int = leaf(
+        "kernel (KernelKind): gemv, score or context", choices=KernelKind, default="gemv"
+    )
+    L: int = leaf("attention context length (tokens)", low=1, default=4096)
+    d: int = leaf("attention head dimension (elements)", low=1, default=128)
+    g: int = leaf("queries per KV head (GQA group size; 1 = MHA)", low=1, default=1)
+    heads: int = leaf("KV heads of the layer spread over the channels", low=1, default=1)
+    partitions: int = leaf("channels one head's tokens are split over", low=1, default=1)
