@@ -14,7 +14,7 @@ from tests.conftest import random_params
 
 
 def _swept(points):
-    leaves = [p for p, info in field_info().items() if not info.static]
+    leaves = [p for p, info in field_info().items() if not info.static and p in points[0]]
     return {k: np.asarray([p[k] for p in points], dtype=field_info()[k].dtype) for k in leaves}
 
 
