@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from dse.models import pim_gemv
+from dse.models import pim_gemv, pim_kernel
 
-__all__ = ["MODELS", "ModelSpec", "pim_gemv"]
+__all__ = ["MODELS", "ModelSpec", "pim_gemv", "pim_kernel"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,5 +40,14 @@ MODELS: dict[str, ModelSpec] = {
         minimize=True,
         tradeoff=("peak_internal_GBps", "internal_GBps"),
         headline=("time_ns", "internal_GBps", "mac_util", "bottleneck"),
-    )
+    ),
+    "pim_kernel": ModelSpec(
+        fn=pim_kernel.kernel,
+        metrics=pim_kernel.METRICS,
+        categories={"bottleneck": pim_kernel.BOTTLENECKS},
+        objective="time_ns",
+        minimize=True,
+        tradeoff=("workload.L", "mac_util"),
+        headline=("time_ns", "mac_util", "frac_io", "bottleneck"),
+    ),
 }
