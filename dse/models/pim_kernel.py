@@ -73,8 +73,8 @@ from dse.workload.gemv import DTYPE_BYTES
 __all__ = ["kernel", "METRICS", "BOTTLENECKS", "WINDOW_HEAD", "WINDOW_TAIL"]
 
 BOTTLENECKS = ("mac", "row", "io", "refresh")
-WINDOW_HEAD = 32  # tiles scanned exactly from the start
-WINDOW_TAIL = 16  # tiles scanned exactly at the end
+WINDOW_HEAD = 64  # tiles scanned exactly from the start
+WINDOW_TAIL = 32  # tiles scanned exactly at the end
 
 METRICS = {
     "cycles": ("cycles", "channel time for the kernel, refresh included"),
@@ -414,9 +414,10 @@ def _period(T):
     reps2 = 2 * T["tpr"]
     chunk2 = 2 * T["n_groups"]
     rowp = jnp.where(T["packed"], 2 * T["per"], 2)
-    base = jnp.where(
-        reps2 <= half, reps2, jnp.where((T["n_chunk"] >= 4) & (chunk2 <= half), chunk2, rowp)
+    in_chunks = (
+        (T["n_chunk"] >= 4) & (chunk2 <= half) & ((T["n_chunk"] - 1) * T["n_groups"] >= WINDOW_HEAD)
     )
+    base = jnp.where((T["reps"] > 1) & (reps2 <= half), reps2, jnp.where(in_chunks, chunk2, rowp))
     base = jnp.minimum(base, half)
     return jnp.maximum(base * (half // jnp.maximum(base, 1)), 1)
 
@@ -465,7 +466,7 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]
     # Long heads (more tiles than the head window holds) repeat: evaluate one and scale.
-    per_rep = (T["reps"] > 1) & (T["tpr"] > WINDOW_HEAD // 2)
+    per_rep = (T["reps"] > 1) & (2 * T["tpr"] > WINDOW_HEAD // 2)
     n_run = jnp.where(per_rep, T["tpr"], n_tiles)
     scale = jnp.where(per_rep, T["reps"], 1)
     st = _run(T, pim, p, n_run)
