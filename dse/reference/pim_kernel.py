@@ -368,7 +368,7 @@ def simulate(p: Mapping[str, Any]) -> SimResult:
     cycles, n_ref, log_ref = _refresh(g, busy, ends)
     log.extend(log_ref)
     counts = {k: 0 for k in ("ACT", "MAC", "PRE", "WR-INP", "RD-OUT", "REF")}
-    for unit, kind, *_ in log:
+    for _unit, kind, *_ in log:
         counts[kind] += 1
     occupied: dict[str, int] = {"bank": 0, "bus": 0, "refresh": n_ref * g["tRFC"]}
     for unit, kind, a, b, _ in log:
