@@ -1,0 +1,1 @@
+"""Validation of the vectorized models against external simulators (DESIGN.md §6, ring 2)."""

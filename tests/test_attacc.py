@@ -1,0 +1,131 @@
+"""The analytical AttAcc attention model against AttAcc's Ramulator-2 HBM3-PIM cache
+(DESIGN.md §6, ring 2): exact request counts, per-group cycle-error bounds, the MAC-bound
+and refresh limits, and the transforms (vmap equals single calls, no retrace).
+
+All checks that need the full-cache evaluation live in one test so that one worker pays
+for the compilation (about 10 s in all)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from dse.validation import attacc
+
+# Measured per-group MAPE of ``cycle`` (%), rounded up slightly. With the cache's second
+# Ramulator build (rows >= SECOND_BUILD_ROW) evaluated with its scheduler rule:
+MAPE_BOUND = {
+    ("BA", False): 0.30,  # measured 0.280
+    ("BA", True): 0.25,  # 0.191
+    ("BG", False): 0.30,  # 0.267
+    ("BG", True): 0.20,  # 0.143
+    ("BUFFER", False): 0.25,  # 0.213
+    ("BUFFER", True): 0.25,  # 0.220
+}
+# ... and with the first build's scheduler for every row (BA/PC measured 0.449):
+MAPE_BOUND_ONE_BUILD = {**MAPE_BOUND, ("BA", True): 0.50}
+# Largest |error| % per placement: a refresh more or less near a tREFI multiple. With one
+# scheduler for all rows, BA's single-iteration rows of the second build (measured 16.1 %).
+WORST_BOUND = {"BA": 5.0, "BG": 2.0, "BUFFER": 2.0}
+WORST_BOUND_ONE_BUILD = {**WORST_BOUND, "BA": 17.0}
+ACCEPTANCE_BA_MAPE = 5.0
+
+
+def _check_counts(cache: pd.DataFrame, model: pd.DataFrame) -> None:
+    for k in attacc.COUNTS:
+        bad = cache.index[model[k].to_numpy() != cache[k].to_numpy()]
+        assert len(bad) == 0, f"{k}: {len(bad)} rows differ, e.g. {cache.loc[bad[:3]]}"
+    assert (model["status"] == 0).all()
+
+
+def _check_table(table: pd.DataFrame, mape: dict, worst: dict) -> None:
+    assert len(table) == len(mape)
+    for r in table.itertuples():
+        key = (r.pim_type, bool(r.power_constraint))
+        assert r.mape_pct <= mape[key], (key, r.mape_pct)
+        assert r.worst_pct <= worst[r.pim_type], (key, r.worst_pct)
+        if r.pim_type == "BA":
+            assert r.mape_pct <= ACCEPTANCE_BA_MAPE
+        for k in attacc.COUNTS:
+            assert getattr(r, f"{k}_exact") == 1.0, (key, k)
+
+
+def _check_limits(cache: pd.DataFrame, with_ref: pd.DataFrame, free: pd.DataFrame) -> None:
+    """Channel 0 issues its MACs at most one per MAC spacing, so a run lasts at least its
+    MAC count times that spacing; refresh only adds whole stalls of about tRFC + tRCD."""
+    t = attacc.load_timing()
+    pc = cache["power_constraint"].to_numpy().astype(int)
+    t_mac = np.where(
+        cache["pim_type"].to_numpy() == "BUFFER",
+        np.maximum(np.asarray(t.BL)[pc], np.asarray(t.tCCD_S)[pc]),
+        np.asarray(t.tCCD_mac)[pc],
+    )
+    channels = np.minimum(cache["nhead"].to_numpy(), attacc.N_CHANNEL)
+    macs_ch0 = free["mac"].to_numpy() // channels  # channel 0 has the most
+    assert (free["cycle"].to_numpy() >= (macs_ch0 - 1) * t_mac).all()
+
+    stall = (with_ref["cycle"] - free["cycle"]).to_numpy()
+    n_ref = with_ref["cycle"].to_numpy() // np.asarray(t.tREFI)[pc]
+    assert (stall >= 0).all()
+    assert (stall <= n_ref * np.asarray(t.tRFC + t.tRCD + t.tRTP)[pc]).all()
+    assert (stall[n_ref == 0] == 0).all()
+    counts = list(attacc.COUNTS)
+    assert (free[counts].to_numpy() == with_ref[counts].to_numpy()).all()
+
+
+def _check_single_points(cache: pd.DataFrame, model: pd.DataFrame) -> None:
+    """vmap(f)(batch)[i] == f(point_i)."""
+    timing = attacc.load_timing()
+    single = jax.jit(attacc.attention_layer)
+    for idx in (0, 20000, 36000, 50000, 64900):
+        r = cache.loc[idx]
+        code = attacc.PLACEMENTS.index(r.pim_type)
+        look = int(idx >= attacc.SECOND_BUILD_ROW)
+        one = single(r.L, r.nhead, r.dhead, r.dbyte, code, int(r.power_constraint), timing, look)
+        for k in ("cycle", *attacc.COUNTS):
+            assert int(one[k]) == int(model.loc[idx, k]), (idx, k)
+
+
+def test_agreement_with_the_ramulator_cache():
+    try:
+        cache = attacc.load_cache()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    look = (np.asarray(cache.index) >= attacc.SECOND_BUILD_ROW).astype(np.int64)
+    split = attacc.evaluate(cache, pre_lookahead=look)
+    _check_counts(cache, split)
+    _check_table(attacc.compare(cache, model=split), MAPE_BOUND, WORST_BOUND)
+
+    one = attacc.evaluate(cache)  # the first build's scheduler for every row
+    _check_table(attacc.compare(cache, model=one), MAPE_BOUND_ONE_BUILD, WORST_BOUND_ONE_BUILD)
+
+    timing = attacc.load_timing()
+    free = attacc.evaluate(cache, timing=timing._replace(tREFI=jnp.full(2, 10**12, jnp.int64)))
+    _check_limits(cache, one, free)
+    assert attacc._EVAL._cache_size() == 1  # new batches of the same shape: no retrace
+    _check_single_points(cache, split)
+
+
+def test_presets_come_from_the_configs():
+    t = attacc.load_timing()
+    assert t.tCCD_mac.tolist() == [4, 6]  # NPC, power-constrained (nCCDAB)
+    assert t.tRCD.tolist() == [19, 19] and t.tRFC.tolist() == [456, 456]
+    assert t.tRAS.tolist() == [45, 45] and t.tRP.tolist() == [19, 19]
+    assert int(attacc.load_timing(True).tCCD_mac) == 6
+
+
+def test_missing_cache_names_the_path(tmp_path):
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        attacc.load_cache(missing)
+
+
+def test_unknown_placement_and_long_context_are_rejected():
+    row = {"L": 128, "nhead": 3, "dhead": 128, "dbyte": 2, "power_constraint": True}
+    with pytest.raises(ValueError, match="pim_type"):
+        attacc.evaluate(pd.DataFrame([{**row, "pim_type": "XX"}]))
+    with pytest.raises(ValueError, match="L"):
+        attacc.evaluate(pd.DataFrame([{**row, "L": 8192, "pim_type": "BA"}]))
