@@ -183,9 +183,7 @@ def _tiling(p: DesignPoint):
         tpr=n_chunk * n_groups,
         rows_used=heads * rows_head,
         useful=(heads * gq * m_w * k_w).astype(jnp.float64),
-        e=e,
         n_gb=n_gb,
-        col=col,
     )
 
 
@@ -320,7 +318,7 @@ def _pick(flag, a, b):
     return jnp.where(flag == 1, b, a)
 
 
-def _step(T, pim, p, n_tiles, state, i):
+def _step(T, pim, n_tiles, state, i):
     """Advance every policy's state by tile ``i`` (no-op past the last tile)."""
     tl = _tile(T, i)
     cl = pim.CL
@@ -422,17 +420,17 @@ def _period(T):
     return jnp.maximum(base * (half // jnp.maximum(base, 1)), 1)
 
 
-def _run(T, pim, p, n_tiles):
+def _run(T, pim, n_tiles):
     st0 = _state0()
     head_idx = jnp.arange(WINDOW_HEAD, dtype=jnp.int64)
-    st_a, hist = jax.lax.scan(lambda s, i: _step(T, pim, p, n_tiles, s, i), st0, head_idx)
+    st_a, hist = jax.lax.scan(lambda s, i: _step(T, pim, n_tiles, s, i), st0, head_idx)
     per = _period(T)
     past = {k: hist[k][WINDOW_HEAD - 1 - per] for k in hist}
     k_skip = jnp.maximum(0, _cdiv(n_tiles - WINDOW_HEAD - WINDOW_TAIL, per))
     shifted = {k: st_a[k] + k_skip * (st_a[k] - past[k]) for k in st_a}
     start = WINDOW_HEAD + k_skip * per
     tail_idx = start + jnp.arange(WINDOW_TAIL, dtype=jnp.int64)
-    st_b, _ = jax.lax.scan(lambda s, i: _step(T, pim, p, n_tiles, s, i), shifted, tail_idx)
+    st_b, _ = jax.lax.scan(lambda s, i: _step(T, pim, n_tiles, s, i), shifted, tail_idx)
     return st_b
 
 
@@ -469,7 +467,7 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     per_rep = (T["reps"] > 1) & (2 * T["tpr"] > WINDOW_HEAD // 2)
     n_run = jnp.where(per_rep, T["tpr"], n_tiles)
     scale = jnp.where(per_rep, T["reps"], 1)
-    st = _run(T, pim, p, n_run)
+    st = _run(T, pim, n_run)
     st = {k: v * scale for k, v in st.items()}
     counts = _counts(T)
     st_total = jnp.maximum(st["st_now"], st["st_cmp"] - pim.tRP)

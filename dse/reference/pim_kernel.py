@@ -54,7 +54,6 @@ class Tiling:
     bpe: int  # bursts per OBuf entry read out (all banks' values)
     t_io: int  # cycles per burst on the data bus
     rows_used: int  # DRAM rows per bank this channel's data occupies
-    gbuf_ok: bool
     useful_macs: int  # multiply-accumulates of the kernel on this channel (padding excluded)
 
     @property
@@ -137,7 +136,6 @@ def tiling(p: Mapping[str, Any]) -> Tiling:
         bpe=_cdiv(banks * g["out_bytes"], col),
         t_io=t_io,
         rows_used=heads * rows_head,
-        gbuf_ok=n_gb >= 1,
         useful_macs=heads * gq * m_w * k_w,
     )
 
