@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dse.models.pim_kernel import WINDOW_HEAD, WINDOW_TAIL
 from dse.reference.pim_kernel import simulate, tiling
 from tests.conftest import evaluate_params
 

@@ -70,11 +70,10 @@ import jax.numpy as jnp
 from dse.point import STATUS_CODE, DesignPoint
 from dse.workload.gemv import DTYPE_BYTES
 
-__all__ = ["kernel", "METRICS", "BOTTLENECKS", "WINDOW_HEAD", "WINDOW_TAIL"]
+__all__ = ["kernel", "METRICS", "BOTTLENECKS", "PERIODS"]
 
 BOTTLENECKS = ("mac", "row", "io", "refresh")
-WINDOW_HEAD = 64  # tiles scanned exactly from the start
-WINDOW_TAIL = 32  # tiles scanned exactly at the end
+PERIODS = 2  # periods of each level issued exactly before its pattern is extrapolated
 
 METRICS = {
     "cycles": ("cycles", "channel time for the kernel, refresh included"),
@@ -187,55 +186,47 @@ def _tiling(p: DesignPoint):
     )
 
 
-def _tile(T, i):
-    """Closed-form description of tile ``i`` (its transfers, MACs and row visits)."""
+def _io(T, i):
+    """Tile ``i``'s transfers: (WR-INP bursts, RD-OUT bursts, GBuf group, OBuf group)."""
     tpr = T["tpr"]
     rep, u = i // tpr, i % tpr
     j, gi = u // T["n_groups"], u % T["n_groups"]
     last_chunk = j == T["n_chunk"] - 1
     cols = jnp.where(last_chunk, T["kc"] - (T["n_chunk"] - 1) * T["kt"], T["kt"])
     n_out = jnp.where(gi == T["n_groups"] - 1, T["m_b"] - (T["n_groups"] - 1) * T["t_o"], T["t_o"])
-    q, c = T["q"], T["c"]
-    w = jnp.where(gi == 0, q * cols, 0)
-    r = jnp.where(last_chunk | ~T["keep"], q * n_out * T["bpe"], 0)
+    w = jnp.where(gi == 0, T["q"] * cols, 0)
+    r = jnp.where(last_chunk | ~T["keep"], T["q"] * n_out * T["bpe"], 0)
     gbg = jnp.where(T["gb_split"], (rep * T["n_chunk"] + j) % 2, 0)
     obg = jnp.where(T["ob_split"], jnp.where(T["keep"], rep, i) % 2, 0)
+    return dict(w=w, r=r, gbg=gbg, obg=obg, cols=cols, n_out=n_out, gi=gi)
+
+
+def _tile(T, i):
+    """Closed-form description of tile ``i`` (its transfers, MACs and row visits)."""
+    tl = _io(T, i)
+    q, c, cols, n_out = T["q"], T["c"], tl["cols"], tl["n_out"]
     # row visits: (count, MACs of the first, of the last, of each middle one)
     per = T["per"]
-    m0 = gi * T["t_o"]
+    m0 = tl["gi"] * T["t_o"]
     m1 = m0 + n_out - 1
     pk_rows = m1 // per - m0 // per + 1
     pk_first = q * cols * jnp.minimum(n_out, per - m0 % per)
     pk_last = q * cols * (m1 % per + 1)
-    pk_mid = q * cols * per
     s = _cdiv(cols, c)
-    lr_first = jnp.where(s > 1, q * c, q * cols)
-    lr_last = q * (cols - (s - 1) * c)
-    long_rows = jnp.where(T["kt"] >= c, n_out * s, n_out)
-    lr_s = jnp.where(T["kt"] >= c, s, 1)
-    n_rows = jnp.where(T["packed"], pk_rows, long_rows)
-    k_first = jnp.where(T["packed"], pk_first, jnp.where(T["kt"] >= c, lr_first, q * cols))
-    k_last = jnp.where(
-        T["packed"],
-        jnp.where(pk_rows > 1, pk_last, pk_first),
-        jnp.where(T["kt"] >= c, lr_last, q * cols),
-    )
-    return dict(
-        w=w,
-        r=r,
-        gbg=gbg,
-        obg=obg,
+    long_ = T["kt"] >= c
+    tl.update(
         n_mac=q * cols * n_out,
-        n_rows=n_rows,
-        k_first=k_first,
-        k_last=k_last,
-        k_mid=pk_mid,
-        lr_s=lr_s,
-        n_out=n_out,
-        cols=cols,
-        last_chunk=last_chunk,
-        gi=gi,
+        n_rows=jnp.where(T["packed"], pk_rows, jnp.where(long_, n_out * s, n_out)),
+        k_first=jnp.where(T["packed"], pk_first, jnp.where(long_ & (s > 1), q * c, q * cols)),
+        k_last=jnp.where(
+            T["packed"],
+            jnp.where(pk_rows > 1, pk_last, pk_first),
+            jnp.where(long_, q * (cols - (s - 1) * c), q * cols),
+        ),
+        k_mid=q * cols * per,
+        lr_s=jnp.where(long_, s, 1),
     )
+    return tl
 
 
 def _row_f(k, T, pim):
@@ -263,175 +254,197 @@ def _rows_sum(tl, T, pim):
 
 def _body(tl, T, pim, a0, ready):
     """Issue a tile's rows from ACT ``a0`` with data ready at ``ready``.
-    Returns (MAC results done, next ACT allowed)."""
+    Returns (MAC results done, next ACT allowed, unstalled row overhead)."""
     s0 = jnp.maximum(a0 + pim.tRCD_mac, ready)
     t_mac, rtp = T["t_mac"], T["rtp"]
     one_last = s0 + (tl["k_first"] - 1) * t_mac
     one_pre = jnp.maximum(one_last + rtp, a0 + pim.tRAS)
     total = _rows_sum(tl, T, pim)
     mid = total - _row_f(tl["k_first"], T, pim) - _row_f(tl["k_last"], T, pim)
-    act1 = one_pre + pim.tRP
-    act_last = act1 + mid
+    act_last = one_pre + pim.tRP + mid
     many_last = act_last + pim.tRCD_mac + (tl["k_last"] - 1) * t_mac
     many_pre = jnp.maximum(many_last + rtp, act_last + pim.tRAS)
     single = tl["n_rows"] == 1
     last = jnp.where(single, one_last, many_last)
     pre = jnp.where(single, one_pre, many_pre)
-    return last + t_mac, pre + pim.tRP
+    return last + t_mac, pre + pim.tRP, total - tl["n_mac"] * t_mac
 
 
 def _bus(n, start, T, cl, is_read):
     return jnp.where(n > 0, start + jnp.where(is_read, cl, 0) + n * T["t_io"], start)
 
 
-def _state0():
-    z = _i(0)
-    return {
-        # static
-        "st_now": z,
-        "st_cmp": z,
-        # ping-pong
-        "pp_s": z,
-        "pp_cmp": z,
-        "pp_bus": z,
-        # dynamic
-        "dy_io": z,
-        "dy_cmp": z,
-        "dy_last": z,
-        "dy_rd": z,
-        "dy_gr0": z,
-        "dy_gr1": z,
-        "dy_gf0": z,
-        "dy_gf1": z,
-        "dy_of0": z,
-        "dy_of1": z,
-        # counts
-        "n_act": z,
-        "n_mac": z,
-        "n_wr": z,
-        "n_rd": z,
-        "ov": z,
-    }
+# --- the three policies: state, one tile, total ---------------------------------------------
+# Every step is max-plus in the state (max and +constant), so a state measured one period
+# apart advances by the same per-variable amounts once the schedule is periodic.
+
+_STATE = {
+    0: ("now", "cmp", "ov"),
+    1: ("s", "cmp", "ov"),
+    2: ("io", "cmp", "last", "rd", "gr0", "gr1", "gf0", "gf1", "of0", "of1", "ov"),
+}
 
 
-def _pick(flag, a, b):
-    return jnp.where(flag == 1, b, a)
+def _static_step(T, pim, n_tiles, st, i):
+    tl = _tile(T, i)
+    now = _bus(tl["w"], st["now"], T, pim.CL, False)
+    done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(now, st["cmp"]), now)
+    now = jnp.maximum(done, cmp_free - pim.tRP)
+    return {"now": _bus(tl["r"], now, T, pim.CL, True), "cmp": cmp_free, "ov": st["ov"] + ov}
 
 
-def _step(T, pim, n_tiles, state, i):
-    """Advance every policy's state by tile ``i`` (no-op past the last tile)."""
+def _static_total(T, pim, n_tiles, st):
+    return jnp.maximum(st["now"], st["cmp"] - pim.tRP)
+
+
+def _pingpong_step(T, pim, n_tiles, st, i):
     tl = _tile(T, i)
     cl = pim.CL
-    active = i < n_tiles
-    new = dict(state)
-    # --- static ----------------------------------------------------------------------
-    now = _bus(tl["w"], state["st_now"], T, cl, False)
-    done, cmp_free = _body(tl, T, pim, jnp.maximum(now, state["st_cmp"]), now)
-    now = jnp.maximum(done, cmp_free - pim.tRP)
-    now = _bus(tl["r"], now, T, cl, True)
-    new["st_now"], new["st_cmp"] = now, cmp_free
-    # --- ping-pong -------------------------------------------------------------------
-    prev = _tile(T, i - 1)
-    nxt = _tile(T, i + 1)
-    s = state["pp_s"]
-    s = jnp.where((i == 0) & T["gb_split"], _bus(tl["w"], _i(0), T, cl, False), s)
-    prev_r = jnp.where(i > 0, prev["r"], 0)
+    prev_r = jnp.where(i > 0, _io(T, i - 1)["r"], 0)
+    s = jnp.where((i == 0) & T["gb_split"], _bus(tl["w"], _i(0), T, cl, False), st["s"])
     bus = _bus(prev_r, s, T, cl, True)
     serial_rd = (prev_r > 0) & ((pim.blocking_readout == 1) | ~T["ob_split"])
     c0 = jnp.where(serial_rd, bus, s)
     own_w = (tl["w"] > 0) & ~T["gb_split"]
     bus = jnp.where(own_w, _bus(tl["w"], bus, T, cl, False), bus)
     c0 = jnp.where(own_w, bus, c0)
-    pre_w = T["gb_split"] & (i + 1 < n_tiles) & (nxt["w"] > 0)
-    bus = jnp.where(pre_w, _bus(nxt["w"], bus, T, cl, False), bus)
-    done, cmp_free = _body(tl, T, pim, jnp.maximum(c0, state["pp_cmp"]), c0)
-    new["pp_s"], new["pp_cmp"] = jnp.maximum(done, bus), cmp_free
-    # --- dynamic ---------------------------------------------------------------------
+    nxt_w = _io(T, i + 1)["w"]
+    pre_w = T["gb_split"] & (i + 1 < n_tiles) & (nxt_w > 0)
+    bus = jnp.where(pre_w, _bus(nxt_w, bus, T, cl, False), bus)
+    done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(c0, st["cmp"]), c0)
+    return {"s": jnp.maximum(done, bus), "cmp": cmp_free, "ov": st["ov"] + ov}
+
+
+def _pingpong_total(T, pim, n_tiles, st):
+    last_r = _io(T, n_tiles - 1)["r"]
+    return jnp.maximum(_bus(last_r, st["s"], T, pim.CL, True), st["cmp"] - pim.tRP)
+
+
+def _dynamic_step(T, pim, n_tiles, st, i):
+    tl = _tile(T, i)
+    cl = pim.CL
     dual = pim.dual_port == 1
-    io = state["dy_io"]
-    gr = [state["dy_gr0"], state["dy_gr1"]]
-    gf = [state["dy_gf0"], state["dy_gf1"]]
-    of = [state["dy_of0"], state["dy_of1"]]
-    last_done = state["dy_last"]
+    io, last_done = st["io"], st["last"]
+    gr = [st["gr0"], st["gr1"]]
+    gf = [st["gf0"], st["gf1"]]
+    of = [st["of0"], st["of1"]]
 
-    def write(io, n, grp, gr):
-        st = jnp.maximum(jnp.maximum(io, _pick(grp, gf[0], gf[1])), jnp.where(dual, 0, last_done))
-        end = _bus(n, st, T, cl, False)
-        return end, [jnp.where(grp == 0, end, gr[0]), jnp.where(grp == 1, end, gr[1])]
+    def write(on, io, x, gr):
+        """WR-INP of ``x``'s chunk into its GBuf group, if ``on``."""
+        start = jnp.maximum(io, jnp.where(x["gbg"] == 1, gf[1], gf[0]))
+        end = _bus(x["w"], jnp.maximum(start, jnp.where(dual, 0, last_done)), T, cl, False)
+        gr = [jnp.where(on & (x["gbg"] == k), end, gr[k]) for k in range(2)]
+        return jnp.where(on, end, io), gr
 
-    first = i == 0
-    io_w0, gr_w0 = write(io, tl["w"], tl["gbg"], gr)
-    io = jnp.where(first, io_w0, io)
-    gr = [jnp.where(first, gr_w0[k], gr[k]) for k in range(2)]
+    io, gr = write(i == 0, io, tl, gr)
     ng = T["n_groups"]
-    nxt_start = _tile(T, i + ng)
-    pre_split = T["gb_split"] & (tl["gi"] == 0) & (i + ng < n_tiles)
-    io_p, gr_p = write(io, nxt_start["w"], nxt_start["gbg"], gr)
-    io = jnp.where(pre_split, io_p, io)
-    gr = [jnp.where(pre_split, gr_p[k], gr[k]) for k in range(2)]
-    ready = jnp.maximum(_pick(tl["gbg"], gr[0], gr[1]), _pick(tl["obg"], of[0], of[1]))
-    ready = jnp.where(pim.blocking_readout == 1, jnp.maximum(ready, state["dy_rd"]), ready)
+    io, gr = write(T["gb_split"] & (tl["gi"] == 0) & (i + ng < n_tiles), io, _io(T, i + ng), gr)
+    ready = jnp.maximum(
+        jnp.where(tl["gbg"] == 1, gr[1], gr[0]), jnp.where(tl["obg"] == 1, of[1], of[0])
+    )
+    ready = jnp.where(pim.blocking_readout == 1, jnp.maximum(ready, st["rd"]), ready)
     ready = jnp.where(dual, ready, jnp.maximum(ready, io))
-    done_d, cmp_d = _body(tl, T, pim, state["dy_cmp"], ready)
-    gf = [jnp.where(tl["gbg"] == k, done_d, gf[k]) for k in range(2)]
-    last_done = done_d
+    done, cmp_free, ov = _body(tl, T, pim, st["cmp"], ready)
+    gf = [jnp.where(tl["gbg"] == k, done, gf[k]) for k in range(2)]
+    last_done = done
     has_r = tl["r"] > 0
-    rd_end = _bus(tl["r"], jnp.maximum(io, done_d), T, cl, True)
+    rd_end = _bus(tl["r"], jnp.maximum(io, done), T, cl, True)
     io = jnp.where(has_r, rd_end, io)
     of = [jnp.where(has_r & (tl["obg"] == k), rd_end, of[k]) for k in range(2)]
-    rd_last = jnp.where(has_r, rd_end, state["dy_rd"])
     post = ~T["gb_split"] & (tl["gi"] == ng - 1) & (i + 1 < n_tiles)
-    io_q, gr_q = write(io, nxt["w"], nxt["gbg"], gr)
-    io = jnp.where(post, io_q, io)
-    gr = [jnp.where(post, gr_q[k], gr[k]) for k in range(2)]
-    new.update(
-        dy_io=io,
-        dy_cmp=cmp_d,
-        dy_last=last_done,
-        dy_rd=rd_last,
-        dy_gr0=gr[0],
-        dy_gr1=gr[1],
-        dy_gf0=gf[0],
-        dy_gf1=gf[1],
-        dy_of0=of[0],
-        dy_of1=of[1],
+    io, gr = write(post, io, _io(T, i + 1), gr)
+    return {
+        "io": io,
+        "cmp": cmp_free,
+        "last": last_done,
+        "rd": jnp.where(has_r, rd_end, st["rd"]),
+        "gr0": gr[0],
+        "gr1": gr[1],
+        "gf0": gf[0],
+        "gf1": gf[1],
+        "of0": of[0],
+        "of1": of[1],
+        "ov": st["ov"] + ov,
+    }
+
+
+def _dynamic_total(T, pim, n_tiles, st):
+    return jnp.maximum(st["io"], st["cmp"] - pim.tRP)
+
+
+_POLICIES = (
+    (_static_step, _static_total),
+    (_pingpong_step, _pingpong_total),
+    (_dynamic_step, _dynamic_total),
+)
+
+
+# --- which tiles are issued exactly --------------------------------------------------------
+
+
+def _level(n, p, first, last):
+    """Visit plan of one level of the tile hierarchy: ``n`` units whose pattern repeats every
+    ``p`` units after ``first`` special ones and before ``last`` special ones. The first
+    ``H = first + PERIODS · p`` units are issued; the state change over the last ``p`` of them
+    is applied ``m`` times (skipping ``m · p`` units); the remaining ``n - H - m p`` units are
+    issued. Returns (H, p, m, visits)."""
+    head = first + PERIODS * p
+    m = jnp.maximum(0, (n - head - last) // p)
+    return head, p, m, n - m * p
+
+
+def _plan(T):
+    """Plans for reps, chunks and groups (outermost first)."""
+    ng, nc = T["n_groups"], T["n_chunk"]
+    odd = lambda x: x % 2 == 1  # noqa: E731
+    obi = T["ob_split"] & ~T["keep"]  # OBuf group alternates tile by tile
+    p_r = jnp.where((T["gb_split"] & odd(nc)) | (T["ob_split"] & (T["keep"] | odd(T["tpr"]))), 2, 1)
+    p_c = jnp.where(T["gb_split"] | (obi & odd(ng)), 2, 1)
+    rows = jnp.where(T["packed"] & (T["t_o"] > 1), T["per"] // jnp.gcd(T["t_o"], T["per"]), 1)
+    p_g = jnp.where(obi & odd(rows), 2 * rows, rows)
+    return (
+        _level(T["reps"], p_r, 1, 1),
+        _level(nc, p_c, 1, 2),
+        _level(ng, p_g, 1, 1),
     )
-    # --- counts ----------------------------------------------------------------------
-    new["n_act"] = state["n_act"] + tl["n_rows"]
-    new["n_mac"] = state["n_mac"] + tl["n_mac"]
-    new["n_wr"] = state["n_wr"] + tl["w"]
-    new["n_rd"] = state["n_rd"] + tl["r"]
-    new["ov"] = state["ov"] + _rows_sum(tl, T, pim) - tl["n_mac"] * T["t_mac"]
-    out = {k: jnp.where(active, new[k], state[k]) for k in state}
-    return out, out
 
 
-def _period(T):
-    """Tiles per repeat of the tile pattern used to extrapolate (fits the head window)."""
-    half = WINDOW_HEAD // 2
-    reps2 = 2 * T["tpr"]
-    chunk2 = 2 * T["n_groups"]
-    rowp = jnp.where(T["packed"], 2 * T["per"], 2)
-    in_chunks = (
-        (T["n_chunk"] >= 4) & (chunk2 <= half) & ((T["n_chunk"] - 1) * T["n_groups"] >= WINDOW_HEAD)
-    )
-    base = jnp.where((T["reps"] > 1) & (reps2 <= half), reps2, jnp.where(in_chunks, chunk2, rowp))
-    base = jnp.minimum(base, half)
-    return jnp.maximum(base * (half // jnp.maximum(base, 1)), 1)
+def _run(T, pim, sched):
+    """Issue the tiles of the plan under policy ``sched``; → (busy cycles, row overhead)."""
+    n_tiles = T["reps"] * T["tpr"]
+    (hr, pr, mr, vr), (hc, pc, mc, vc), (hg, pg, mg, vg) = _plan(T)
+    steps = vr * vc * vg
 
+    def branch(k):
+        step, total = _POLICIES[k]
+        st0 = {name: _i(0) for name in _STATE[k]}
 
-def _run(T, pim, n_tiles):
-    st0 = _state0()
-    head_idx = jnp.arange(WINDOW_HEAD, dtype=jnp.int64)
-    st_a, hist = jax.lax.scan(lambda s, i: _step(T, pim, n_tiles, s, i), st0, head_idx)
-    per = _period(T)
-    past = {k: hist[k][WINDOW_HEAD - 1 - per] for k in hist}
-    k_skip = jnp.maximum(0, _cdiv(n_tiles - WINDOW_HEAD - WINDOW_TAIL, per))
-    shifted = {k: st_a[k] + k_skip * (st_a[k] - past[k]) for k in st_a}
-    start = WINDOW_HEAD + k_skip * per
-    tail_idx = start + jnp.arange(WINDOW_TAIL, dtype=jnp.int64)
-    st_b, _ = jax.lax.scan(lambda s, i: _step(T, pim, n_tiles, s, i), shifted, tail_idx)
-    return st_b
+        def body(carry):
+            s, st, sv_r, sv_c, sv_g = carry
+            ug, uc, ur = s % vg, (s // vg) % vc, s // (vg * vc)
+            c0 = ug == 0
+            r0 = c0 & (uc == 0)
+            pick = lambda on, a, b: jax.tree.map(lambda x, y: jnp.where(on, x, y), a, b)  # noqa: E731
+            sv_r = pick(r0 & (ur == hr - pr), st, sv_r)
+            sv_c = pick(c0 & (uc == hc - pc), st, sv_c)
+            sv_g = pick(ug == hg - pg, st, sv_g)
+            for on, m, sv in (
+                (r0 & (ur == hr) & (mr > 0), mr, sv_r),
+                (c0 & (uc == hc) & (mc > 0), mc, sv_c),
+                ((ug == hg) & (mg > 0), mg, sv_g),
+            ):
+                st = pick(on, jax.tree.map(lambda x, y: x + m * (x - y), st, sv), st)  # noqa: B023
+            skip = lambda u, h, p, m: u + jnp.where(u >= h, m * p, 0)  # noqa: E731
+            i = (skip(ur, hr, pr, mr) * T["n_chunk"] + skip(uc, hc, pc, mc)) * T["n_groups"] + skip(
+                ug, hg, pg, mg
+            )
+            return s + 1, step(T, pim, n_tiles, st, i), sv_r, sv_c, sv_g
+
+        carry = (_i(0), st0, st0, st0, st0)
+        st = jax.lax.while_loop(lambda c: c[0] < steps, body, carry)[1]
+        return total(T, pim, n_tiles, st), st["ov"]
+
+    return jax.lax.switch(jnp.clip(sched, 0, 2), [lambda k=k: branch(k) for k in range(3)])
 
 
 def _counts(T):
@@ -463,18 +476,8 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]
-    # Long heads (more tiles than the head window holds) repeat: evaluate one and scale.
-    per_rep = (T["reps"] > 1) & (2 * T["tpr"] > WINDOW_HEAD // 2)
-    n_run = jnp.where(per_rep, T["tpr"], n_tiles)
-    scale = jnp.where(per_rep, T["reps"], 1)
-    st = _run(T, pim, n_run)
-    st = {k: v * scale for k, v in st.items()}
+    busy, ov = _run(T, pim, pol.sched)
     counts = _counts(T)
-    st_total = jnp.maximum(st["st_now"], st["st_cmp"] - pim.tRP)
-    pp_last = _tile(T, n_tiles - 1)
-    pp_total = jnp.maximum(_bus(pp_last["r"], st["pp_s"], T, pim.CL, True), st["pp_cmp"] - pim.tRP)
-    dy_total = jnp.maximum(st["dy_io"], st["dy_cmp"] - pim.tRP)
-    busy = jnp.where(pol.sched == 0, st_total, jnp.where(pol.sched == 1, pp_total, dy_total))
 
     # --- refresh -----------------------------------------------------------------------
     trfc, trefi = pim.tRFC, pim.tREFI
@@ -516,7 +519,7 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
     mac_cycles = counts["n_mac"] * T["t_mac"]
     f_mac = mac_cycles / cyc
-    f_row = jnp.minimum(st["ov"] / cyc, 1.0 - f_mac)
+    f_row = jnp.minimum(ov / cyc, 1.0 - f_mac)
     f_ref = (n_ref * trfc) / cyc
     f_io = jnp.maximum(1.0 - f_mac - f_row - f_ref, 0.0)
     fracs = jnp.stack([f_mac, f_row, f_io, f_ref])
