@@ -73,7 +73,9 @@ from dse.workload.gemv import DTYPE_BYTES
 __all__ = ["kernel", "METRICS", "BOTTLENECKS", "PERIODS"]
 
 BOTTLENECKS = ("mac", "row", "io", "refresh")
-PERIODS = 2  # periods of each level issued exactly before its pattern is extrapolated
+# periods of each level (reps, chunks, groups) issued exactly before its pattern is extrapolated
+PERIODS = (1, 1, 1)
+MIN_TILES = 6  # ... and at least this many tiles' worth of periods
 
 METRICS = {
     "cycles": ("cycles", "channel time for the kernel, refresh included"),
@@ -160,7 +162,18 @@ def _tiling(p: DesignPoint):
     width = jnp.maximum(pim.bus_width_bits, one)
     rate = jnp.where(pim.data_rate > 0, pim.data_rate, 1.0)
     t_io = jnp.ceil(8.0 * col / (width * rate)).astype(jnp.int64)
+    cols_last = kc - (n_chunk - 1) * kt
+    n_last = m_b - (n_groups - 1) * t_o
     return dict(
+        cols_last=cols_last,
+        n_last=n_last,
+        a_reg=(t_o - 1) // per,
+        b_reg=(t_o - 1) % per,
+        a_last=(n_last - 1) // per,
+        b_last=(n_last - 1) % per,
+        t_o_mod=t_o % per,
+        s_reg=_cdiv(kt, c),
+        s_last=_cdiv(cols_last, c),
         t_mac=t_mac,
         rtp=t_mac - tccd + pim.tRTP,
         c=c,
@@ -187,34 +200,57 @@ def _tiling(p: DesignPoint):
 
 
 def _io(T, i):
-    """Tile ``i``'s transfers: (WR-INP bursts, RD-OUT bursts, GBuf group, OBuf group)."""
+    """Tile ``i``'s transfers (outside the loop): WR-INP and RD-OUT bursts."""
     tpr = T["tpr"]
-    rep, u = i // tpr, i % tpr
+    u = i % tpr
     j, gi = u // T["n_groups"], u % T["n_groups"]
     last_chunk = j == T["n_chunk"] - 1
-    cols = jnp.where(last_chunk, T["kc"] - (T["n_chunk"] - 1) * T["kt"], T["kt"])
-    n_out = jnp.where(gi == T["n_groups"] - 1, T["m_b"] - (T["n_groups"] - 1) * T["t_o"], T["t_o"])
+    cols = jnp.where(last_chunk, T["cols_last"], T["kt"])
+    n_out = jnp.where(gi == T["n_groups"] - 1, T["n_last"], T["t_o"])
     w = jnp.where(gi == 0, T["q"] * cols, 0)
     r = jnp.where(last_chunk | ~T["keep"], T["q"] * n_out * T["bpe"], 0)
-    gbg = jnp.where(T["gb_split"], (rep * T["n_chunk"] + j) % 2, 0)
-    obg = jnp.where(T["ob_split"], jnp.where(T["keep"], rep, i) % 2, 0)
-    return dict(w=w, r=r, gbg=gbg, obg=obg, cols=cols, n_out=n_out, gi=gi)
+    return dict(w=w, r=r)
 
 
-def _tile(T, i):
-    """Closed-form description of tile ``i`` (its transfers, MACs and row visits)."""
-    tl = _io(T, i)
-    q, c, cols, n_out = T["q"], T["c"], tl["cols"], tl["n_out"]
-    # row visits: (count, MACs of the first, of the last, of each middle one)
-    per = T["per"]
-    m0 = tl["gi"] * T["t_o"]
-    m1 = m0 + n_out - 1
-    pk_rows = m1 // per - m0 // per + 1
-    pk_first = q * cols * jnp.minimum(n_out, per - m0 % per)
-    pk_last = q * cols * (m1 % per + 1)
-    s = _cdiv(cols, c)
-    long_ = T["kt"] >= c
-    tl.update(
+def _at(T, x):
+    """Tile at loop coordinates ``x`` (rep, chunk ``j``, group ``gi``, flat index ``i``, and
+    ``r`` = the group's first output modulo the outputs per packed row), division-free.
+
+    Also describes the next chunk's first tile (``w_next``, ``gbg_next``, ``has_next``), which
+    the overlapping policies prefetch, and the previous tile's readout (``r_prev``)."""
+    q, j, gi = T["q"], x["j"], x["gi"]
+    last_chunk = j == T["n_chunk"] - 1
+    last_group = gi == T["n_groups"] - 1
+    cols = jnp.where(last_chunk, T["cols_last"], T["kt"])
+    n_out = jnp.where(last_group, T["n_last"], T["t_o"])
+    flat = x["rep"] * T["n_chunk"] + j
+    j1 = jnp.where(j + 1 == T["n_chunk"], 0, j + 1)
+    cols1 = jnp.where(j1 == T["n_chunk"] - 1, T["cols_last"], T["kt"])
+    readout = last_chunk | ~T["keep"]
+    prev_readout = jnp.where(gi == 0, (j == 0) | ~T["keep"], readout)
+    prev_out = jnp.where(gi == 0, T["n_last"], T["t_o"])
+    # rows: packed outputs [m0, m0 + n_out) with m0 ≡ r (mod per); long outputs ceil(cols/c)
+    r, per = x["r"], T["per"]
+    a = jnp.where(last_group, T["a_last"], T["a_reg"])  # (n_out - 1) // per
+    b = jnp.where(last_group, T["b_last"], T["b_reg"])  # (n_out - 1) % per
+    cross = r + b >= per
+    pk_rows = a + cross + 1
+    pk_first = q * cols * jnp.minimum(n_out, per - r)
+    pk_last = q * cols * (r + b - jnp.where(cross, per, 0) + 1)
+    s = jnp.where(last_chunk, T["s_last"], T["s_reg"])
+    long_, c = T["kt"] >= T["c"], T["c"]
+    return dict(
+        w=jnp.where(gi == 0, q * cols, 0),
+        r=jnp.where(readout, q * n_out * T["bpe"], 0),
+        gbg=jnp.where(T["gb_split"], flat & 1, 0),
+        obg=jnp.where(T["ob_split"], jnp.where(T["keep"], x["rep"], x["i"]) & 1, 0),
+        gi=gi,
+        w_next=q * cols1,
+        gbg_next=jnp.where(T["gb_split"], (flat + 1) & 1, 0),
+        has_next=flat + 1 < T["reps"] * T["n_chunk"],
+        r_prev=jnp.where((x["i"] > 0) & prev_readout, q * prev_out * T["bpe"], 0),
+        cols=cols,
+        n_out=n_out,
         n_mac=q * cols * n_out,
         n_rows=jnp.where(T["packed"], pk_rows, jnp.where(long_, n_out * s, n_out)),
         k_first=jnp.where(T["packed"], pk_first, jnp.where(long_ & (s > 1), q * c, q * cols)),
@@ -226,7 +262,6 @@ def _tile(T, i):
         k_mid=q * cols * per,
         lr_s=jnp.where(long_, s, 1),
     )
-    return tl
 
 
 def _row_f(k, T, pim):
@@ -285,8 +320,8 @@ _STATE = {
 }
 
 
-def _static_step(T, pim, n_tiles, st, i):
-    tl = _tile(T, i)
+def _static_step(T, pim, st, x):
+    tl = _at(T, x)
     now = _bus(tl["w"], st["now"], T, pim.CL, False)
     done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(now, st["cmp"]), now)
     now = jnp.maximum(done, cmp_free - pim.tRP)
@@ -297,20 +332,19 @@ def _static_total(T, pim, n_tiles, st):
     return jnp.maximum(st["now"], st["cmp"] - pim.tRP)
 
 
-def _pingpong_step(T, pim, n_tiles, st, i):
-    tl = _tile(T, i)
+def _pingpong_step(T, pim, st, x):
+    tl = _at(T, x)
     cl = pim.CL
-    prev_r = jnp.where(i > 0, _io(T, i - 1)["r"], 0)
-    s = jnp.where((i == 0) & T["gb_split"], _bus(tl["w"], _i(0), T, cl, False), st["s"])
+    prev_r = tl["r_prev"]
+    s = jnp.where((x["i"] == 0) & T["gb_split"], _bus(tl["w"], _i(0), T, cl, False), st["s"])
     bus = _bus(prev_r, s, T, cl, True)
     serial_rd = (prev_r > 0) & ((pim.blocking_readout == 1) | ~T["ob_split"])
     c0 = jnp.where(serial_rd, bus, s)
     own_w = (tl["w"] > 0) & ~T["gb_split"]
     bus = jnp.where(own_w, _bus(tl["w"], bus, T, cl, False), bus)
     c0 = jnp.where(own_w, bus, c0)
-    nxt_w = _io(T, i + 1)["w"]
-    pre_w = T["gb_split"] & (i + 1 < n_tiles) & (nxt_w > 0)
-    bus = jnp.where(pre_w, _bus(nxt_w, bus, T, cl, False), bus)
+    pre_w = T["gb_split"] & (tl["gi"] == T["n_groups"] - 1) & tl["has_next"]
+    bus = jnp.where(pre_w, _bus(tl["w_next"], bus, T, cl, False), bus)
     done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(c0, st["cmp"]), c0)
     return {"s": jnp.maximum(done, bus), "cmp": cmp_free, "ov": st["ov"] + ov}
 
@@ -320,8 +354,8 @@ def _pingpong_total(T, pim, n_tiles, st):
     return jnp.maximum(_bus(last_r, st["s"], T, pim.CL, True), st["cmp"] - pim.tRP)
 
 
-def _dynamic_step(T, pim, n_tiles, st, i):
-    tl = _tile(T, i)
+def _dynamic_step(T, pim, st, x):
+    tl = _at(T, x)
     cl = pim.CL
     dual = pim.dual_port == 1
     io, last_done = st["io"], st["last"]
@@ -329,16 +363,17 @@ def _dynamic_step(T, pim, n_tiles, st, i):
     gf = [st["gf0"], st["gf1"]]
     of = [st["of0"], st["of1"]]
 
-    def write(on, io, x, gr):
-        """WR-INP of ``x``'s chunk into its GBuf group, if ``on``."""
-        start = jnp.maximum(io, jnp.where(x["gbg"] == 1, gf[1], gf[0]))
-        end = _bus(x["w"], jnp.maximum(start, jnp.where(dual, 0, last_done)), T, cl, False)
-        gr = [jnp.where(on & (x["gbg"] == k), end, gr[k]) for k in range(2)]
+    def write(on, io, w, grp, gr):
+        """WR-INP of ``w`` bursts into GBuf group ``grp``, if ``on``."""
+        start = jnp.maximum(io, jnp.where(grp == 1, gf[1], gf[0]))
+        end = _bus(w, jnp.maximum(start, jnp.where(dual, 0, last_done)), T, cl, False)
+        gr = [jnp.where(on & (grp == k), end, gr[k]) for k in range(2)]
         return jnp.where(on, end, io), gr
 
-    io, gr = write(i == 0, io, tl, gr)
+    io, gr = write(x["i"] == 0, io, tl["w"], tl["gbg"], gr)
     ng = T["n_groups"]
-    io, gr = write(T["gb_split"] & (tl["gi"] == 0) & (i + ng < n_tiles), io, _io(T, i + ng), gr)
+    nxt = (tl["w_next"], tl["gbg_next"])
+    io, gr = write(T["gb_split"] & (tl["gi"] == 0) & tl["has_next"], io, *nxt, gr)
     ready = jnp.maximum(
         jnp.where(tl["gbg"] == 1, gr[1], gr[0]), jnp.where(tl["obg"] == 1, of[1], of[0])
     )
@@ -351,8 +386,8 @@ def _dynamic_step(T, pim, n_tiles, st, i):
     rd_end = _bus(tl["r"], jnp.maximum(io, done), T, cl, True)
     io = jnp.where(has_r, rd_end, io)
     of = [jnp.where(has_r & (tl["obg"] == k), rd_end, of[k]) for k in range(2)]
-    post = ~T["gb_split"] & (tl["gi"] == ng - 1) & (i + 1 < n_tiles)
-    io, gr = write(post, io, _io(T, i + 1), gr)
+    post = ~T["gb_split"] & (tl["gi"] == ng - 1) & tl["has_next"]
+    io, gr = write(post, io, *nxt, gr)
     return {
         "io": io,
         "cmp": cmp_free,
@@ -382,13 +417,14 @@ _POLICIES = (
 # --- which tiles are issued exactly --------------------------------------------------------
 
 
-def _level(n, p, first, last):
+def _level(n, p, first, last, periods, unit_tiles):
     """Visit plan of one level of the tile hierarchy: ``n`` units whose pattern repeats every
     ``p`` units after ``first`` special ones and before ``last`` special ones. The first
     ``H = first + PERIODS · p`` units are issued; the state change over the last ``p`` of them
     is applied ``m`` times (skipping ``m · p`` units); the remaining ``n - H - m p`` units are
     issued. Returns (H, p, m, visits)."""
-    head = first + PERIODS * p
+    periods = jnp.maximum(periods, _cdiv(MIN_TILES, p * unit_tiles))
+    head = first + periods * p
     m = jnp.maximum(0, (n - head - last) // p)
     return head, p, m, n - m * p
 
@@ -403,9 +439,9 @@ def _plan(T):
     rows = jnp.where(T["packed"] & (T["t_o"] > 1), T["per"] // jnp.gcd(T["t_o"], T["per"]), 1)
     p_g = jnp.where(obi & odd(rows), 2 * rows, rows)
     return (
-        _level(T["reps"], p_r, 1, 1),
-        _level(nc, p_c, 1, 2),
-        _level(ng, p_g, 1, 1),
+        _level(T["reps"], p_r, 1, 1, PERIODS[0], T["tpr"]),
+        _level(nc, p_c, 1, 2, PERIODS[1], ng),
+        _level(ng, p_g, 1, 1, PERIODS[2], 1),
     )
 
 
@@ -413,35 +449,47 @@ def _run(T, pim, sched):
     """Issue the tiles of the plan under policy ``sched``; → (busy cycles, row overhead)."""
     n_tiles = T["reps"] * T["tpr"]
     (hr, pr, mr, vr), (hc, pc, mc, vc), (hg, pg, mg, vg) = _plan(T)
-    steps = vr * vc * vg
+    nc, ng = T["n_chunk"], T["n_groups"]
 
     def branch(k):
         step, total = _POLICIES[k]
         st0 = {name: _i(0) for name in _STATE[k]}
 
         def body(carry):
-            s, st, sv_r, sv_c, sv_g = carry
-            ug, uc, ur = s % vg, (s // vg) % vc, s // (vg * vc)
+            (ur, uc, ug, r), st, sv_r, sv_c, sv_g = carry
             c0 = ug == 0
             r0 = c0 & (uc == 0)
             pick = lambda on, a, b: jax.tree.map(lambda x, y: jnp.where(on, x, y), a, b)  # noqa: E731
             sv_r = pick(r0 & (ur == hr - pr), st, sv_r)
             sv_c = pick(c0 & (uc == hc - pc), st, sv_c)
             sv_g = pick(ug == hg - pg, st, sv_g)
-            for on, m, sv in (
-                (r0 & (ur == hr) & (mr > 0), mr, sv_r),
-                (c0 & (uc == hc) & (mc > 0), mc, sv_c),
-                ((ug == hg) & (mg > 0), mg, sv_g),
-            ):
-                st = pick(on, jax.tree.map(lambda x, y: x + m * (x - y), st, sv), st)  # noqa: B023
-            skip = lambda u, h, p, m: u + jnp.where(u >= h, m * p, 0)  # noqa: E731
-            i = (skip(ur, hr, pr, mr) * T["n_chunk"] + skip(uc, hc, pc, mc)) * T["n_groups"] + skip(
-                ug, hg, pg, mg
-            )
-            return s + 1, step(T, pim, n_tiles, st, i), sv_r, sv_c, sv_g
+            # at most one level jumps at a step (each level's head is at least one unit)
+            jr = r0 & (ur == hr)
+            jc = c0 & (uc == hc)
+            m = jnp.where(jr, mr, jnp.where(jc, mc, jnp.where(ug == hg, mg, 0)))
+            sv = pick(jr, sv_r, pick(jc, sv_c, sv_g))
+            st = jax.tree.map(lambda x, y: x + m * (x - y), st, sv)
+            rep = ur + jnp.where(ur >= hr, mr * pr, 0)
+            j = uc + jnp.where(uc >= hc, mc * pc, 0)
+            gi = ug + jnp.where(ug >= hg, mg * pg, 0)
+            x = {"rep": rep, "j": j, "gi": gi, "i": (rep * nc + j) * ng + gi, "r": r}
+            st = step(T, pim, st, x)
+            # next visit; a group-level jump keeps r (m_g p_g t_o ≡ 0 mod per where it matters)
+            r = r + T["t_o_mod"]
+            r = jnp.where(r >= T["per"], r - T["per"], r)
+            ug = ug + 1
+            wrap_g = ug == vg
+            uc = jnp.where(wrap_g, uc + 1, uc)
+            wrap_c = wrap_g & (uc == vc)
+            ur = jnp.where(wrap_c, ur + 1, ur)
+            ug = jnp.where(wrap_g, 0, ug)
+            uc = jnp.where(wrap_c, 0, uc)
+            r = jnp.where(wrap_g, 0, r)
+            return (ur, uc, ug, r), st, sv_r, sv_c, sv_g
 
-        carry = (_i(0), st0, st0, st0, st0)
-        st = jax.lax.while_loop(lambda c: c[0] < steps, body, carry)[1]
+        z = _i(0)
+        carry = ((z, z, z, z), st0, st0, st0, st0)
+        st = jax.lax.while_loop(lambda c: c[0][0] < vr, body, carry)[1]
         return total(T, pim, n_tiles, st), st["ov"]
 
     return jax.lax.switch(jnp.clip(sched, 0, 2), [lambda k=k: branch(k) for k in range(3)])
