@@ -75,7 +75,7 @@ __all__ = ["kernel", "METRICS", "BOTTLENECKS", "PERIODS"]
 BOTTLENECKS = ("mac", "row", "io", "refresh")
 # periods of each level (reps, chunks, groups) issued exactly before its pattern is extrapolated
 PERIODS = (1, 1, 1)
-MIN_TILES = 6  # ... and at least this many tiles' worth of periods
+MIN_TILES = (6, 6, 2)  # ... and at least this many tiles' worth of periods
 
 METRICS = {
     "cycles": ("cycles", "channel time for the kernel, refresh included"),
@@ -423,7 +423,7 @@ def _level(n, p, first, last, periods, unit_tiles):
     ``H = first + PERIODS · p`` units are issued; the state change over the last ``p`` of them
     is applied ``m`` times (skipping ``m · p`` units); the remaining ``n - H - m p`` units are
     issued. Returns (H, p, m, visits)."""
-    periods = jnp.maximum(periods, _cdiv(MIN_TILES, p * unit_tiles))
+    periods = jnp.maximum(periods[0], _cdiv(periods[1], p * unit_tiles))
     head = first + periods * p
     m = jnp.maximum(0, (n - head - last) // p)
     return head, p, m, n - m * p
@@ -436,12 +436,15 @@ def _plan(T):
     obi = T["ob_split"] & ~T["keep"]  # OBuf group alternates tile by tile
     p_r = jnp.where((T["gb_split"] & odd(nc)) | (T["ob_split"] & (T["keep"] | odd(T["tpr"]))), 2, 1)
     p_c = jnp.where(T["gb_split"] | (obi & odd(ng)), 2, 1)
-    rows = jnp.where(T["packed"] & (T["t_o"] > 1), T["per"] // jnp.gcd(T["t_o"], T["per"]), 1)
+    # packed rows: group starts cycle through per / gcd(t_o, per) row offsets, which only
+    # matter when a group can straddle two rows (t_o does not divide per)
+    straddle = T["packed"] & (T["per"] % T["t_o"] != 0)
+    rows = jnp.where(straddle, T["per"] // jnp.gcd(T["t_o"], T["per"]), 1)
     p_g = jnp.where(obi & odd(rows), 2 * rows, rows)
     return (
-        _level(T["reps"], p_r, 1, 1, PERIODS[0], T["tpr"]),
-        _level(nc, p_c, 1, 2, PERIODS[1], ng),
-        _level(ng, p_g, 1, 1, PERIODS[2], 1),
+        _level(T["reps"], p_r, 1, 1, (PERIODS[0], MIN_TILES[0]), T["tpr"]),
+        _level(nc, p_c, 1, 2, (PERIODS[1], MIN_TILES[1]), ng),
+        _level(ng, p_g, 1, 1, (PERIODS[2], MIN_TILES[2]), 1),
     )
 
 
