@@ -75,7 +75,7 @@ __all__ = ["kernel", "METRICS", "BOTTLENECKS", "PERIODS"]
 BOTTLENECKS = ("mac", "row", "io", "refresh")
 # periods of each level (reps, chunks, groups) issued exactly before its pattern is extrapolated
 PERIODS = (1, 1, 1)
-MIN_TILES = (6, 6, 2)  # ... and at least this many tiles' worth of periods
+MIN_TILES = (6, 4, 2)  # ... and at least this many tiles' worth of periods
 
 METRICS = {
     "cycles": ("cycles", "channel time for the kernel, refresh included"),
@@ -441,11 +441,15 @@ def _plan(T):
     straddle = T["packed"] & (T["per"] % T["t_o"] != 0)
     rows = jnp.where(straddle, T["per"] // jnp.gcd(T["t_o"], T["per"]), 1)
     p_g = jnp.where(obi & odd(rows), 2 * rows, rows)
-    return (
-        _level(T["reps"], p_r, 1, 1, (PERIODS[0], MIN_TILES[0]), T["tpr"]),
-        _level(nc, p_c, 1, 2, (PERIODS[1], MIN_TILES[1]), ng),
-        _level(ng, p_g, 1, 1, (PERIODS[2], MIN_TILES[2]), 1),
-    )
+    chunks = _level(nc, p_c, 1, 2, (PERIODS[1], MIN_TILES[1]), ng)
+    # Reps jump from inside rep H-1, at its last chunk visit X, to the same place in rep
+    # H-1+m·p (the last rep or an earlier one; see _run). The measured period starts at X
+    # of rep H-1-p, so rep 0 counts as settled there only when enough tiles precede X.
+    hc, pc, mc, vc = chunks
+    j_x = vc - 1 + jnp.where(vc - 1 >= hc, mc * pc, 0)
+    first_r = jnp.where(j_x * ng >= MIN_TILES[0], 1, 2)
+    reps = _level(T["reps"], p_r, first_r, 0, (PERIODS[0], MIN_TILES[0]), T["tpr"])
+    return reps, chunks, _level(ng, p_g, 1, 1, (PERIODS[2], MIN_TILES[2]), 1)
 
 
 def _run(T, pim, sched):
@@ -461,18 +465,18 @@ def _run(T, pim, sched):
         def body(carry):
             (ur, uc, ug, r), st, sv_r, sv_c, sv_g = carry
             c0 = ug == 0
-            r0 = c0 & (uc == 0)
             pick = lambda on, a, b: jax.tree.map(lambda x, y: jnp.where(on, x, y), a, b)  # noqa: E731
-            sv_r = pick(r0 & (ur == hr - pr), st, sv_r)
+            at_x = c0 & (uc == vc - 1)
+            sv_r = pick(at_x & (ur == hr - 1 - pr), st, sv_r)
             sv_c = pick(c0 & (uc == hc - pc), st, sv_c)
             sv_g = pick(ug == hg - pg, st, sv_g)
             # at most one level jumps at a step (each level's head is at least one unit)
-            jr = r0 & (ur == hr)
+            jr = at_x & (ur == hr - 1)
             jc = c0 & (uc == hc)
             m = jnp.where(jr, mr, jnp.where(jc, mc, jnp.where(ug == hg, mg, 0)))
             sv = pick(jr, sv_r, pick(jc, sv_c, sv_g))
             st = jax.tree.map(lambda x, y: x + m * (x - y), st, sv)
-            rep = ur + jnp.where(ur >= hr, mr * pr, 0)
+            rep = ur + jnp.where((ur >= hr) | ((ur == hr - 1) & (uc == vc - 1)), mr * pr, 0)
             j = uc + jnp.where(uc >= hc, mc * pc, 0)
             gi = ug + jnp.where(ug >= hg, mg * pg, 0)
             x = {"rep": rep, "j": j, "gi": gi, "i": (rep * nc + j) * ng + gi, "r": r}
