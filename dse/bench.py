@@ -1,8 +1,13 @@
-"""Benchmarks: ``python -m dse.bench [--points N] [--skip-large]``.
+"""Benchmarks: ``python -m dse.bench [--points N] [--skip-large] [--only kernel]``.
 
 1. GEMV model throughput: one compiled call over ``2**20`` random design points (8 swept
    parameters), compile time reported separately, best of several repetitions.
-2. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
+2. Attention-kernel throughput (``pim_kernel``, dynamic scheduling): ``2**17`` random decode
+   attention kernels (score q·Kᵀ and context s·V, L 256–128K, head dim 64–256, GQA group
+   1–8, row reuse, OBuf depth, dual-ported and blocking-readout buffers) on the default PIM
+   preset; beside it, the command-level reference simulator's rate on a sample of the same
+   points, their ratio and whether the sampled cycle counts agree.
+3. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
    (default 10,000,000): wall time, evaluation time, points/s, recompiles after the first
    chunk, and the process's peak resident memory.
 """
@@ -57,6 +62,57 @@ def model_throughput(n: int = 1 << 20, reps: int = 5) -> dict:
         "eval_s_median": round(float(np.median(times)), 4),
         "points_per_s": round(n / min(times)),
         "traces": trace_count() - before,
+    }
+
+
+def _attention_points(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "workload.kind": rng.integers(1, 3, n),  # score, context
+        "workload.L": rng.integers(256, 131073, n),
+        "workload.d": rng.choice([64, 128, 256], n),
+        "workload.g": rng.choice([1, 4, 8], n),
+        "policy.row_reuse": rng.integers(0, 2, n),
+        "hw.pim.obuf_entries": rng.choice([1, 2, 8, 32], n),
+        "hw.pim.dual_port": rng.integers(0, 2, n),
+        "hw.pim.blocking_readout": rng.integers(0, 2, n),
+    }
+
+
+def kernel_throughput(n: int = 1 << 17, reps: int = 3, ref_points: int = 6) -> dict:
+    """Dynamic-policy attention kernels: model points/s vs the reference simulator's."""
+    from dse._pytree import get_path, replace_paths
+    from dse.cli import _compose, build
+    from dse.point import field_info
+    from dse.reference.pim_kernel import simulate
+
+    cfg, prov = _compose(["space=single", "model=pim_kernel"])
+    _, base, _ = build(cfg, prov)
+    base = replace_paths(base, {"policy.sched": 2})
+    swept = _attention_points(n)
+    before = trace_count("pim_kernel")
+    out, compile_s, first_s = evaluate_points(base, swept, "pim_kernel")
+    times = [evaluate_points(base, swept, "pim_kernel")[2] for _ in range(reps)]
+    rate = n / min(times)
+    # the reference on the first points of the same set
+    flat = {k: get_path(base, k) for k in field_info(type(base))}
+    flat = {k: v if isinstance(v, str) else np.asarray(v).item() for k, v in flat.items()}
+    t0 = time.perf_counter()
+    exact = 0
+    for i in range(ref_points):
+        point = {**flat, **{k: v[i].item() for k, v in swept.items()}}
+        exact += simulate(point).cycles == int(out["cycles"][i])
+    ref_rate = ref_points / (time.perf_counter() - t0)
+    return {
+        "points": n,
+        "compile_s": round(compile_s, 3),
+        "eval_s_best": round(min(times), 4),
+        "points_per_s": round(rate),
+        "reference_points_per_s": round(ref_rate, 3),
+        "speedup": round(rate / ref_rate),
+        "reference_sample": ref_points,
+        "reference_exact": exact,
+        "traces": trace_count("pim_kernel") - before,
     }
 
 
@@ -117,7 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         default=10_000_000,
         help="design points in the pipeline benchmark (default 10,000,000)",
     )
-    ap.add_argument("--skip-large", action="store_true", help="only the model benchmark")
+    ap.add_argument("--skip-large", action="store_true", help="skip the pipeline benchmark")
+    ap.add_argument(
+        "--only",
+        choices=["gemv", "kernel", "pipeline"],
+        help="run one benchmark (default: all)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
@@ -130,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     out: dict = {"device": f"{dev.platform}:{dev.device_kind}"}
     if not args.json:
         print(f"device: {out['device']}")
-    if not args.skip_large:  # first, so the peak memory is the pipeline's own
+    run_ = lambda name: args.only in (None, name)  # noqa: E731
+    if run_("pipeline") and not args.skip_large:  # first: the peak memory is its own
         out["pipeline"] = pipeline(args.points)
         if not args.json:
             p = out["pipeline"]
@@ -142,14 +204,26 @@ def main(argv: list[str] | None = None) -> None:
                 f"points/s), traces {p['traces']}, peak RSS {p['peak_rss_MB']:,.0f} MB, "
                 f"points.parquet {p['parquet_MB']:,.0f} MB"
             )
-    out["model"] = model_throughput()
-    if not args.json:
-        m = out["model"]
-        print(
-            f"GEMV model, {m['points']:,} points in one call: compile {m['compile_s']:.2f} s, "
-            f"evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
-            f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}"
-        )
+    if run_("gemv"):
+        out["model"] = model_throughput()
+        if not args.json:
+            m = out["model"]
+            print(
+                f"GEMV model, {m['points']:,} points in one call: compile "
+                f"{m['compile_s']:.2f} s, evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
+                f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}"
+            )
+    if run_("kernel"):
+        out["kernel"] = k = kernel_throughput()
+        if not args.json:
+            print(
+                f"attention kernels (pim_kernel, dynamic, L <= 128K), {k['points']:,} points "
+                f"in one call: compile {k['compile_s']:.2f} s, evaluation "
+                f"{k['eval_s_best']:.3f} s (best of 3) -> {k['points_per_s']:,.0f} points/s; "
+                f"reference simulator {k['reference_points_per_s']:.2f} points/s on "
+                f"{k['reference_sample']} of them ({k['reference_exact']} identical cycles) "
+                f"-> {k['speedup']:,}x; traces {k['traces']}"
+            )
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -58,13 +58,16 @@ def trace_count(model: str = "pim_gemv") -> int:
 
 
 def _batched(model: str) -> Callable:
-    fn = MODELS[model].fn
+    fn, block = MODELS[model].fn, MODELS[model].block
 
     def one(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
         _TRACES[model] = _TRACES.get(model, 0) + 1  # runs at trace time only
         return fn(replace_paths(base, swept))
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+    batched = jax.vmap(one, in_axes=(None, 0))
+    if not block:
+        return jax.jit(batched)
+    return jax.jit(lambda base, swept: jax.lax.map(lambda s: one(base, s), swept, batch_size=block))
 
 
 def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> tuple[Any, float]:

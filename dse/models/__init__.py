@@ -13,6 +13,8 @@ from dse.models import pim_gemv, pim_kernel
 
 __all__ = ["MODELS", "ModelSpec", "pim_gemv", "pim_kernel"]
 
+BLOCK = 8192
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -20,6 +22,9 @@ class ModelSpec:
 
     ``metrics``: name → (unit, description); ``objective``: the metric the best-points table
     sorts by and whether lower is better; ``tradeoff``: default (x, y) of the plot.
+    ``block``: points per vectorized block inside one call (0: all at once). Models with a
+    data-dependent loop run each block until its own slowest point is done, on arrays that
+    stay in cache.
     """
 
     fn: Callable
@@ -29,6 +34,7 @@ class ModelSpec:
     minimize: bool
     tradeoff: tuple[str, str]
     headline: tuple[str, ...]
+    block: int = 0
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -49,5 +55,6 @@ MODELS: dict[str, ModelSpec] = {
         minimize=True,
         tradeoff=("workload.L", "mac_util"),
         headline=("time_ns", "mac_util", "frac_io", "bottleneck"),
+        block=BLOCK,
     ),
 }
