@@ -132,6 +132,7 @@ def _tiling(p: DesignPoint):
     n_gb = pim.gbuf_bytes // col
     n_ob = jnp.maximum(pim.obuf_entries, one)
     split = pol.sched != 0
+    gb_double = split & ((pol.sched == 1) | (pim.dual_port == 1))
     q_max = jnp.where(
         pol.row_reuse == 1, jnp.maximum(one, jnp.minimum(gq, jnp.minimum(n_ob, n_gb))), one
     )
@@ -147,7 +148,7 @@ def _tiling(p: DesignPoint):
 
     # a buffer is used as two halves only where halving does not shrink the tiles
     kt, keep, t_o = chunking(n_gb, n_ob)
-    gb_split = split & (n_gb >= 2 * q) & (chunking(n_gb // 2, n_ob)[0] == kt)
+    gb_split = gb_double & (n_gb >= 2 * q) & (chunking(n_gb // 2, n_ob)[0] == kt)
     _, keep_h, t_o_h = chunking(n_gb, n_ob // 2)
     ob_split = split & (n_ob >= 2 * q) & (keep_h == keep) & (t_o_h == t_o)
     n_chunk = _cdiv(kc, kt)
@@ -191,6 +192,7 @@ def _tiling(p: DesignPoint):
         packed=packed,
         per=per,
         bpe=_cdiv(banks * pim.out_bytes, col),
+        bpe_last=_cdiv((m_w - (m_b - 1) * banks) * pim.out_bytes, col),
         t_io=t_io,
         tpr=n_chunk * n_groups,
         rows_used=heads * rows_head,
@@ -208,8 +210,13 @@ def _io(T, i):
     cols = jnp.where(last_chunk, T["cols_last"], T["kt"])
     n_out = jnp.where(gi == T["n_groups"] - 1, T["n_last"], T["t_o"])
     w = jnp.where(gi == 0, T["q"] * cols, 0)
-    r = jnp.where(last_chunk | ~T["keep"], T["q"] * n_out * T["bpe"], 0)
+    r = jnp.where(last_chunk | ~T["keep"], T["q"] * _bursts(T, n_out, gi == T["n_groups"] - 1), 0)
     return dict(w=w, r=r)
+
+
+def _bursts(T, n_out, last_group):
+    """RD-OUT bursts of a group's ``n_out`` output slots (the last slot is partly filled)."""
+    return jnp.where(last_group, (n_out - 1) * T["bpe"] + T["bpe_last"], n_out * T["bpe"])
 
 
 def _at(T, x):
@@ -241,14 +248,14 @@ def _at(T, x):
     long_, c = T["kt"] >= T["c"], T["c"]
     return dict(
         w=jnp.where(gi == 0, q * cols, 0),
-        r=jnp.where(readout, q * n_out * T["bpe"], 0),
+        r=jnp.where(readout, q * _bursts(T, n_out, last_group), 0),
         gbg=jnp.where(T["gb_split"], flat & 1, 0),
         obg=jnp.where(T["ob_split"], jnp.where(T["keep"], x["rep"], x["i"]) & 1, 0),
         gi=gi,
         w_next=q * cols1,
         gbg_next=jnp.where(T["gb_split"], (flat + 1) & 1, 0),
         has_next=flat + 1 < T["reps"] * T["n_chunk"],
-        r_prev=jnp.where((x["i"] > 0) & prev_readout, q * prev_out * T["bpe"], 0),
+        r_prev=jnp.where((x["i"] > 0) & prev_readout, q * _bursts(T, prev_out, gi == 0), 0),
         cols=cols,
         n_out=n_out,
         n_mac=q * cols * n_out,
@@ -517,7 +524,7 @@ def _counts(T):
     inner = (n_rows_out - 1) - (n_rows_out - 1) // step
     packed_rows = T["n_chunk"] * (T["n_groups"] + inner)
     rows = jnp.where(T["packed"], packed_rows, long_rows)
-    reads = jnp.where(T["keep"], 1, T["n_chunk"]) * q * m_b * T["bpe"]
+    reads = jnp.where(T["keep"], 1, T["n_chunk"]) * q * _bursts(T, m_b, True)
     return {
         "n_mac": reps * q * kc * m_b,
         "n_wr": reps * q * kc,

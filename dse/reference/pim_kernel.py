@@ -52,6 +52,7 @@ class Tiling:
     gb_split: bool  # GBuf used as two halves (ping-pong / dynamic double buffering)
     ob_split: bool
     bpe: int  # bursts per OBuf entry read out (all banks' values)
+    bpe_last: int  # ... for the last output slot, which only some banks fill
     t_io: int  # cycles per burst on the data bus
     rows_used: int  # DRAM rows per bank this channel's data occupies
     useful_macs: int  # multiply-accumulates of the kernel on this channel (padding excluded)
@@ -84,6 +85,9 @@ def tiling(p: Mapping[str, Any]) -> Tiling:
     n_gb = g["gbuf_bytes"] // col
     n_ob = g["obuf_entries"]
     split = Sched(g["sched"]) != Sched.static
+    # dynamic scheduling double-buffers the GBuf only where it is dual-ported: on a
+    # single-ported buffer a prefetch would stall the MACs it is meant to overlap
+    gb_double = split and (Sched(g["sched"]) == Sched.pingpong or bool(g["dual_port"]))
     # GQA row reuse: as many queries per pass as both buffers can serve, passes balanced
     q_max = max(1, min(gq, n_ob, n_gb)) if g["row_reuse"] else 1
     passes = _cdiv(gq, q_max)
@@ -103,7 +107,7 @@ def tiling(p: Mapping[str, Any]) -> Tiling:
 
     # a buffer is used as two halves only where halving does not shrink the tiles
     full = chunking(n_gb, n_ob)
-    gb_split = split and n_gb >= 2 * q and chunking(n_gb // 2, n_ob)[0] == full[0]
+    gb_split = gb_double and n_gb >= 2 * q and chunking(n_gb // 2, n_ob)[0] == full[0]
     ob_split = split and n_ob >= 2 * q and chunking(n_gb, n_ob // 2)[1:] == full[1:]
     kt, keep, t_o = full
     n_chunk = _cdiv(kc, kt)
@@ -134,6 +138,7 @@ def tiling(p: Mapping[str, Any]) -> Tiling:
         gb_split=gb_split,
         ob_split=ob_split,
         bpe=_cdiv(banks * g["out_bytes"], col),
+        bpe_last=_cdiv((m_w - (m_b - 1) * banks) * g["out_bytes"], col),
         t_io=t_io,
         rows_used=heads * rows_head,
         useful_macs=heads * gq * m_w * k_w,
@@ -284,7 +289,7 @@ def simulate(p: Mapping[str, Any]) -> SimResult:
     sched = Sched(g["sched"])
     cl = g["CL"]
     log: list[tuple[str, str, int, int, int]] = []
-    nrd = [len(x.reads) * t.bpe for x in tiles]
+    nrd = [sum(t.bpe_last if c.obuf[0] == t.m_b - 1 else t.bpe for c in x.reads) for x in tiles]
     nwr = [len(x.writes) for x in tiles]
     row_cycles = 0
     ends: list[int] = []  # when each tile's MAC results are done
