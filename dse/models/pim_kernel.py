@@ -92,6 +92,7 @@ METRICS = {
     "n_rd_out": ("bursts", "RD-OUT bursts per channel"),
     "n_ref": ("commands", "refreshes during the kernel"),
     "tiles": ("count", "tiles per channel"),
+    "tiles_issued": ("count", "tiles issued one by one (the rest follow a measured period)"),
     "status": ("bits", "0 = feasible; see dse.point.STATUS_BITS"),
 }
 
@@ -459,6 +460,12 @@ def _plan(T):
     return reps, chunks, _level(ng, p_g, 1, 1, (PERIODS[2], MIN_TILES[2]), 1)
 
 
+def _issued(T):
+    """How many tiles the plan issues one by one."""
+    (_, _, _, vr), (_, _, _, vc), (_, _, _, vg) = _plan(T)
+    return vr * vc * vg
+
+
 def _run(T, pim, sched):
     """Issue the tiles of the plan under policy ``sched``; → (busy cycles, row overhead)."""
     n_tiles = T["reps"] * T["tpr"]
@@ -602,5 +609,6 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
         "n_rd_out": counts["n_rd"],
         "n_ref": n_ref,
         "tiles": n_tiles,
+        "tiles_issued": _issued(T),
         "status": status,
     }
