@@ -48,10 +48,13 @@ cycles; a readout's data follows its command by CL.
   previous readout's data is out; single-ported buffers keep transfers and MACs apart.
 
 Both implementations issue the same tiles; this one evaluates each tile in closed form and
-runs the tile recurrences as a ``lax.scan`` over the first ``WINDOW_HEAD`` tiles, shifts the
-state over whole periods of the tile pattern (timestamps and counts advance by what the
-last measured period added), then scans the last ``WINDOW_TAIL`` tiles exactly. Short kernels
-are therefore exact; long ones are extrapolated from a periodic window.
+runs the policy's tile recurrence (max-plus: max and +constant) in a ``lax.while_loop`` over a
+plan of the tile hierarchy (reps × chunks × groups). Each level issues its first units
+exactly, measures the state change over one period of its pattern (parity of the buffer
+halves, packed-row phase), applies it to skip whole periods, then issues the rest. Reps jump
+from inside the last head rep to the same place in a later one. ``tiles_issued`` reports how
+many tiles were issued one by one; kernels with no skipped period are exact by construction.
+A readout of the last output slot reads only the banks that hold outputs.
 
 **Refresh** is applied to the schedule: ``stall`` freezes the channel tRFC after each
 ``tREFI - tRFC`` cycles of work (the first after tREFI); ``skip`` lets no tile cross a
