@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
@@ -58,7 +59,8 @@ def trace_count(model: str = "pim_gemv") -> int:
 
 
 def _batched(model: str) -> Callable:
-    fn, block = MODELS[model].fn, MODELS[model].block
+    spec = MODELS[model]
+    fn, block = spec.fn, spec.block
 
     def one(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
         _TRACES[model] = _TRACES.get(model, 0) + 1  # runs at trace time only
@@ -67,7 +69,20 @@ def _batched(model: str) -> Callable:
     batched = jax.vmap(one, in_axes=(None, 0))
     if not block:
         return jax.jit(batched)
-    return jax.jit(lambda base, swept: jax.lax.map(lambda s: one(base, s), swept, batch_size=block))
+
+    def blocks(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        if spec.cost is None:
+            return jax.lax.map(lambda s: one(base, s), swept, batch_size=block)
+        # a block loops until its slowest point is done: group points of similar trip count
+        steps = jax.vmap(lambda s: spec.cost(replace_paths(base, s)))(swept)
+        order = jnp.argsort(steps)
+        out = jax.lax.map(
+            lambda s: one(base, s), jax.tree.map(lambda v: v[order], swept), batch_size=block
+        )
+        back = jnp.zeros_like(order).at[order].set(jnp.arange(order.size))
+        return jax.tree.map(lambda v: v[back], out)
+
+    return jax.jit(blocks)
 
 
 def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> tuple[Any, float]:

@@ -13,7 +13,7 @@ from dse.models import pim_gemv, pim_kernel
 
 __all__ = ["MODELS", "ModelSpec", "pim_gemv", "pim_kernel"]
 
-BLOCK = 8192
+BLOCK = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +24,8 @@ class ModelSpec:
     sorts by and whether lower is better; ``tradeoff``: default (x, y) of the plot.
     ``block``: points per vectorized block inside one call (0: all at once). Models with a
     data-dependent loop run each block until its own slowest point is done, on arrays that
-    stay in cache.
+    stay in cache. ``cost``: a point's loop trip count (cheap, closed form); the evaluator
+    sorts each call's points by it so that every block holds points of similar length.
     """
 
     fn: Callable
@@ -35,6 +36,7 @@ class ModelSpec:
     tradeoff: tuple[str, str]
     headline: tuple[str, ...]
     block: int = 0
+    cost: Callable | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -56,5 +58,6 @@ MODELS: dict[str, ModelSpec] = {
         tradeoff=("workload.L", "mac_util"),
         headline=("time_ns", "mac_util", "frac_io", "bottleneck"),
         block=BLOCK,
+        cost=pim_kernel.loop_steps,
     ),
 }

@@ -73,7 +73,7 @@ import jax.numpy as jnp
 from dse.point import STATUS_CODE, DesignPoint
 from dse.workload.gemv import DTYPE_BYTES
 
-__all__ = ["kernel", "METRICS", "BOTTLENECKS", "PERIODS"]
+__all__ = ["kernel", "loop_steps", "METRICS", "BOTTLENECKS", "PERIODS"]
 
 BOTTLENECKS = ("mac", "row", "io", "refresh")
 # periods of each level (reps, chunks, groups) issued exactly before its pattern is extrapolated
@@ -467,6 +467,11 @@ def _issued(T):
     """How many tiles the plan issues one by one."""
     (_, _, _, vr), (_, _, _, vc), (_, _, _, vg) = _plan(T)
     return vr * vc * vg
+
+
+def loop_steps(p: DesignPoint) -> jnp.ndarray:
+    """Trip count of the tile loop for point ``p`` (= ``tiles_issued``), without running it."""
+    return _issued(_tiling(p))
 
 
 def _run(T, pim, sched):
