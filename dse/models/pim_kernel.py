@@ -58,7 +58,8 @@ A readout of the last output slot reads only the banks that hold outputs.
 
 **Refresh** is applied to the schedule: ``stall`` freezes the channel tRFC after each
 ``tREFI - tRFC`` cycles of work (the first after tREFI); ``skip`` lets no tile cross a
-refresh (here with the kernel's mean tile length).
+refresh: it waits for the refresh to end (exact where every tile is issued; across skipped
+periods each refresh loses the length-biased mean residual of a tile, ``Σd²/2Σd``).
 
 Metrics: integer ``cycles``, ``time_ns``, ``mac_util`` (useful multiply-accumulates over the
 MAC lanes' capacity), fractions of time streaming MACs, switching rows, stalled on I/O and
@@ -325,8 +326,8 @@ def _bus(n, start, T, cl, is_read):
 # apart advances by the same per-variable amounts once the schedule is periodic.
 
 _STATE = {
-    0: ("now", "cmp", "ov"),
-    1: ("s", "cmp", "ov"),
+    0: ("now", "cmp", "end", "ov"),
+    1: ("s", "cmp", "end", "ov"),
     2: ("io", "cmp", "last", "rd", "gr0", "gr1", "gf0", "gf1", "of0", "of1", "ov"),
 }
 
@@ -336,7 +337,12 @@ def _static_step(T, pim, st, x):
     now = _bus(tl["w"], st["now"], T, pim.CL, False)
     done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(now, st["cmp"]), now)
     now = jnp.maximum(done, cmp_free - pim.tRP)
-    return {"now": _bus(tl["r"], now, T, pim.CL, True), "cmp": cmp_free, "ov": st["ov"] + ov}
+    return {
+        "now": _bus(tl["r"], now, T, pim.CL, True),
+        "cmp": cmp_free,
+        "end": done,
+        "ov": st["ov"] + ov,
+    }
 
 
 def _static_total(T, pim, n_tiles, st):
@@ -357,7 +363,7 @@ def _pingpong_step(T, pim, st, x):
     pre_w = T["gb_split"] & (tl["gi"] == T["n_groups"] - 1) & tl["has_next"]
     bus = jnp.where(pre_w, _bus(tl["w_next"], bus, T, cl, False), bus)
     done, cmp_free, ov = _body(tl, T, pim, jnp.maximum(c0, st["cmp"]), c0)
-    return {"s": jnp.maximum(done, bus), "cmp": cmp_free, "ov": st["ov"] + ov}
+    return {"s": jnp.maximum(done, bus), "cmp": cmp_free, "end": done, "ov": st["ov"] + ov}
 
 
 def _pingpong_total(T, pim, n_tiles, st):
@@ -423,6 +429,7 @@ _POLICIES = (
     (_pingpong_step, _pingpong_total),
     (_dynamic_step, _dynamic_total),
 )
+_END = ("end", "end", "last")  # the state variable holding the last tile's MAC-results time
 
 
 # --- which tiles are issued exactly --------------------------------------------------------
@@ -474,18 +481,67 @@ def loop_steps(p: DesignPoint) -> jnp.ndarray:
     return _issued(_tiling(p))
 
 
-def _run(T, pim, sched):
-    """Issue the tiles of the plan under policy ``sched``; → (busy cycles, row overhead)."""
+def _skip_segment(w, d, pim):
+    """Refresh ``skip`` over one tile's ``d`` busy cycles; ``w`` = (wall, next refresh, count).
+    A tile that would cross the next refresh waits for it to end; one longer than a refresh
+    window runs through (each refresh it spans adds tRFC)."""
+    wall, nxt, n = w
+    trfc, trefi = pim.tRFC, pim.tREFI
+    window = jnp.maximum(trefi - trfc, 1)
+    cross = (wall + d > nxt) & (d <= window)
+    wall = jnp.where(cross, nxt + trfc, wall) + d
+    nxt, n = nxt + cross * trefi, n + cross
+    k = jnp.where(wall > nxt, _cdiv(wall - nxt, window), 0)
+    return wall + k * trfc, nxt + k * trefi, n + k
+
+
+def _skip_span(w, dt, q2, nt, pim):
+    """Refresh ``skip`` over an extrapolated span of ``nt`` tiles, ``dt`` busy cycles, whose
+    lengths' squares sum to ``q2``. Tiles of one length ``d`` are exact: ``floor(s/d)`` fit
+    before the next refresh, ``floor((tREFI - tRFC)/d)`` in each window after it. Unequal
+    tiles are taken as ``dt·dt/q2`` tiles of their length-biased mean ``q2/dt``, so that a
+    refresh loses on average the residual of the tile that would cross it."""
+    wall, nxt, n = w
+    trfc, trefi = pim.tRFC, pim.tREFI
+    window = jnp.maximum(trefi - trfc, 1)
+    dtf, ntf = dt.astype(jnp.float64), jnp.maximum(nt, 1).astype(jnp.float64)
+    uniform = q2 * ntf <= dtf * dtf * (1.0 + 1e-9)
+    d = jnp.maximum(jnp.where(uniform, jnp.round(dtf / ntf), q2 / jnp.maximum(dtf, 1.0)), 1.0)
+    tiles = jnp.where(uniform, ntf, dtf / d)
+    s0 = nxt - wall
+    before = jnp.minimum(jnp.floor(s0 / d), tiles)
+    per_window = jnp.maximum(jnp.floor(window / d), 1.0)
+    k = jnp.maximum(jnp.ceil((tiles - before) / per_window), 1.0)
+    last = jnp.round((tiles - before - (k - 1.0) * per_window) * d).astype(jnp.int64)
+    ki = k.astype(jnp.int64)
+    short = (wall + dt > nxt) & (d <= window)
+    # tiles longer than a window run through the refreshes they span (as a stall does)
+    wall_s, nxt_s, n_s = nxt + (ki - 1) * trefi + trfc + last, nxt + ki * trefi, n + ki
+    gap = wall + dt - nxt
+    kl = jnp.where(gap > 0, _cdiv(gap, window), 0)
+    return (
+        jnp.where(short, wall_s, wall + dt + kl * trfc),
+        jnp.where(short, nxt_s, nxt + kl * trefi),
+        jnp.where(short, n_s, n + kl),
+    )
+
+
+def _run(T, pim, sched, skip):
+    """Issue the tiles of the plan under policy ``sched``; → (busy cycles, row overhead, and
+    under refresh ``skip`` the cycles and refreshes with refresh; else busy and 0)."""
     n_tiles = T["reps"] * T["tpr"]
     (hr, pr, mr, vr), (hc, pc, mc, vc), (hg, pg, mg, vg) = _plan(T)
     nc, ng = T["n_chunk"], T["n_groups"]
 
-    def branch(k):
+    def branch(k, walk):
         step, total = _POLICIES[k]
+        end = _END[k]
         st0 = {name: _i(0) for name in _STATE[k]}
+        if walk:
+            st0["q2"], st0["nt"] = jnp.asarray(0.0), _i(0)
 
         def body(carry):
-            (ur, uc, ug, r), st, sv_r, sv_c, sv_g = carry
+            (ur, uc, ug, r), st, sv_r, sv_c, sv_g, w, e_prev = carry
             c0 = ug == 0
             pick = lambda on, a, b: jax.tree.map(lambda x, y: jnp.where(on, x, y), a, b)  # noqa: E731
             at_x = c0 & (uc == vc - 1)
@@ -497,12 +553,21 @@ def _run(T, pim, sched):
             jc = c0 & (uc == hc)
             m = jnp.where(jr, mr, jnp.where(jc, mc, jnp.where(ug == hg, mg, 0)))
             sv = pick(jr, sv_r, pick(jc, sv_c, sv_g))
-            st = jax.tree.map(lambda x, y: x + m * (x - y), st, sv)
+            prev = st
+            jumped = jax.tree.map(lambda x, y: x + m * (x - y), st, sv)
             rep = ur + jnp.where((ur >= hr) | ((ur == hr - 1) & (uc == vc - 1)), mr * pr, 0)
             j = uc + jnp.where(uc >= hc, mc * pc, 0)
             gi = ug + jnp.where(ug >= hg, mg * pg, 0)
             x = {"rep": rep, "j": j, "gi": gi, "i": (rep * nc + j) * ng + gi, "r": r}
-            st = step(T, pim, st, x)
+            st = step(T, pim, jumped, x)
+            if walk:  # refresh skip, tile by tile (spans of skipped periods as a whole)
+                span = [jumped[v] - prev[v] for v in (end, "q2", "nt")]
+                w = _skip_span(w, *span, pim)
+                d = st[end] - jumped[end]
+                st = {**st, "q2": jumped["q2"] + d.astype(jnp.float64) ** 2, "nt": jumped["nt"] + 1}
+                # the last tile's segment runs to the end of the kernel (after the loop)
+                w = pick(x["i"] < n_tiles - 1, _skip_segment(w, d, pim), w)
+                e_prev = jumped[end]
             # next visit; a group-level jump keeps r (m_g p_g t_o ≡ 0 mod per where it matters)
             r = r + T["t_o_mod"]
             r = jnp.where(r >= T["per"], r - T["per"], r)
@@ -514,14 +579,21 @@ def _run(T, pim, sched):
             ug = jnp.where(wrap_g, 0, ug)
             uc = jnp.where(wrap_c, 0, uc)
             r = jnp.where(wrap_g, 0, r)
-            return (ur, uc, ug, r), st, sv_r, sv_c, sv_g
+            return (ur, uc, ug, r), st, sv_r, sv_c, sv_g, w, e_prev
 
         z = _i(0)
-        carry = ((z, z, z, z), st0, st0, st0, st0)
-        st = jax.lax.while_loop(lambda c: c[0][0] < vr, body, carry)[1]
-        return total(T, pim, n_tiles, st), st["ov"]
+        w0 = (z, jnp.asarray(pim.tREFI, jnp.int64), z)
+        carry = ((z, z, z, z), st0, st0, st0, st0, w0, z)
+        out = jax.lax.while_loop(lambda c: c[0][0] < vr, body, carry)
+        st, w, e_prev = out[1], out[5], out[6]
+        busy = total(T, pim, n_tiles, st)
+        if not walk:
+            return busy, st["ov"], busy, z
+        wall, _, n = _skip_segment(w, busy - e_prev, pim)  # the last tile runs to the end
+        return busy, st["ov"], wall, n
 
-    return jax.lax.switch(jnp.clip(sched, 0, 2), [lambda k=k: branch(k) for k in range(3)])
+    branches = [lambda k=k, w=w: branch(k, w) for w in (False, True) for k in range(3)]
+    return jax.lax.switch(jnp.clip(sched, 0, 2) + jnp.where(skip, 3, 0), branches)
 
 
 def _counts(T):
@@ -553,30 +625,17 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]
-    busy, ov = _run(T, pim, pol.sched)
-    counts = _counts(T)
-
-    # --- refresh -----------------------------------------------------------------------
     trfc, trefi = pim.tRFC, pim.tREFI
     window = trefi - trfc
     on = (trfc > 0) & (window > 0)
+    use_skip = on & (pol.refresh == 1)
+    busy, ov, skip_cycles, n_skip = _run(T, pim, pol.sched, use_skip)
+    counts = _counts(T)
+
+    # --- refresh: stall in closed form; skip from the tile walk in _run --------------------
     n_stall = jnp.where(on & (busy > trefi), _cdiv(busy - trefi, jnp.maximum(window, 1)), 0)
-    mean = busy.astype(jnp.float64) / jnp.maximum(n_tiles, 1)
-    k1 = jnp.floor(trefi / jnp.maximum(mean, 1e-9))
-    k = jnp.floor(window / jnp.maximum(mean, 1e-9))
-    fits = k >= 1
-    n_skip_f = jnp.ceil(jnp.maximum(n_tiles - k1, 0) / jnp.maximum(k, 1))
-    n_skip = n_skip_f.astype(jnp.int64)
-    skip_total = jnp.where(
-        n_skip > 0,
-        n_skip * trefi
-        + trfc
-        + jnp.round((n_tiles - k1 - (n_skip_f - 1) * k) * mean).astype(jnp.int64),
-        busy,
-    )
-    use_skip = on & (pol.refresh == 1) & fits
     n_ref = jnp.where(use_skip, n_skip, n_stall)
-    cycles = jnp.where(use_skip, jnp.maximum(skip_total, busy), busy + n_stall * trfc)
+    cycles = jnp.where(use_skip, skip_cycles, busy + n_stall * trfc)
 
     # --- status and metrics ---------------------------------------------------------------
     db = DTYPE_BYTES[p.workload.dtype]
