@@ -162,8 +162,8 @@ def run(
         from dse.report import tradeoff_plot
 
         x = output.get("x") or spec.tradeoff[0]
-        y = output.get("y") if output.get("x") else spec.tradeoff[1]
-        color = output.get("color") or "bottleneck"
+        y = (output.get("y") or spec.objective) if output.get("x") else spec.tradeoff[1]
+        color = output.get("color") or next(iter(spec.categories), "")
         title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
         png = tradeoff_plot(
             digest.sample,
@@ -172,7 +172,8 @@ def run(
             color,
             out / "tradeoff.png",
             title=title,
-            maximize_y=y not in ("time_ns", "cycles"),
+            maximize_y=not (y == spec.objective and spec.minimize)
+            and y not in ("time_ns", "cycles"),
             total_points=digest.points,
         )
         files.append(png.name)

@@ -103,8 +103,8 @@ class OutputConfig:
     plot: bool = True  # write the trade-off PNG
     top: int = 8  # rows in the printed best-points table
     x: str = ""  # trade-off plot axes (dotted columns); empty picks a default
-    y: str = "time_ns"
-    color: str = "bottleneck"
+    y: str = ""  # empty: the model's objective when x is given
+    color: str = ""  # empty: the model's first categorical metric
     dir: typing.Optional[str] = None  # noqa: UP045  write here instead of the Hydra run dir
 
 

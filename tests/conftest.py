@@ -104,10 +104,12 @@ def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
 
     base = default_point()
     leaves = [p for p, info in field_info().items() if not info.static]
+    statics = sorted(p for p, info in field_info().items() if info.static)
+    key = lambda p: tuple(p.get(s, get_path(base, s)) for s in statics)  # noqa: E731
     results: list[dict | None] = [None] * len(points)
-    for dtype in sorted({p["workload.dtype"] for p in points}):
-        idx = [i for i, p in enumerate(points) if p["workload.dtype"] == dtype]
-        b = replace_paths(base, {"workload.dtype": dtype})
+    for combo in sorted({key(p) for p in points}, key=str):
+        idx = [i for i, p in enumerate(points) if key(p) == combo]
+        b = replace_paths(base, dict(zip(statics, combo, strict=True)))
         swept = {
             k: np.asarray(
                 [points[i].get(k, get_path(base, k)) for i in idx], dtype=field_info()[k].dtype

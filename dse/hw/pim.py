@@ -69,6 +69,22 @@ class PimChannel:
         default=1,
     )
 
+    # module hub and links (dse.models.pim_attention); defaults are assumptions to sweep
+    hub_GBps: float = leaf(
+        "hub GPR transfer bandwidth for partial-sum reduction (GB/s)",
+        low=0,
+        low_open=True,
+        default=64.0,
+    )
+    epu_Gops: float = leaf("hub EPU additions per ns", low=0, low_open=True, default=32.0)
+    hub_latency_ns: float = leaf("fixed cost of one hub reduction (ns)", low=0, default=50.0)
+    link_GBps: float = leaf(
+        "module-to-module link bandwidth (GB/s; CXL x16 ~64)", low=0, low_open=True, default=64.0
+    )
+    link_latency_ns: float = leaf(
+        "module-to-module link latency per transfer (ns; CENT CXL ~180)", low=0, default=180.0
+    )
+
 
 @pytree_dataclass
 class Hardware:

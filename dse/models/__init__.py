@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from dse.models import pim_gemv, pim_kernel
+from dse.models import pim_attention, pim_gemv, pim_kernel
 
-__all__ = ["MODELS", "ModelSpec", "pim_gemv", "pim_kernel"]
+__all__ = ["MODELS", "ModelSpec", "pim_attention", "pim_gemv", "pim_kernel"]
 
 BLOCK = 4096
 
@@ -59,5 +59,14 @@ MODELS: dict[str, ModelSpec] = {
         headline=("time_ns", "mac_util", "frac_io", "bottleneck"),
         block=BLOCK,
         cost=pim_kernel.loop_steps,
+    ),
+    "pim_attention": ModelSpec(
+        fn=pim_attention.attention,
+        metrics=pim_attention.METRICS,
+        categories={},
+        objective="step_ns",
+        minimize=True,
+        tradeoff=("workload.batch", "chan_util_mean"),
+        headline=("step_ns", "chan_util_mean", "mac_util", "admitted"),
     ),
 }

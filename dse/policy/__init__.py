@@ -6,7 +6,7 @@ from enum import IntEnum
 
 from dse._pytree import leaf, pytree_dataclass
 
-__all__ = ["IoPolicy", "Policy", "RefreshMode", "Sched"]
+__all__ = ["IoPolicy", "KvAlloc", "Partition", "Policy", "RefreshMode", "Sched"]
 
 
 class IoPolicy(IntEnum):
@@ -43,6 +43,28 @@ class RefreshMode(IntEnum):
     skip = 1
 
 
+class Partition(IntEnum):
+    """How a decode batch's attention is spread over a module's channels (DESIGN.md §4.4).
+
+    ``hfp_rr``: (request, KV head) tiles dealt to channels in turn; ``hfp_greedy``: longest
+    tile first onto the least-loaded channel (NeuPIMs); ``tcp``: every head's tokens split
+    over all channels, partial s·V sums reduced through the hub (PIMphony)."""
+
+    hfp_rr = 0
+    hfp_greedy = 1
+    tcp = 2
+
+
+class KvAlloc(IntEnum):
+    """KV-cache allocation (DESIGN.md §4.5): ``static`` reserves the maximum context per
+    request; ``dynamic`` grows in chunks (waste only in the last chunk); ``paged`` in blocks
+    of ``block_size`` tokens (vLLM-style, GPU/NPU memory)."""
+
+    static = 0
+    dynamic = 1
+    paged = 2
+
+
 @pytree_dataclass
 class Policy:
     io: int = leaf("I/O vs MAC overlap (IoPolicy)", choices=IoPolicy)
@@ -54,3 +76,10 @@ class Policy:
         high=1,
         default=0,
     )
+    partition: int = leaf("attention partitioning (Partition)", choices=Partition, default="hfp_rr")
+    tp: int = leaf("tensor-parallel modules (split the KV heads)", low=1, default=1)
+    pp: int = leaf("pipeline stages (split the layers)", low=1, default=1)
+    micro_batches: int = leaf("micro-batches in flight through the pipeline", low=1, default=1)
+    kv_alloc: int = leaf("KV-cache allocation (KvAlloc)", choices=KvAlloc, default="dynamic")
+    kv_chunk_bytes: int = leaf("dynamic allocation chunk (bytes)", low=1, default=1 << 20)
+    block_size: int = leaf("paged allocation block (tokens)", low=1, default=16)

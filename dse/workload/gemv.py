@@ -20,6 +20,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from dse._pytree import leaf, pytree_dataclass, static_field
+from dse.workload.lengths import LengthDist
 
 __all__ = ["DTYPE_BYTES", "Gemv", "KernelKind"]
 
@@ -50,3 +51,17 @@ class Gemv:
     g: int = leaf("queries per KV head (GQA group size; 1 = MHA)", low=1, default=1)
     heads: int = leaf("KV heads of the layer spread over the channels", low=1, default=1)
     partitions: int = leaf("channels one head's tokens are split over", low=1, default=1)
+    # a decode batch (dse.models.pim_attention)
+    batch: int = leaf("live requests in the decode batch", low=1, default=1)
+    batch_max: int = static_field(64, "padded batch size (static: it fixes array shapes)")
+    lengths: int = leaf(
+        "context lengths of the batch (LengthDist; fixed = L for every request)",
+        choices=LengthDist,
+        default="fixed",
+    )
+    seed: int = leaf("seed of the batch's context lengths", low=0, default=0)
+    length_scale: float = leaf("factor on drawn context lengths", low=0, low_open=True, default=1.0)
+    layers: int = leaf("decoder layers of the model", low=1, default=32)
+    max_context: int = leaf(
+        "maximum context a request may reach (static KV reservation)", low=1, default=131072
+    )

@@ -1,0 +1,384 @@
+"""Decode attention of a batch across PIM channels and modules (DESIGN.md §4.4).
+
+A pure function of ONE design point; batching happens in :mod:`dse.explore`.
+:mod:`dse.reference.pim_attention` assigns the same tiles one at a time; the tests hold the
+two together.
+
+**Work.** A decode step of a padded batch (``batch_max`` slots, the first ``batch`` live)
+whose requests have context lengths ``L_r``. Each layer runs, for every request and KV head,
+the score (q·Kᵀ) and context (s·V) kernels of :mod:`dse.models.pim_kernel` for the head's
+``g`` GQA queries. A module (``channels`` PIM channels and a hub with GPRs and an EPU) holds
+``kv_heads / tp`` heads of every layer of its pipeline stage.
+
+**Tile timing.** One channel's cycles for one head over ``n`` tokens, score plus context,
+come from the command-pipeline model on this point's channel and policy, evaluated exactly
+at ``n`` in :data:`GRID` and interpolated linearly in between (the channel's cost is affine in
+``n`` between grid points up to the kernel's tiling steps; ``dse.validation`` reports the
+interpolation error against the exact kernel).
+
+**Partitioning** (``policy.partition``):
+
+* ``hfp_rr`` (head-first, round-robin): (request, head) tiles, request-major, dealt to the
+  channels in turn; channel time = Σ of its tiles;
+* ``hfp_greedy``: the tiles longest first, each onto the least-loaded channel (lowest index
+  on ties), as NeuPIMs balances channels;
+* ``tcp`` (token-centric): every head's tokens are split over all channels (the first
+  ``L mod C`` get one more); q·Kᵀ results are concatenated, the ``min(C, L)`` partial s·V
+  vectors (``g·d`` values each) are reduced once per (request, head) through the hub:
+  ``hub_latency_ns`` + GPR transfer of the partials at ``hub_GBps`` + ``(parts-1)·g·d`` adds on
+  the EPU at ``epu_Gops``. The hub reduces one head while the channels compute the next, so
+  it adds only where it is the busier side, plus the last reduction:
+  ``max(slowest channel, Σ reductions) + the longest single reduction``.
+
+Module time for a layer = slowest channel (head-first), as above (token-centric).
+**Tensor parallelism**: ``tp`` modules split the KV heads (they must divide evenly) and
+all-gather the attention outputs
+(``n·kv_heads·g·d`` elements, ring: ``(tp-1)/tp`` of them per module) over a link of
+``link_GBps`` with ``link_latency_ns`` per layer. **Pipeline parallelism**: ``pp`` stages of
+``ceil(layers/pp)`` layers; live requests are dealt round-robin into ``micro_batches``
+micro-batches, each a stage time ``t_k`` (its layers' attention plus the hand-off of its
+activations to the next stage); the step takes ``Σ t_k + (pp-1)·max t_k`` (a flow shop of
+identical stages), so micro-batches fewer than stages leave bubbles and inactive stages'
+channels idle.
+
+Metrics: attention time per layer (whole batch as one micro-batch) and per decode step,
+channel busy time (max/mean over every channel of the system, per step), channel
+utilization (busy / step time), MAC-unit utilization (useful multiply-accumulates over the
+MAC lanes' capacity in the step), hub time and KV-cache admission (:mod:`dse.models.kv_memory`):
+``workload.batch`` requests are offered, those whose KV fits on a module are admitted first
+come, first served, and the step runs the admitted ones (a point where none fits is flagged
+``capacity_exceeded``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dse._pytree import replace_paths
+from dse.models import pim_kernel
+from dse.models.kv_memory import kv_admission, kv_bytes_per_token
+from dse.point import STATUS_CODE, DesignPoint
+from dse.policy import Partition
+from dse.workload.gemv import DTYPE_BYTES
+from dse.workload.lengths import sample_lengths
+
+__all__ = [
+    "attention",
+    "Partition",
+    "GRID",
+    "C_MAX",
+    "M_MAX",
+    "METRICS",
+    "interp_cycles",
+    "busy_by_group",
+    "pipeline",
+    "step_ns",
+]
+
+#: tokens per channel slice at which the kernel is evaluated exactly
+GRID = tuple(1 << i for i in range(21))  # 1 … 1M
+C_MAX = 32  # channels per module the vectorized arrays hold (DESIGN.md §4.4: 16–32)
+M_MAX = 16  # micro-batches
+
+
+def interp_cycles(n, grid_cycles):
+    """Channel cycles (score + context, one head) for ``n`` tokens, rounded to whole cycles;
+    0 tokens cost nothing. Linear between the grid points; beyond the last, its segment's
+    slope continues."""
+    grid = jnp.asarray(GRID, jnp.float64)
+    nf = jnp.asarray(n, jnp.float64)
+    slope = (grid_cycles[-1] - grid_cycles[-2]) / (grid[-1] - grid[-2])
+    t = jnp.where(nf > grid[-1], grid_cycles[-1] + (nf - grid[-1]) * slope, 0.0)
+    t = jnp.where(nf <= grid[-1], jnp.interp(nf, grid, grid_cycles), t)
+    return jnp.where(nf > 0, jnp.round(t), 0.0).astype(jnp.int64)
+
+
+def groups_of(live, micro_batches):
+    """Micro-batch of each request (live requests dealt round-robin; -1 where not live) and
+    its position within the micro-batch."""
+    pos = jnp.cumsum(live) - 1
+    m = jnp.maximum(micro_batches, 1)
+    return jnp.where(live, pos % m, -1), jnp.where(live, pos // m, 0)
+
+
+def busy_by_group(lengths, group, slot, heads, channels, partition, grid_cycles, n_groups: int):
+    """Channel busy cycles of one layer on one module, per group of requests.
+
+    ``lengths`` (B,), ``group`` (B,) the group of each request (-1: none), ``slot`` (B,) its
+    position within its group (the round-robin order), ``heads`` KV heads on the module,
+    ``channels`` ≤ :data:`C_MAX`. Returns (the busiest channel of each group (n_groups,),
+    each channel's busy cycles summed over the groups (C_MAX,)); channels beyond ``channels``
+    stay 0."""
+    c_idx = jnp.arange(C_MAX)
+    on_chan = c_idx < channels
+    onehot = (group[:, None] == jnp.arange(n_groups)[None, :]).astype(jnp.float64)  # (B, G)
+    tau = interp_cycles(lengths, grid_cycles)  # (B,) one head, one channel, whole context
+
+    def summed(per_request):  # (B, C) → per group max, per channel total
+        def one():  # a single group
+            loads = jnp.where(group[:, None] == 0, per_request, 0).sum(axis=0)
+            return jnp.zeros(n_groups, jnp.int64).at[0].set(loads.max()), loads
+
+        def many():
+            loads = (onehot.T @ per_request.astype(jnp.float64)).astype(jnp.int64)  # < 2^53
+            return loads.max(axis=1), loads.sum(axis=0)
+
+        return jax.lax.cond(jnp.max(group) <= 0, one, many)
+
+    def round_robin():  # request at slot q owns tiles q·H + h, h < H, on channel t mod C
+        s = (c_idx[None, :] - slot[:, None] * heads) % channels
+        n_rr = jnp.where(s < heads, (heads - 1 - s) // channels + 1, 0) * on_chan[None, :]
+        return summed(n_rr * tau[:, None])
+
+    def token_centric():  # every channel gets floor(L/C) or ceil(L/C) tokens of every head
+        lo, rem = lengths // channels, lengths % channels
+        t_lo, t_hi = interp_cycles(lo, grid_cycles), interp_cycles(lo + 1, grid_cycles)
+        per = (
+            jnp.where(c_idx[None, :] < rem[:, None], t_hi[:, None], t_lo[:, None])
+            * on_chan[None, :]
+        )
+        return summed(heads * per)
+
+    def greedy():
+        return _greedy(tau, group, heads, channels, n_groups)
+
+    return jax.lax.switch(jnp.clip(partition, 0, 2), [round_robin, greedy, token_centric])
+
+
+def _greedy(tau, group, heads, channels, n_groups: int):
+    """Tiles of each group longest first (request order on ties), each onto the group's
+    least-loaded channel (lowest index on ties)."""
+    live = group >= 0
+    order = jnp.lexsort((-tau, jnp.where(live, group, n_groups)))  # groups in turn
+    n_tiles = live.sum() * heads
+    off = jnp.where(jnp.arange(C_MAX) < channels, 0, _FULL)
+
+    def one_group():  # no micro-batches: place every tile, no group bookkeeping
+        def body(t, load):
+            c = jnp.argmin(load)
+            return load.at[c].add(tau[order[t // heads]])
+
+        load = jax.lax.fori_loop(0, n_tiles, body, off)
+        busy = jnp.where(load >= _FULL, 0, load)
+        return jnp.zeros(n_groups, jnp.int64).at[0].set(busy.max()), busy
+
+    def groups():
+        def body(t, carry):
+            load, total, gmax = carry
+            r = order[t // heads]
+            g = group[r]
+            c = jnp.argmin(load)
+            load = load.at[c].add(tau[r])
+            # the group's last tile: record its busiest channel, add to the totals, reset
+            nxt = order[jnp.minimum((t + 1) // heads, order.shape[0] - 1)]
+            end = (t + 1 == n_tiles) | (((t + 1) % heads == 0) & (group[nxt] != g))
+            busy = jnp.where(load >= _FULL, 0, load)
+            gmax = jnp.where(end, gmax.at[g].set(busy.max()), gmax)
+            total = jnp.where(end, total + busy, total)
+            return jnp.where(end, off, load), total, gmax
+
+        init = (off, jnp.zeros(C_MAX, jnp.int64), jnp.zeros(n_groups, jnp.int64))
+        _, total, gmax = jax.lax.fori_loop(0, n_tiles, body, init)
+        return gmax, total
+
+    return jax.lax.cond(jnp.max(group) <= 0, one_group, groups)
+
+
+_FULL = jnp.int64(1) << 62  # load of a channel that does not exist
+
+
+def pipeline(stage_ns, stages):
+    """Decode step of micro-batches of stage times ``stage_ns`` through ``stages`` identical
+    pipeline stages (a flow shop: Σ t_k + (stages - 1)·max t_k)."""
+    return stage_ns.sum() + (stages - 1) * stage_ns.max()
+
+
+def grid_cycles(p: DesignPoint):
+    """Score + context cycles of one head on one channel at every :data:`GRID` length, from
+    the command-pipeline model with this point's channel, GQA group and policies."""
+
+    def at(kind, n):
+        q = replace_paths(
+            p,
+            {
+                "workload.kind": jnp.asarray(kind, jnp.int64),
+                "workload.L": n,
+                "workload.heads": _i(1),
+                "workload.partitions": _i(1),
+                "hw.pim.channels": _i(1),
+            },
+        )
+        return pim_kernel.kernel(q)["cycles"]
+
+    ns = jnp.asarray(GRID * 2, jnp.int64)
+    kinds = jnp.repeat(jnp.asarray([1, 2], jnp.int64), len(GRID))
+    both = jax.vmap(at)(kinds, ns)
+    return (both[: len(GRID)] + both[len(GRID) :]).astype(jnp.float64)
+
+
+def _i(x):
+    return jnp.asarray(x, jnp.int64)
+
+
+def step_ns(lengths, live, hp, grid):
+    """Decode-step attention of a padded batch: the formulas of the module docstring on
+    explicit ``lengths`` (B,) and ``live`` (B,) with scalar parameters ``hp`` (a dict: heads
+    (per module), kv_heads, g, d, dtype_bytes, out_bytes, layers, channels, tp, pp,
+    micro_batches, partition, tCK_ns, hub_GBps, epu_Gops, hub_latency_ns, link_GBps,
+    link_latency_ns). Returns a dict of metrics (times in ns)."""
+    lengths = jnp.where(live, lengths, 0)
+    heads, c = hp["heads"], hp["channels"]
+    group, slot = groups_of(live, hp["micro_batches"])
+    whole = jnp.where(live, 0, -1), jnp.where(live, jnp.cumsum(live) - 1, 0)
+    mb_max, chan = busy_by_group(lengths, group, slot, heads, c, hp["partition"], grid, M_MAX)
+    all_max = jax.lax.cond(  # the whole batch as one micro-batch
+        hp["micro_batches"] == 1,
+        lambda: mb_max[0],
+        lambda: busy_by_group(lengths, *whole, heads, c, hp["partition"], grid, 1)[0][0],
+    )
+    gd = (hp["g"] * hp["d"]).astype(jnp.float64)
+    # hub: one reduction of min(C, L) partial vectors per (request, head), token-centric only
+    parts = jnp.minimum(c, lengths).astype(jnp.float64)
+    red = jnp.where(
+        live & (parts > 0),
+        hp["hub_latency_ns"]
+        + parts * gd * hp["out_bytes"] / hp["hub_GBps"]
+        + (parts - 1) * gd / hp["epu_Gops"],
+        0.0,
+    ) * (hp["partition"] == 2)
+    onehot = (group[:, None] == jnp.arange(M_MAX)[None, :]).astype(jnp.float64)
+    hub_mb = heads * (red @ onehot)
+    tail_mb = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
+    n_mb = live.astype(jnp.float64) @ onehot
+    out_bytes = hp["kv_heads"] * gd * hp["dtype_bytes"]  # attention output per request
+    tp = hp["tp"]
+    sync = lambda n: jnp.where(  # noqa: E731
+        (tp > 1) & (n > 0),
+        hp["link_latency_ns"] + n * out_bytes * (tp - 1) / tp / hp["link_GBps"],
+        0.0,
+    )
+    hop = lambda n: jnp.where(  # noqa: E731
+        (hp["pp"] > 1) & (n > 0), hp["link_latency_ns"] + n * out_bytes / hp["link_GBps"], 0.0
+    )
+    lps = -(-hp["layers"] // hp["pp"])
+    layer_mb = jnp.maximum(mb_max * hp["tCK_ns"], hub_mb) + tail_mb + sync(n_mb)
+    stage = jnp.where(n_mb > 0, lps * layer_mb + hop(n_mb), 0.0)
+    step = pipeline(stage, hp["pp"])
+    n_all = live.sum().astype(jnp.float64)
+    layer = jnp.maximum(all_max * hp["tCK_ns"], heads * red.sum()) + red.max() + sync(n_all)
+    # channel busy over the step: every stage's channels run their layers for each micro-batch
+    chan = chan * hp["tCK_ns"]  # (C_MAX,) per layer, all micro-batches
+    n_chan = tp * hp["pp"] * c
+    total_busy = tp * hp["layers"] * chan.sum()
+    safe = jnp.maximum(step, 1e-30)
+    return {
+        "layer_ns": layer,
+        "step_ns": step,
+        "chan_busy_max_ns": lps * chan.max(),
+        "chan_busy_mean_ns": total_busy / n_chan,
+        "chan_util_mean": total_busy / n_chan / safe,
+        "chan_util_max": lps * chan.max() / safe,
+        "hub_ns": hp["layers"] * hub_mb.sum(),
+        "tokens": lengths.sum(),
+    }
+
+
+METRICS = {
+    "step_ns": ("ns", "decode-step attention time of the model (all layers, pipeline included)"),
+    "layer_ns": ("ns", "attention time of one layer, whole batch on one module (+ TP sync)"),
+    "chan_util_mean": ("1", "channel busy time / step time, mean over every channel"),
+    "chan_util_max": ("1", "busiest channel's busy time / step time"),
+    "chan_busy_max_ns": ("ns", "busiest channel's busy time in the step"),
+    "chan_busy_mean_ns": ("ns", "mean channel busy time in the step"),
+    "mac_util": ("1", "useful MACs / (all channels' MAC lanes over the step)"),
+    "hub_ns": ("ns", "hub reduction time in the step (token-centric)"),
+    "tokens": ("tokens", "context tokens of the admitted requests"),
+    "admitted": ("requests", "requests of the batch whose KV fits (FCFS) under policy.kv_alloc"),
+    "max_batch": ("requests", "requests of this length mix that fit the KV capacity"),
+    "capacity_util": ("1", "live KV bytes / reserved KV bytes"),
+    "mem_util": ("1", "reserved KV bytes / KV capacity"),
+    "kv_reserved_bytes": ("bytes", "KV bytes reserved on one module"),
+    "status": ("bits", "0 = feasible; see dse.point.STATUS_BITS"),
+}
+
+
+def hyper(p: DesignPoint) -> dict:
+    """The scalar parameters :func:`step_ns` takes, from a design point."""
+    pim, wl, pol = p.hw.pim, p.workload, p.policy
+    tp = jnp.maximum(pol.tp, 1)
+    return {
+        "heads": _cdiv(wl.heads, tp),
+        "kv_heads": wl.heads,
+        "g": wl.g,
+        "d": wl.d,
+        "dtype_bytes": DTYPE_BYTES[wl.dtype],
+        "out_bytes": pim.out_bytes,
+        "layers": wl.layers,
+        "channels": jnp.clip(pim.channels, 1, C_MAX),
+        "tp": tp,
+        "pp": jnp.maximum(pol.pp, 1),
+        "micro_batches": jnp.clip(pol.micro_batches, 1, M_MAX),
+        "partition": pol.partition,
+        "tCK_ns": pim.tCK_ns,
+        "hub_GBps": pim.hub_GBps,
+        "epu_Gops": pim.epu_Gops,
+        "hub_latency_ns": pim.hub_latency_ns,
+        "link_GBps": pim.link_GBps,
+        "link_latency_ns": pim.link_latency_ns,
+    }
+
+
+def attention(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """Decode attention of the point's batch (see the module docstring)."""
+    pim, wl, pol = p.hw.pim, p.workload, p.policy
+    b_max = wl.batch_max
+    lengths = sample_lengths(wl.lengths, wl.seed, b_max, wl.L, wl.length_scale)
+    live = jnp.arange(b_max) < wl.batch
+    hp = hyper(p)
+    tp, db = hp["tp"], hp["dtype_bytes"]
+    # KV cache of one module (its layers and heads of every request), admitted FCFS; the
+    # step runs the admitted requests
+    bpt = kv_bytes_per_token(wl.layers, wl.heads, wl.d, db, tp, hp["pp"])
+    module_bytes = pim.channels * pim.banks * pim.rows * pim.row_bytes
+    kv = kv_admission(
+        lengths,
+        live,
+        pol.kv_alloc,
+        bpt,
+        module_bytes,
+        wl.max_context,
+        pol.kv_chunk_bytes,
+        pol.block_size,
+    )
+    out = step_ns(lengths, kv["admitted_mask"], hp, grid_cycles(p))
+    # MAC units: useful multiply-accumulates over every channel's lanes during the step
+    useful = 2.0 * wl.layers * wl.heads * wl.g * wl.d * out["tokens"]
+    lanes = (tp * hp["pp"] * hp["channels"] * pim.banks * pim.lanes).astype(jnp.float64)
+    capacity = lanes * out["step_ns"] / (pim.tCK_ns * jnp.maximum(pim.tCCD_mac, 1))
+    bad = (
+        (pim.channels > C_MAX)
+        | (pol.micro_batches > M_MAX)
+        | (wl.heads % tp != 0)
+        | (wl.batch > b_max)
+        | (pim.tCK_ns <= 0)
+    )
+    status = (
+        jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
+        | jnp.where(kv["admitted"] == 0, STATUS_CODE["capacity_exceeded"], 0)
+        | kv["status"]
+    ).astype(jnp.int64)
+    return {
+        **out,
+        "mac_util": useful / jnp.maximum(capacity, 1e-30),
+        "admitted": kv["admitted"],
+        "max_batch": kv["max_batch"],
+        "capacity_util": kv["capacity_util"],
+        "mem_util": kv["mem_util"],
+        "kv_reserved_bytes": kv["reserved_bytes"],
+        "status": status,
+    }
+
+
+def _cdiv(a, b):
+    return -(-a // b)

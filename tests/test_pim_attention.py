@@ -1,0 +1,206 @@
+"""Attention partitioning (dse.models.pim_attention) against the per-channel reference."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dse.models import pim_attention as pa
+from dse.reference.pim_attention import simulate, tile_cycles
+from tests.conftest import evaluate_params
+
+KEYS = ("layer_ns", "step_ns", "chan_busy_max_ns", "chan_busy_mean_ns", "chan_util_mean")
+KEYS += ("chan_util_max", "hub_ns", "tokens")
+
+
+def _hp(rng: np.random.Generator, partition: int) -> dict:
+    tp = int(rng.choice([1, 2, 4]))
+    return {
+        "heads": int(rng.integers(1, 9)),
+        "kv_heads": 8,
+        "g": int(rng.choice([1, 4, 8])),
+        "d": int(rng.choice([64, 128])),
+        "dtype_bytes": 2,
+        "out_bytes": 2,
+        "layers": int(rng.integers(1, 81)),
+        "channels": int(rng.choice([1, 3, 8, 16, 32])),
+        "tp": tp,
+        "pp": int(rng.choice([1, 2, 4, 8])),
+        "micro_batches": int(rng.integers(1, pa.M_MAX + 1)),
+        "partition": partition,
+        "tCK_ns": float(rng.choice([0.769, 1.0])),
+        "hub_GBps": float(rng.uniform(8, 256)),
+        "epu_Gops": float(rng.uniform(4, 64)),
+        "hub_latency_ns": float(rng.uniform(0, 200)),
+        "link_GBps": float(rng.uniform(16, 900)),
+        "link_latency_ns": float(rng.uniform(0, 500)),
+    }
+
+
+def _grid(rng: np.random.Generator) -> np.ndarray:
+    """A random nondecreasing kernel-cycles table on the grid (fixed cost + per token)."""
+    n = np.asarray(pa.GRID, float)
+    return np.cumsum(rng.uniform(0, 500, n.size)) + n * rng.uniform(0.5, 20) + rng.uniform(50, 900)
+
+
+def _lengths(rng: np.random.Generator, b: int) -> np.ndarray:
+    top = int(rng.choice([64, 4096, 131072, 1 << 20]))
+    if rng.random() < 0.2:  # equal lengths: ties everywhere
+        return np.full(b, int(rng.integers(1, top + 1)))
+    return rng.integers(1, top + 1, b)
+
+
+@pytest.mark.parametrize("partition", [0, 1, 2])
+def test_model_equals_reference(partition):
+    """500 random batches per policy: every metric within 1e-12 (relative) of the reference's
+    channel-by-channel assignment; integer tile cycles, so placements are identical."""
+    rng = np.random.default_rng(100 + partition)
+    grid = jnp.asarray(_grid(rng))
+    f = jax.jit(jax.vmap(lambda L, lv, hp: pa.step_ns(L, lv, hp, grid)))
+    for b in (8, 64):
+        n = 250
+        hps = [_hp(rng, partition) for _ in range(n)]
+        lengths = np.stack([_lengths(rng, b) for _ in range(n)])
+        live = np.arange(b)[None, :] < rng.integers(1, b + 1, n)[:, None]
+        batched = {k: jnp.asarray([h[k] for h in hps]) for k in hps[0]}
+        out = f(jnp.asarray(lengths), jnp.asarray(live), batched)
+        for i in range(n):
+            ref, _ = simulate(lengths[i].tolist(), live[i].tolist(), hps[i], list(np.asarray(grid)))
+            for k in KEYS:
+                assert float(out[k][i]) == pytest.approx(ref[k], rel=1e-12, abs=1e-9), (k, hps[i])
+
+
+def test_tile_cycles_interpolation_matches_reference_helper():
+    rng = np.random.default_rng(5)
+    grid = _grid(rng)
+    ns = rng.integers(0, 4 << 20, 2000)
+    got = np.asarray(pa.interp_cycles(jnp.asarray(ns), jnp.asarray(grid)))
+    assert got.tolist() == [tile_cycles(int(n), grid) for n in ns]
+
+
+def test_pipeline_is_the_flow_shop_recurrence():
+    """Σ t_k + (S-1)·max t_k equals the stage × micro-batch max-plus recurrence."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        t = rng.uniform(0, 10, int(rng.integers(1, 17)))
+        s = int(rng.integers(1, 9))
+        done = np.zeros((s, t.size))
+        for i in range(s):
+            for k in range(t.size):
+                done[i, k] = max(done[i - 1, k] if i else 0, done[i, k - 1] if k else 0) + t[k]
+        assert float(pa.pipeline(jnp.asarray(t), s)) == pytest.approx(done[-1, -1], rel=1e-12)
+
+
+# --- properties --------------------------------------------------------------------------
+
+_seeds = st.integers(0, 2**31 - 1)
+
+
+_step = jax.jit(pa.step_ns)
+
+
+def _one(hp, lengths, live, grid):
+    hp = {k: jnp.asarray(v) for k, v in hp.items()}
+    return _step(jnp.asarray(lengths), jnp.asarray(live), hp, jnp.asarray(grid))
+
+
+@given(_seeds)
+def test_tcp_within_slicing_and_reduction_bound_of_hfp(seed):
+    """Token-centric is never slower than head-first by more than its costs: one fixed
+    per-slice cost and one token per (request, head) slice, plus the hub reductions. With a
+    kernel of ``a + b·n`` cycles, channel c's TCP load ≤ the HFP average + H·n·(a + b + 1)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 2000), rng.uniform(0.1, 20)
+    grid = a + b * np.asarray(pa.GRID, float)
+    hp = {**_hp(rng, 0), "micro_batches": 1, "pp": 1, "tp": 1}
+    lengths = _lengths(rng, 64)
+    live = np.arange(64) < rng.integers(1, 65)
+    tcp = _one({**hp, "partition": 2}, lengths, live, grid)
+    n = live.sum()
+    slack = hp["heads"] * n * (a + b + 1) * hp["tCK_ns"]
+    for part in (0, 1):
+        hfp = _one({**hp, "partition": part}, lengths, live, grid)
+        assert float(tcp["layer_ns"]) <= float(hfp["layer_ns"]) + float(tcp["hub_ns"]) / hp[
+            "layers"
+        ] + slack + 1e-6 * float(hfp["layer_ns"])
+
+
+@given(_seeds, st.integers(0, 2))
+def test_utilizations_in_unit_interval(seed, partition):
+    rng = np.random.default_rng(seed)
+    hp = _hp(rng, partition)
+    lengths = _lengths(rng, 64)
+    live = np.arange(64) < rng.integers(1, 65)
+    out = _one(hp, lengths, live, _grid(rng))
+    for k in ("chan_util_mean", "chan_util_max"):
+        assert 0.0 <= float(out[k]) <= 1.0 + 1e-12, k
+    assert float(out["chan_util_mean"]) <= float(out["chan_util_max"]) + 1e-12
+
+
+@given(_seeds, st.integers(0, 3))
+def test_more_channels_never_slower_under_tcp(seed, doublings):
+    """Token-centric with a hub that is not the bottleneck: more channels, never slower."""
+    rng = np.random.default_rng(seed)
+    hp = {**_hp(rng, 2), "hub_GBps": 1e9, "epu_Gops": 1e9, "hub_latency_ns": 0.0}
+    hp["channels"] = int(rng.choice([1, 2, 3, 4]))
+    more = {**hp, "channels": hp["channels"] << doublings}
+    lengths = _lengths(rng, 64)
+    live = np.arange(64) < rng.integers(1, 65)
+    grid = _grid(rng)
+    a, b = _one(hp, lengths, live, grid), _one(more, lengths, live, grid)
+    assert float(b["step_ns"]) <= float(a["step_ns"]) * (1 + 1e-9)
+
+
+# --- the design-point model ----------------------------------------------------------------
+
+
+def _attn_point(**kw) -> dict:
+    p = {
+        "workload.kind": 1,
+        "workload.d": 128,
+        "workload.g": 4,
+        "workload.heads": 8,
+        "workload.layers": 32,
+        "workload.batch": 64,
+        "workload.lengths": 1,
+        "workload.dtype": "fp16",
+    }
+    p.update(kw)
+    return p
+
+
+def test_no_overflow_at_1m_tokens():
+    """256 requests of ~1M tokens (multifieldqa × 16): finite, positive, exact token sums."""
+    pts = [
+        _attn_point(
+            **{
+                "workload.batch": 256,
+                "workload.lengths": 3,
+                "workload.length_scale": 16.0,
+                "policy.partition": part,
+                "policy.tp": 8,
+                "policy.pp": 4,
+                "policy.micro_batches": 4,
+            }
+        )
+        for part in (0, 1, 2)
+    ]
+    pts = [{**p, "workload.batch_max": 256} for p in pts]
+    for v in evaluate_params(pts, "pim_attention"):
+        assert np.isfinite(v["step_ns"]) and v["step_ns"] > 0
+        assert 0 < v["mac_util"] <= 1 and 0 < v["chan_util_mean"] <= 1
+        assert v["tokens"] > 256 * 16 * 20_000  # the set's minimum is 20,333
+
+
+def test_dynamic_admits_at_least_static():
+    """Same batch and capacity: lazy chunks admit at least as many requests as a reservation
+    of the maximum context (max_context·bytes/token is a whole number of chunks here)."""
+    for seed in range(8):
+        base = _attn_point(**{"workload.seed": seed, "workload.max_context": 32768})
+        pts = [{**base, "policy.kv_alloc": a} for a in (0, 1)]
+        st_, dy = evaluate_params(pts, "pim_attention")
+        assert dy["admitted"] >= st_["admitted"] and dy["max_batch"] >= st_["max_batch"]
