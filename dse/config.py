@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from dse._pytree import is_static
-from dse.hw.pim import PimChannel
+from dse.hw.pim import Module, PimChannel
 from dse.policy import Policy
 from dse.workload.gemv import Gemv
 
@@ -71,6 +71,7 @@ PimConfig = _schema_from(
         ("ini", typing.Optional[str], None),  # noqa: UP045 (OmegaConf needs Optional)
     ],
 )
+ModuleConfig = _schema_from(Module, "ModuleConfig", [])
 GemvConfig = _schema_from(Gemv, "GemvConfig", [("name", str, "gemv")])
 PolicyConfig = _schema_from(Policy, "PolicyConfig", [("name", str, "default")])
 
@@ -85,6 +86,7 @@ class Sampler(enum.Enum):
 @dataclasses.dataclass
 class HwConfig:
     pim: PimConfig = MISSING  # type: ignore[valid-type]
+    module: ModuleConfig = field(default_factory=ModuleConfig)  # type: ignore[valid-type]
 
 
 @dataclasses.dataclass

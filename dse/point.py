@@ -221,8 +221,11 @@ def from_config(
     pim_cfg = dict(_node(cfg, "hw.pim", prov))
     if loader is not None:
         pim_cfg.update(loader(pim_cfg, prov))
+    hw = cfg.get("hw") if isinstance(cfg, Mapping) else None
+    module = hw.get("module") if isinstance(hw, Mapping) else None
     nodes = {
         "hw.pim": pim_cfg,
+        "hw.module": module if isinstance(module, Mapping) else {},
         "workload": _node(cfg, "workload", prov),
         "policy": _node(cfg, "policy", prov),
     }

@@ -230,10 +230,9 @@ def test_pim_fields_are_pim_channel_fields():
     names = {f.name for f in dataclasses.fields(PimChannel)}
     fields = pim_fields_from_ini(REF / "dram" / "HBM2_8Gb_x128.ini")
     assert set(fields) <= names
-    # the MAC-unit and buffer organisation, the module hub and links are not in a DRAM INI
+    # the MAC-unit and buffer organisation is not in a DRAM INI
     buffers = {"obuf_entries", "dual_port", "blocking_readout"}
-    hub = {"hub_GBps", "epu_Gops", "hub_latency_ns", "link_GBps", "link_latency_ns"}
-    assert names - set(fields) == {"lanes", "gbuf_bytes", "out_bytes"} | buffers | hub
+    assert names - set(fields) == {"lanes", "gbuf_bytes", "out_bytes"} | buffers
     PimChannel(**fields, lanes=16, gbuf_bytes=2048, out_bytes=2)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dse._pytree import leaf, pytree_dataclass
 
-__all__ = ["PimChannel", "Hardware"]
+__all__ = ["Hardware", "Module", "PimChannel"]
 
 
 @pytree_dataclass
@@ -69,7 +69,12 @@ class PimChannel:
         default=1,
     )
 
-    # module hub and links (dse.models.pim_attention); defaults are assumptions to sweep
+
+@pytree_dataclass
+class Module:
+    """A PIM module's hub (GPRs and an extra processing unit) and the links between modules
+    (DESIGN.md §4.4); the defaults are assumptions meant to be swept."""
+
     hub_GBps: float = leaf(
         "hub GPR transfer bandwidth for partial-sum reduction (GB/s)",
         low=0,
@@ -89,3 +94,4 @@ class PimChannel:
 @pytree_dataclass
 class Hardware:
     pim: PimChannel
+    module: Module

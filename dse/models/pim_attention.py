@@ -11,10 +11,11 @@ the score (q·Kᵀ) and context (s·V) kernels of :mod:`dse.models.pim_kernel` f
 ``kv_heads / tp`` heads of every layer of its pipeline stage.
 
 **Tile timing.** One channel's cycles for one head over ``n`` tokens, score plus context,
-come from the command-pipeline model on this point's channel and policy, evaluated exactly
-at ``n`` in :data:`GRID` and interpolated linearly in between (the channel's cost is affine in
-``n`` between grid points up to the kernel's tiling steps; ``dse.validation`` reports the
-interpolation error against the exact kernel).
+come from the command-pipeline model (:mod:`dse.models.pim_kernel`) on this point's channel
+and policies: the score kernel evaluated exactly at :data:`GRID` outputs per bank and the
+context kernel at :data:`GRID` columns, each interpolated linearly in its own unit (so the
+steps of ``ceil(n / banks)`` and ``ceil(n / elements per column)`` are exact); the README
+reports the error against the exact kernel.
 
 **Partitioning** (``policy.partition``):
 
@@ -76,21 +77,28 @@ __all__ = [
     "step_ns",
 ]
 
-#: tokens per channel slice at which the kernel is evaluated exactly
-GRID = tuple(1 << i for i in range(21))  # 1 … 1M
+#: where the kernel is evaluated exactly: outputs per bank (score) and columns (context), four
+#: points per octave from 1 to 1M
+GRID = tuple(sorted({round(2 ** (k / 4)) for k in range(81)}))
 C_MAX = 32  # channels per module the vectorized arrays hold (DESIGN.md §4.4: 16–32)
 M_MAX = 16  # micro-batches
 
 
-def interp_cycles(n, grid_cycles):
-    """Channel cycles (score + context, one head) for ``n`` tokens, rounded to whole cycles;
-    0 tokens cost nothing. Linear between the grid points; beyond the last, its segment's
-    slope continues."""
+def _interp(x, ys):
+    """Piecewise-linear in :data:`GRID`; beyond the last point its segment's slope goes on."""
     grid = jnp.asarray(GRID, jnp.float64)
-    nf = jnp.asarray(n, jnp.float64)
-    slope = (grid_cycles[-1] - grid_cycles[-2]) / (grid[-1] - grid[-2])
-    t = jnp.where(nf > grid[-1], grid_cycles[-1] + (nf - grid[-1]) * slope, 0.0)
-    t = jnp.where(nf <= grid[-1], jnp.interp(nf, grid, grid_cycles), t)
+    slope = (ys[-1] - ys[-2]) / (grid[-1] - grid[-2])
+    return jnp.where(x > grid[-1], ys[-1] + (x - grid[-1]) * slope, jnp.interp(x, grid, ys))
+
+
+def interp_cycles(n, grid_cycles, banks, elems):
+    """Channel cycles (score + context, one head) for ``n`` tokens, rounded to whole cycles:
+    the score kernel at ``ceil(n / banks)`` outputs per bank and the context kernel at
+    ``ceil(n / elems)`` columns, each linear between its grid points; 0 tokens cost nothing."""
+    nf = jnp.asarray(n, jnp.int64)
+    m = (-(-nf // banks)).astype(jnp.float64)
+    k = (-(-nf // elems)).astype(jnp.float64)
+    t = _interp(m, grid_cycles[0]) + _interp(k, grid_cycles[1])
     return jnp.where(nf > 0, jnp.round(t), 0.0).astype(jnp.int64)
 
 
@@ -102,7 +110,9 @@ def groups_of(live, micro_batches):
     return jnp.where(live, pos % m, -1), jnp.where(live, pos // m, 0)
 
 
-def busy_by_group(lengths, group, slot, heads, channels, partition, grid_cycles, n_groups: int):
+def busy_by_group(
+    lengths, group, slot, heads, channels, partition, grid_cycles, banks, elems, n_groups: int
+):
     """Channel busy cycles of one layer on one module, per group of requests.
 
     ``lengths`` (B,), ``group`` (B,) the group of each request (-1: none), ``slot`` (B,) its
@@ -113,7 +123,7 @@ def busy_by_group(lengths, group, slot, heads, channels, partition, grid_cycles,
     c_idx = jnp.arange(C_MAX)
     on_chan = c_idx < channels
     onehot = (group[:, None] == jnp.arange(n_groups)[None, :]).astype(jnp.float64)  # (B, G)
-    tau = interp_cycles(lengths, grid_cycles)  # (B,) one head, one channel, whole context
+    tau = interp_cycles(lengths, grid_cycles, banks, elems)  # (B,) one head, whole context
 
     def summed(per_request):  # (B, C) → per group max, per channel total
         def one():  # a single group
@@ -133,7 +143,8 @@ def busy_by_group(lengths, group, slot, heads, channels, partition, grid_cycles,
 
     def token_centric():  # every channel gets floor(L/C) or ceil(L/C) tokens of every head
         lo, rem = lengths // channels, lengths % channels
-        t_lo, t_hi = interp_cycles(lo, grid_cycles), interp_cycles(lo + 1, grid_cycles)
+        t_lo = interp_cycles(lo, grid_cycles, banks, elems)
+        t_hi = interp_cycles(lo + 1, grid_cycles, banks, elems)
         per = (
             jnp.where(c_idx[None, :] < rem[:, None], t_hi[:, None], t_lo[:, None])
             * on_chan[None, :]
@@ -195,14 +206,15 @@ def pipeline(stage_ns, stages):
 
 
 def grid_cycles(p: DesignPoint):
-    """Score + context cycles of one head on one channel at every :data:`GRID` length, from
-    the command-pipeline model with this point's channel, GQA group and policies."""
+    """(2, len(GRID)) cycles of one head on one channel: the score kernel at :data:`GRID`
+    outputs per bank and the context kernel at :data:`GRID` columns, from the
+    command-pipeline model with this point's channel, GQA group and policies."""
 
     def at(kind, n):
         q = replace_paths(
             p,
             {
-                "workload.kind": jnp.asarray(kind, jnp.int64),
+                "workload.kind": kind,
                 "workload.L": n,
                 "workload.heads": _i(1),
                 "workload.partitions": _i(1),
@@ -211,10 +223,19 @@ def grid_cycles(p: DesignPoint):
         )
         return pim_kernel.kernel(q)["cycles"]
 
-    ns = jnp.asarray(GRID * 2, jnp.int64)
+    units = jnp.asarray(GRID, jnp.int64)
+    banks, elems = _units(p)
+    ns = jnp.concatenate([units * banks, units * elems])
     kinds = jnp.repeat(jnp.asarray([1, 2], jnp.int64), len(GRID))
-    both = jax.vmap(at)(kinds, ns)
-    return (both[: len(GRID)] + both[len(GRID) :]).astype(jnp.float64)
+    return jax.vmap(at)(kinds, ns).astype(jnp.float64).reshape(2, len(GRID))
+
+
+def _units(p: DesignPoint):
+    """Banks and elements per column access: the steps of the score and context kernels."""
+    db = DTYPE_BYTES[p.workload.dtype]
+    banks = jnp.maximum(p.hw.pim.banks, 1)
+    elems = jnp.maximum(jnp.maximum(p.hw.pim.col_bytes, db) // db, 1)
+    return banks, elems
 
 
 def _i(x):
@@ -224,18 +245,22 @@ def _i(x):
 def step_ns(lengths, live, hp, grid):
     """Decode-step attention of a padded batch: the formulas of the module docstring on
     explicit ``lengths`` (B,) and ``live`` (B,) with scalar parameters ``hp`` (a dict: heads
-    (per module), kv_heads, g, d, dtype_bytes, out_bytes, layers, channels, tp, pp,
+    (per module), kv_heads, g, d, dtype_bytes, out_bytes, banks, elems (per column), layers,
+    channels, tp, pp,
     micro_batches, partition, tCK_ns, hub_GBps, epu_Gops, hub_latency_ns, link_GBps,
     link_latency_ns). Returns a dict of metrics (times in ns)."""
     lengths = jnp.where(live, lengths, 0)
     heads, c = hp["heads"], hp["channels"]
     group, slot = groups_of(live, hp["micro_batches"])
     whole = jnp.where(live, 0, -1), jnp.where(live, jnp.cumsum(live) - 1, 0)
-    mb_max, chan = busy_by_group(lengths, group, slot, heads, c, hp["partition"], grid, M_MAX)
+    units = hp["banks"], hp["elems"]
+    mb_max, chan = busy_by_group(
+        lengths, group, slot, heads, c, hp["partition"], grid, *units, M_MAX
+    )
     all_max = jax.lax.cond(  # the whole batch as one micro-batch
         hp["micro_batches"] == 1,
         lambda: mb_max[0],
-        lambda: busy_by_group(lengths, *whole, heads, c, hp["partition"], grid, 1)[0][0],
+        lambda: busy_by_group(lengths, *whole, heads, c, hp["partition"], grid, *units, 1)[0][0],
     )
     gd = (hp["g"] * hp["d"]).astype(jnp.float64)
     # hub: one reduction of min(C, L) partial vectors per (request, head), token-centric only
@@ -314,6 +339,8 @@ def hyper(p: DesignPoint) -> dict:
         "d": wl.d,
         "dtype_bytes": DTYPE_BYTES[wl.dtype],
         "out_bytes": pim.out_bytes,
+        "banks": _units(p)[0],
+        "elems": _units(p)[1],
         "layers": wl.layers,
         "channels": jnp.clip(pim.channels, 1, C_MAX),
         "tp": tp,
@@ -321,11 +348,11 @@ def hyper(p: DesignPoint) -> dict:
         "micro_batches": jnp.clip(pol.micro_batches, 1, M_MAX),
         "partition": pol.partition,
         "tCK_ns": pim.tCK_ns,
-        "hub_GBps": pim.hub_GBps,
-        "epu_Gops": pim.epu_Gops,
-        "hub_latency_ns": pim.hub_latency_ns,
-        "link_GBps": pim.link_GBps,
-        "link_latency_ns": pim.link_latency_ns,
+        "hub_GBps": p.hw.module.hub_GBps,
+        "epu_Gops": p.hw.module.epu_Gops,
+        "hub_latency_ns": p.hw.module.hub_latency_ns,
+        "link_GBps": p.hw.module.link_GBps,
+        "link_latency_ns": p.hw.module.link_latency_ns,
     }
 
 

@@ -20,20 +20,25 @@ from dse.policy import Partition
 __all__ = ["ChannelTile", "simulate", "tile_cycles"]
 
 
-def tile_cycles(n: int, grid: Sequence[float]) -> int:
-    """Cycles of one head over ``n`` tokens on one channel: the kernel's cycles at the grid
-    lengths, linear in between and along the last segment beyond it, rounded (half to even)."""
-    if n <= 0:
-        return 0
+def _linear(x: int, ys: Sequence[float]) -> float:
     xs = GRID
-    if n >= xs[-1]:
+    if x >= xs[-1]:
         i = len(xs) - 2
     else:
-        i = max(bisect.bisect_right(xs, n) - 1, 0)
-        if xs[i] == n:
-            return round(float(grid[i]))
-    x0, x1 = xs[i], xs[i + 1]
-    return round(float(grid[i]) + (n - x0) * (float(grid[i + 1]) - float(grid[i])) / (x1 - x0))
+        i = max(bisect.bisect_right(xs, x) - 1, 0)
+        if xs[i] == x:
+            return float(ys[i])
+    return float(ys[i]) + (x - xs[i]) * (float(ys[i + 1]) - float(ys[i])) / (xs[i + 1] - xs[i])
+
+
+def tile_cycles(n: int, grid: Sequence[Sequence[float]], banks: int, elems: int) -> int:
+    """Cycles of one head over ``n`` tokens on one channel: the score kernel's cycles at
+    ``ceil(n / banks)`` outputs per bank plus the context kernel's at ``ceil(n / elems)``
+    columns, each linear between its grid points (and along the last segment beyond),
+    rounded half to even."""
+    if n <= 0:
+        return 0
+    return round(_linear(-(-n // banks), grid[0]) + _linear(-(-n // elems), grid[1]))
 
 
 @dataclasses.dataclass
@@ -52,7 +57,7 @@ def _place(requests: list[tuple[int, int]], hp: Mapping[str, Any], grid) -> list
     load = [0] * c
 
     def put(ch: int, r: int, h: int, n: int) -> None:
-        t = tile_cycles(n, grid)
+        t = tile_cycles(n, grid, int(hp["banks"]), int(hp["elems"]))
         chans[ch].append(ChannelTile(r, h, n, load[ch], load[ch] + t))
         load[ch] += t
 
@@ -65,7 +70,8 @@ def _place(requests: list[tuple[int, int]], hp: Mapping[str, Any], grid) -> list
                 t += 1
     elif part == Partition.hfp_greedy:
         tiles = [(r, h, n) for r, n in requests for h in range(heads)]
-        tiles.sort(key=lambda x: -tile_cycles(x[2], grid))  # stable: request order on ties
+        units = int(hp["banks"]), int(hp["elems"])
+        tiles.sort(key=lambda x: -tile_cycles(x[2], grid, *units))  # stable: request order on ties
         for r, h, n in tiles:
             put(load.index(min(load)), r, h, n)
     else:  # token-centric: every head's tokens over all channels
