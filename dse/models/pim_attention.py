@@ -85,10 +85,15 @@ M_MAX = 16  # micro-batches
 
 
 def _interp(x, ys):
-    """Piecewise-linear in :data:`GRID`; beyond the last point its segment's slope goes on."""
+    """Piecewise-linear in :data:`GRID` (``x >= 1``); beyond the last point its segment's
+    slope goes on."""
     grid = jnp.asarray(GRID, jnp.float64)
-    slope = (ys[-1] - ys[-2]) / (grid[-1] - grid[-2])
-    return jnp.where(x > grid[-1], ys[-1] + (x - grid[-1]) * slope, jnp.interp(x, grid, ys))
+    i = jnp.clip(jnp.searchsorted(grid, x, side="right", method=SEARCH) - 1, 0, len(GRID) - 2)
+    x0, x1 = grid[i], grid[i + 1]
+    return ys[i] + (x - x0) * (ys[i + 1] - ys[i]) / (x1 - x0)
+
+
+SEARCH = "scan_unrolled"
 
 
 def interp_cycles(n, grid_cycles, banks, elems):
@@ -137,8 +142,9 @@ def busy_by_group(
         return jax.lax.cond(jnp.max(group) <= 0, one, many)
 
     def round_robin():  # request at slot q owns tiles q·H + h, h < H, on channel t mod C
-        s = (c_idx[None, :] - slot[:, None] * heads) % channels
-        n_rr = jnp.where(s < heads, (heads - 1 - s) // channels + 1, 0) * on_chan[None, :]
+        s = c_idx[None, :] - ((slot * heads) % channels)[:, None]  # channel - first channel
+        s = jnp.where(s < 0, s + channels, s)
+        n_rr = (heads // channels + (s < heads % channels)) * on_chan[None, :]
         return summed(n_rr * tau[:, None])
 
     def token_centric():  # every channel gets floor(L/C) or ceil(L/C) tokens of every head
