@@ -277,3 +277,15 @@ def test_greedy_balances_neupims_trace_better_than_round_robin():
         ours[part] = float(out["chan_busy_max_ns"] / out["chan_busy_mean_ns"])
     assert ours[1] <= imbalance("clb") < imbalance("rr")
     assert ours[1] < ours[0]
+
+
+def test_timeline_plot(tmp_path):
+    from dse.reference.pim_attention import timeline_plot
+
+    rng = np.random.default_rng(3)
+    hp = {**_hp(rng, 1), "channels": 8, "micro_batches": 2}
+    _, timelines = simulate(
+        rng.integers(1, 5000, 12).tolist(), [True] * 12, hp, _grid(rng).tolist()
+    )
+    out = timeline_plot(timelines, str(tmp_path / "t.png"), hp["tCK_ns"])
+    assert (tmp_path / "t.png").stat().st_size > 5000 and out.endswith("t.png")

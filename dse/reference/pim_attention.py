@@ -17,7 +17,7 @@ from typing import Any
 from dse.models.pim_attention import GRID
 from dse.policy import Partition
 
-__all__ = ["ChannelTile", "simulate", "tile_cycles"]
+__all__ = ["ChannelTile", "simulate", "tile_cycles", "timeline_plot"]
 
 
 def _linear(x: int, ys: Sequence[float]) -> float:
@@ -147,3 +147,31 @@ def simulate(lengths: Sequence[int], live: Sequence[bool], hp: Mapping[str, Any]
         "hub_ns": layers * hub_total,
         "tokens": sum(n for _, n in reqs),
     }, timelines
+
+
+def timeline_plot(timelines, path: str, tck_ns: float = 1.0, title: str = "") -> str:
+    """Gantt chart of one layer per micro-batch: a lane per channel, a bar per tile (or token
+    slice), coloured by request — where the channels idle under a partitioning."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mbs = [mb for mb in timelines if any(mb)] or timelines[:1]
+    fig, axes = plt.subplots(len(mbs), 1, figsize=(11, 1.2 + 0.18 * len(mbs[0]) * len(mbs)))
+    axes = [axes] if len(mbs) == 1 else list(axes)
+    cmap = plt.get_cmap("tab20")
+    for k, (ax, channels) in enumerate(zip(axes, mbs, strict=True)):
+        for c, tiles in enumerate(channels):
+            bars = [(t.start * tck_ns / 1e3, (t.end - t.start) * tck_ns / 1e3) for t in tiles]
+            colors = [cmap(t.request % 20) for t in tiles]
+            ax.broken_barh(bars, (c - 0.4, 0.8), facecolors=colors, edgecolor="white", lw=0.2)
+        ax.set_ylabel(f"channel{'' if len(mbs) == 1 else f' (mb {k})'}")
+        ax.set_ylim(-0.6, len(channels) - 0.4)
+        ax.set_yticks(range(0, len(channels), max(1, len(channels) // 8)))
+    axes[-1].set_xlabel("µs from the start of the layer")
+    axes[0].set_title(title or "attention tiles per channel (colour: request)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
