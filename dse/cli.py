@@ -165,18 +165,23 @@ def run(
         y = (output.get("y") or spec.objective) if output.get("x") else spec.tradeoff[1]
         color = output.get("color") or next(iter(spec.categories), "")
         title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
-        png = tradeoff_plot(
-            digest.sample,
-            x,
-            y,
-            color,
-            out / "tradeoff.png",
-            title=title,
-            maximize_y=not (y == spec.objective and spec.minimize)
-            and y not in ("time_ns", "cycles"),
-            total_points=digest.points,
-        )
-        files.append(png.name)
+        cols = digest.sample.columns
+        if x not in cols:  # a parameter the space does not sweep: plot against one it does
+            swept = [k for k in cols if k in field_info() and k != y]
+            x = swept[0] if swept else None
+        if x is not None and y in cols:
+            png = tradeoff_plot(
+                digest.sample,
+                x,
+                y,
+                color,
+                out / "tradeoff.png",
+                title=title,
+                maximize_y=not (y == spec.objective and spec.minimize)
+                and y not in ("time_ns", "cycles"),
+                total_points=digest.points,
+            )
+            files.append(png.name)
     pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
     summary = {
         "study": c.get("study"),

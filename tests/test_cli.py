@@ -132,3 +132,16 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
         got.drop(columns=["pim", "workload"]), ref.drop(columns=["pim", "workload"])
     )
     assert not (study / "second").exists(), "the fresh run dir is dropped when resuming"
+
+
+@pytest.mark.parametrize(
+    "model,workload",
+    [("pim_kernel", "llama3_8b_attn_score"), ("pim_attention", "llama3_8b_decode")],
+)
+def test_single_point_runs_of_every_model(tmp_path, model, workload):
+    """One point (nothing swept) of each model through the CLI: results, no trade-off plot
+    against a parameter that is not a column, exit 0."""
+    overrides = [f"model={model}", "pim=hbm3_attacc", f"workload={workload}", "space=single"]
+    df = dse.explore(overrides, output_dir=tmp_path)
+    assert len(df) == 1 and bool(df["feasible"].iloc[0])
+    assert (tmp_path / "summary.json").is_file() and not (tmp_path / "tradeoff.png").exists()
