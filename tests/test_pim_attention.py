@@ -209,10 +209,13 @@ def test_no_overflow_at_1m_tokens():
 def test_dynamic_admits_at_least_static():
     """Same batch and capacity: lazy chunks admit at least as many requests as a reservation
     of the maximum context (max_context·bytes/token is a whole number of chunks here)."""
-    for seed in range(8):
-        base = _attn_point(**{"workload.seed": seed, "workload.max_context": 32768})
-        pts = [{**base, "policy.kv_alloc": a} for a in (0, 1)]
-        st_, dy = evaluate_params(pts, "pim_attention")
+    pts = [
+        _attn_point(**{"workload.seed": seed, "workload.max_context": 32768, "policy.kv_alloc": a})
+        for seed in range(8)
+        for a in (0, 1)
+    ]
+    out = evaluate_params(pts, "pim_attention")
+    for st_, dy in zip(out[::2], out[1::2], strict=True):
         assert dy["admitted"] >= st_["admitted"] and dy["max_batch"] >= st_["max_batch"]
 
 

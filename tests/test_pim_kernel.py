@@ -87,6 +87,7 @@ def test_model_equals_reference(sched):
     print(f"sched {sched}: {exact}/{len(pts)} identical, {extrapolated} extrapolated")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sched", [0, 1, 2])
 def test_refresh_skip_against_reference(sched):
     """Refresh ``skip`` (no tile crosses a refresh): identical cycles and refresh counts where
@@ -109,6 +110,7 @@ def test_refresh_skip_against_reference(sched):
     print(f"sched {sched}: {np.mean(errs <= 0.005):.0%} within 0.5%, mean {errs.mean():.2%}")
 
 
+@pytest.mark.slow
 def test_counts_exact_on_long_kernels():
     """Command counts are closed forms: exact on kernels the model extrapolates, too."""
     rng = np.random.default_rng(3)
