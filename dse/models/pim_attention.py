@@ -82,6 +82,7 @@ __all__ = [
 GRID = tuple(sorted({round(2 ** (k / 4)) for k in range(81)}))
 C_MAX = 32  # channels per module the vectorized arrays hold (DESIGN.md §4.4: 16–32)
 M_MAX = 16  # micro-batches
+SEARCH = "scan_unrolled"  # searchsorted method for the grid (fastest on CPU for ~80 points)
 
 
 def _interp(x, ys):
@@ -91,9 +92,6 @@ def _interp(x, ys):
     i = jnp.clip(jnp.searchsorted(grid, x, side="right", method=SEARCH) - 1, 0, len(GRID) - 2)
     x0, x1 = grid[i], grid[i + 1]
     return ys[i] + (x - x0) * (ys[i + 1] - ys[i]) / (x1 - x0)
-
-
-SEARCH = "scan_unrolled"
 
 
 def interp_cycles(n, grid_cycles, banks, elems):
@@ -252,13 +250,12 @@ def step_ns(lengths, live, hp, grid):
     """Decode-step attention of a padded batch: the formulas of the module docstring on
     explicit ``lengths`` (B,) and ``live`` (B,) with scalar parameters ``hp`` (a dict: heads
     (per module), kv_heads, g, d, dtype_bytes, out_bytes, banks, elems (per column), layers,
-    channels, tp, pp,
-    micro_batches, partition, tCK_ns, hub_GBps, epu_Gops, hub_latency_ns, link_GBps,
-    link_latency_ns). Returns a dict of metrics (times in ns)."""
+    channels, tp, pp, micro_batches, partition, tCK_ns, hub_GBps, epu_Gops, hub_latency_ns,
+    link_GBps, link_latency_ns; see :func:`hyper`). Returns a dict of metrics (times in ns)."""
     lengths = jnp.where(live, lengths, 0)
     heads, c = hp["heads"], hp["channels"]
     group, slot = groups_of(live, hp["micro_batches"])
-    whole = jnp.where(live, 0, -1), jnp.where(live, jnp.cumsum(live) - 1, 0)
+    whole = groups_of(live, 1)
     units = hp["banks"], hp["elems"]
     mb_max, chan = busy_by_group(
         lengths, group, slot, heads, c, hp["partition"], grid, *units, M_MAX
