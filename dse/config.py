@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from dse._pytree import is_static
+from dse.hw.host import Host, Links, PimEnergy
 from dse.hw.pim import Module, PimChannel
 from dse.policy import Policy
 from dse.workload.gemv import Gemv
@@ -72,7 +73,14 @@ PimConfig = _schema_from(
     ],
 )
 ModuleConfig = _schema_from(Module, "ModuleConfig", [])
-GemvConfig = _schema_from(Gemv, "GemvConfig", [("name", str, "gemv")])
+HostConfig = _schema_from(Host, "HostConfig", [("name", str, "a100_80gb"), ("source", str, "")])
+LinksConfig = _schema_from(Links, "LinksConfig", [])
+EnergyConfig = _schema_from(PimEnergy, "EnergyConfig", [])
+GemvConfig = _schema_from(
+    Gemv,
+    "GemvConfig",
+    [("name", str, "gemv"), ("hf_config", typing.Optional[str], None)],  # noqa: UP045
+)
 PolicyConfig = _schema_from(Policy, "PolicyConfig", [("name", str, "default")])
 
 
@@ -87,6 +95,9 @@ class Sampler(enum.Enum):
 class HwConfig:
     pim: PimConfig = MISSING  # type: ignore[valid-type]
     module: ModuleConfig = field(default_factory=ModuleConfig)  # type: ignore[valid-type]
+    host: HostConfig = field(default_factory=HostConfig)  # type: ignore[valid-type]
+    link: LinksConfig = field(default_factory=LinksConfig)  # type: ignore[valid-type]
+    energy: EnergyConfig = field(default_factory=EnergyConfig)  # type: ignore[valid-type]
 
 
 @dataclasses.dataclass

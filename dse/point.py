@@ -148,7 +148,30 @@ def field_info(cls: type = DesignPoint) -> dict[str, FieldInfo]:
 
 
 #: config group → the package its files fill
-GROUP_PACKAGES = {"pim": "hw.pim", "workload": "workload", "policy": "policy", "space": "space"}
+GROUP_PACKAGES = {
+    "pim": "hw.pim",
+    "host": "hw.host",
+    "workload": "workload",
+    "policy": "policy",
+    "space": "space",
+}
+_OPTIONAL_HW = ("module", "host", "link", "energy")
+
+
+def _with_llm(node: Mapping[str, Any], prov: Provenance) -> Mapping[str, Any]:
+    """A workload node whose ``hf_config`` names a Hugging Face ``config.json``: its shape
+    fields filled from that file (keys the node sets itself win)."""
+    path = node.get("hf_config") if isinstance(node, Mapping) else None
+    if not path:
+        return node
+    from dse.workload.llm import from_hf_config
+
+    try:
+        shape = from_hf_config(path)
+    except ConfigError as err:
+        raise ConfigError(prov.source_of("workload.hf_config"), err.key, err.expected, err.got)
+    fields = shape.workload_fields()
+    return {**fields, **{k: v for k, v in node.items() if v is not None}, "llm": "custom"}
 
 
 def override_for(key: str, overrides: Sequence[str]) -> str | None:
@@ -222,13 +245,12 @@ def from_config(
     if loader is not None:
         pim_cfg.update(loader(pim_cfg, prov))
     hw = cfg.get("hw") if isinstance(cfg, Mapping) else None
-    module = hw.get("module") if isinstance(hw, Mapping) else None
-    nodes = {
-        "hw.pim": pim_cfg,
-        "hw.module": module if isinstance(module, Mapping) else {},
-        "workload": _node(cfg, "workload", prov),
-        "policy": _node(cfg, "policy", prov),
-    }
+    nodes: dict[str, Mapping[str, Any]] = {"hw.pim": pim_cfg}
+    for sub in _OPTIONAL_HW:  # optional hardware nodes: every field has a default
+        node = hw.get(sub) if isinstance(hw, Mapping) else None
+        nodes[f"hw.{sub}"] = node if isinstance(node, Mapping) else {}
+    nodes["workload"] = _with_llm(_node(cfg, "workload", prov), prov)
+    nodes["policy"] = _node(cfg, "policy", prov)
     values: dict[str, Any] = {}
     for path, info in field_info().items():
         package, _, name = path.rpartition(".")

@@ -4,6 +4,7 @@ Nothing here knows about models. Timing fields keep their JEDEC names and are co
 clock cycles of ``tCK_ns``.
 """
 
-from dse.hw.pim import Hardware, PimChannel
+from dse.hw.host import Host, Links, PimEnergy
+from dse.hw.pim import Hardware, Module, PimChannel
 
-__all__ = ["Hardware", "PimChannel"]
+__all__ = ["Hardware", "Host", "Links", "Module", "PimChannel", "PimEnergy"]

@@ -9,6 +9,7 @@ All timings are integer clock cycles of ``tCK_ns`` and keep their JEDEC names.
 from __future__ import annotations
 
 from dse._pytree import leaf, pytree_dataclass
+from dse.hw.host import Host, Links, PimEnergy
 
 __all__ = ["Hardware", "Module", "PimChannel"]
 
@@ -89,9 +90,15 @@ class Module:
     link_latency_ns: float = leaf(
         "module-to-module link latency per transfer (ns; CENT CXL ~180)", low=0, default=180.0
     )
+    link_pJ_per_bit: float = leaf(
+        "module-to-module link energy (pJ/bit; CXL/PCIe-class SerDes)", low=0, default=5.0
+    )
 
 
 @pytree_dataclass
 class Hardware:
     pim: PimChannel
     module: Module
+    host: Host
+    link: Links
+    energy: PimEnergy

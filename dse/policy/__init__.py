@@ -6,7 +6,15 @@ from enum import IntEnum
 
 from dse._pytree import leaf, pytree_dataclass
 
-__all__ = ["IoPolicy", "KvAlloc", "Partition", "Policy", "RefreshMode", "Sched"]
+__all__ = [
+    "IoPolicy",
+    "KvAlloc",
+    "Partition",
+    "Policy",
+    "RefreshMode",
+    "Sched",
+    "SystemKind",
+]
 
 
 class IoPolicy(IntEnum):
@@ -65,6 +73,21 @@ class KvAlloc(IntEnum):
     paged = 2
 
 
+class SystemKind(IntEnum):
+    """Where a serving step runs (DESIGN.md §4.7).
+
+    ``gpu``: everything on the host GPU. ``gpu_pim``: decode attention on PIM attached to
+    host memory, over the host link (LLMServingSim ``--enable-attn-offloading``).
+    ``npu_pim``: GEMMs on the NPU, decode attention on PIM in the same HBM (NeuPIMs; see
+    ``Policy.dual_rb``). ``pim_only``: every GEMV on PIM, vector ops on near-memory units
+    (CENT)."""
+
+    gpu = 0
+    gpu_pim = 1
+    npu_pim = 2
+    pim_only = 3
+
+
 @pytree_dataclass
 class Policy:
     io: int = leaf("I/O vs MAC overlap (IoPolicy)", choices=IoPolicy)
@@ -83,3 +106,17 @@ class Policy:
     kv_alloc: int = leaf("KV-cache allocation (KvAlloc)", choices=KvAlloc, default="dynamic")
     kv_chunk_bytes: int = leaf("dynamic allocation chunk (bytes)", low=1, default=1 << 20)
     block_size: int = leaf("paged allocation block (tokens)", low=1, default=16)
+    system: int = leaf("system kind (SystemKind)", choices=SystemKind, default="gpu")
+    dual_rb: int = leaf(
+        "npu_pim: 1 = dual row buffers (PIM compute and NPU reads overlap); 0 = blocked",
+        low=0,
+        high=1,
+        default=1,
+    )
+    sbi: int = leaf(
+        "1: sub-batch interleaving (two load-balanced halves, dense ops of one beside the "
+        "PIM attention of the other)",
+        low=0,
+        high=1,
+        default=0,
+    )

@@ -20,12 +20,12 @@ from __future__ import annotations
 from enum import IntEnum
 
 from dse._pytree import leaf, pytree_dataclass, static_field
+from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.lengths import LengthDist
+from dse.workload.llm import Llm
 
 __all__ = ["DTYPE_BYTES", "Gemv", "KernelKind"]
 
-#: bytes per element of each supported dtype
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
 
 class KernelKind(IntEnum):
@@ -65,3 +65,18 @@ class Gemv:
     max_context: int = leaf(
         "maximum context a request may reach (static KV reservation)", low=1, default=131072
     )
+    # the whole model (dse.models.system): a preset, or the fields below with llm = custom
+    llm: int = leaf(
+        "LLM preset (conf/workload/model/); custom: the shape fields of this node",
+        choices=Llm,
+        default="custom",
+    )
+    hidden: int = leaf("model width (custom shape)", low=1, default=4096)
+    ffn: int = leaf("FFN intermediate width (custom shape)", low=1, default=14336)
+    vocab: int = leaf("vocabulary size (custom shape)", low=1, default=128256)
+    gated_ffn: int = leaf("1: gated FFN (3 matrices); 0: up, down (custom shape)", low=0,
+                          high=1, default=1)
+    tied_embeddings: int = leaf("1: LM head shares the embedding (custom shape)", low=0,
+                                high=1, default=0)
+    prefill_reqs: int = leaf("requests whose prompt is processed in this step", low=0, default=0)
+    prefill_len: int = leaf("prompt tokens of each prefill request", low=1, default=512)

@@ -15,6 +15,7 @@ Parameter count (no norms, biases or positional embeddings)::
 from __future__ import annotations
 
 import dataclasses
+from enum import IntEnum
 import json
 import os
 from collections.abc import Mapping
@@ -24,10 +25,13 @@ from typing import Any
 import yaml
 
 from dse.errors import ConfigError
-from dse.workload.gemv import DTYPE_BYTES
+from dse.workload.dtype import DTYPE_BYTES
 
 __all__ = [
     "GATED_MODEL_TYPES",
+    "Llm",
+    "SHAPE_COLUMNS",
+    "shape_table",
     "PRESET_DIR",
     "LlmShape",
     "from_hf_config",
@@ -100,6 +104,21 @@ class LlmShape:
         """All weights: decoder layers, token embedding and (unless tied) the LM head."""
         embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return self.layers * self.params_per_layer + embed
+
+    def workload_fields(self) -> dict[str, int]:
+        """This shape as the fields of a workload node (``heads`` = KV heads, ``g`` = query
+        heads per KV head, ``d`` = head dim)."""
+        return {
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "heads": self.kv_heads,
+            "g": self.gqa_group,
+            "d": self.head_dim,
+            "ffn": self.ffn,
+            "vocab": self.vocab,
+            "gated_ffn": int(self.gated_ffn),
+            "tied_embeddings": int(self.tied_embeddings),
+        }
 
     def weight_bytes(self, dtype_bytes: float | str) -> float:
         """Bytes of all weights at ``dtype_bytes`` per element (a number or a dtype name)."""
@@ -297,3 +316,22 @@ def from_hf_config(
         )
     except ConfigError as e:
         raise ConfigError(src, used.get(e.key, e.key), e.expected, e.got) from None
+
+
+#: integer code of each preset in a workload's ``llm`` leaf; ``custom`` (0) means the
+#: workload node's own shape fields
+Llm = IntEnum("Llm", ["custom", *presets()], start=0)  # type: ignore[misc]
+
+#: columns of :func:`shape_table`, in order
+SHAPE_COLUMNS = (
+    "layers", "hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn", "tied_embeddings"
+)
+
+
+def shape_table() -> list[list[int]]:
+    """One row of :data:`SHAPE_COLUMNS` per :data:`Llm` code (row 0, custom, is zeros)."""
+    rows = [[0] * len(SHAPE_COLUMNS)]
+    for name in presets():
+        f = load_preset(name).workload_fields()
+        rows.append([f[c] for c in SHAPE_COLUMNS])
+    return rows
