@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from dse.models import pim_attention, pim_gemv, pim_kernel
+from dse.models import pim_attention, pim_gemv, pim_kernel, system
 
-__all__ = ["MODELS", "ModelSpec", "pim_attention", "pim_gemv", "pim_kernel"]
+__all__ = ["MODELS", "ModelSpec", "pim_attention", "pim_gemv", "pim_kernel", "system"]
 
 BLOCK = 4096
 
@@ -68,5 +68,23 @@ MODELS: dict[str, ModelSpec] = {
         minimize=True,
         tradeoff=("workload.batch", "chan_util_mean"),
         headline=("step_ns", "chan_util_mean", "mac_util", "admitted"),
+    ),
+    "system": ModelSpec(
+        fn=system.step,
+        metrics=system.METRICS,
+        categories={},
+        objective="tokens_per_s",
+        minimize=False,
+        tradeoff=("workload.batch", "tokens_per_s"),
+        headline=("step_ns", "tokens_per_s", "host_busy", "pim_busy", "J_per_token"),
+    ),
+    "steady": ModelSpec(
+        fn=system.steady,
+        metrics=system.METRICS,
+        categories={},
+        objective="tokens_per_s",
+        minimize=False,
+        tradeoff=("workload.lengths", "tokens_per_s"),
+        headline=("tokens_per_s", "batch", "max_batch", "J_per_token"),
     ),
 }

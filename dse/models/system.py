@@ -1,0 +1,676 @@
+"""One serving step of a whole LLM on four system kinds (DESIGN.md §4.6, §4.7, §4.9).
+
+A pure function of ONE design point; batching happens in :mod:`dse.explore`.
+:mod:`dse.reference.system` list-schedules the same op graph one op at a time; the tests hold
+the two together.
+
+**The step.** ``workload.batch`` decode requests (context lengths from ``workload.lengths``,
+KV admitted first come, first served as in :mod:`dse.models.kv_memory`) and
+``prefill_reqs`` prompts of ``prefill_len`` tokens each. The model's shape comes from
+``workload.llm`` (a preset in ``conf/workload/model/``) or, for ``custom``, the workload's
+own ``layers, hidden, heads`` (KV heads), ``g, d, ffn, vocab, gated_ffn``.
+
+**Ops of one layer** for a group of requests with ``T`` tokens (``tp`` devices split the
+heads and the FFN; sizes below are one device's):
+
+* ``pre``: RMS/LayerNorm, rotary and the QKV projection;
+* ``pattn``: attention on the host: prefill attention (causal, ``n(n+1)/2`` query-key pairs
+  per prompt) and, on ``gpu``, decode attention over each request's KV cache;
+* ``xin`` / ``xout``: q, k, v to the PIM and the attention output back over the host link
+  (``gpu_pim`` only);
+* ``att``: decode attention on the PIM channels (:mod:`dse.models.pim_attention`'s channel
+  times under ``policy.partition``, the command-pipeline model of :mod:`dse.models.pim_kernel`
+  underneath; softmax on the PIM side);
+* ``post``: output projection, TP all-reduce, norm, FFN (3 matrices gated, else 2) and a
+  second all-reduce;
+* ``lm``: final norm and the LM head, once per step for each generated token.
+
+A host op costs ``max(FLOPs / (peak · eff), bytes / (bandwidth · mem_eff)) + launch_ns`` per
+kernel (GEMMs at ``gemm_eff``, attention at ``attn_eff``, norms on the vector units). On
+``pim_only`` (CENT) the projections are PIM GEMVs, one pass of the weights per token (time
+from :mod:`dse.models.pim_kernel`), norms and prefill attention run on the near-memory
+units (the ``host`` preset), and all-reduces cross the CXL link (``hw.module.link_*``).
+A TP all-reduce of ``b`` bytes on a ring costs ``2(tp-1)·latency + 2(tp-1)/tp · b / GBps``.
+
+**Devices and order.** Four devices per pipeline stage: the host ``H``, the PIM ``P`` and
+the host link in each direction ``Xi``, ``Xo``. ``npu_pim`` with ``dual_rb = 0`` (one row
+buffer) and ``pim_only`` put ``H`` and ``P`` on one device: their times add. Ops run in a
+fixed order per device, each as soon as the device is free and its inputs are done:
+
+* ``H``: for each layer ``l`` and sub-batch ``s`` in turn: ``post_s(l-1)`` (from layer 1),
+  ``pre_s(l)``, ``pattn_s(l)``; after the last layer ``post_s``, ``lm_s`` for each ``s``;
+* ``P``: ``att_s(l)`` in the same (layer, sub-batch) order; ``Xi``/``Xo`` likewise;
+* dependencies: ``xin_s(l)`` after ``pre_s(l)``; ``att_s(l)`` after ``xin_s(l)``;
+  ``xout_s(l)`` after ``att_s(l)``; ``post_s(l)`` after ``xout_s(l)`` and ``pattn_s(l)``.
+
+An op of zero duration (an empty sub-batch's, or the links on a kind without them) takes no
+device time and is done when its inputs are. The step time is the max-plus recurrence of
+these rules over the layers (:func:`stage_ns`).
+
+**Sub-batch interleaving** (``policy.sbi``): each micro-batch's decode requests are split in
+two, longest context first onto the half with less context so far (a request is never
+split); prompts alternate. Dense ops run once per half, so their weights are read twice: it
+pays only where the PIM attention of one half hides the dense ops of the other.
+
+**Pipeline and micro-batches.** ``pp`` stages of ``ceil(layers/pp)`` layers (the last holds
+the rest and the LM head); requests are dealt round-robin into ``micro_batches`` groups,
+prompts likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross
+to the next stage over the device link (CXL on ``pim_only``). The step is the permutation flow
+shop of (stage, link, stage, …) machines: ``C[k][j] = max(C[k-1][j], C[k][j-1]) + p[k][j]``;
+the steady-state period (iterations overlapped) is ``max(busiest machine's Σ_k p, slowest
+micro-batch's Σ_j p)``; ``tokens_per_s`` = generated tokens / period.
+
+**Energy** over one period: host ``active_W`` while busy and ``idle_W`` otherwise on each of
+the ``tp·pp`` devices, plus ``base_W``; host-memory traffic at ``mem_pJ_per_bit``; PIM
+all-bank MACs and activations from the bytes the kernels stream (``hw.energy``), external
+PIM writes of new K/V, background ``bg_mW`` per channel; link bits at their pJ/bit. The
+breakdown sums to ``energy_J``; ``J_per_token`` divides by the generated tokens.
+
+**Memory.** Weights are split over the ``tp·pp`` devices; the KV cache lives in host memory
+(``gpu``), in the PIM (``gpu_pim``: all of it; ``npu_pim``, ``pim_only``: what the weights
+leave). A point whose weights do not fit or whose batch has no request admitted is flagged
+``capacity_exceeded``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dse._pytree import replace_paths
+from dse.models import pim_kernel
+from dse.models.kv_memory import kv_admission, kv_bytes_per_token
+from dse.models.pim_attention import C_MAX, busy_by_group, grid_cycles
+from dse.point import STATUS_CODE, DesignPoint
+from dse.policy import SystemKind
+from dse.workload.dtype import DTYPE_BYTES
+from dse.workload.lengths import sample_lengths
+from dse.workload.llm import SHAPE_COLUMNS, shape_table
+
+__all__ = [
+    "METRICS",
+    "M_SYS",
+    "OPS",
+    "SystemKind",
+    "durations",
+    "flow_shop",
+    "shape_of",
+    "stage_ns",
+    "step",
+    "steady",
+]
+
+M_SYS = 8  # micro-batches the arrays hold
+G = 2 * M_SYS  # groups: (micro-batch, sub-batch)
+OPS = ("pre", "pattn", "xin", "att", "xout", "post", "lm")
+_TABLE = shape_table()
+
+
+def shape_of(wl) -> dict:
+    """The LLM shape of a workload: its ``llm`` preset's row, or its own fields (custom)."""
+    table = jnp.asarray(_TABLE, jnp.int64)
+    own = jnp.stack([jnp.asarray(getattr(wl, c), jnp.int64) for c in SHAPE_COLUMNS])
+    row = jnp.where(wl.llm == 0, own, table[jnp.clip(wl.llm, 0, len(_TABLE) - 1)])
+    return {c: row[i] for i, c in enumerate(SHAPE_COLUMNS)}
+
+
+def _f(x):
+    return jnp.asarray(x, jnp.float64)
+
+
+# ------------------------------------------------------------------------------------------
+# request groups
+# ------------------------------------------------------------------------------------------
+
+
+def split(lengths, live, micro_batches, sbi):
+    """Group of each decode request (``2·micro_batch + half``; -1 where not live) and its
+    position within the group. Micro-batches: live requests dealt round-robin. Halves
+    (``sbi``): within each micro-batch, longest context first onto the half whose context sum
+    is smaller (the first half on ties)."""
+    b = lengths.shape[0]
+    pos = jnp.cumsum(live) - 1
+    mb = jnp.where(live, pos % micro_batches, 0)
+    order = jnp.lexsort((jnp.arange(b), -lengths, ~live))  # live first, longest first
+
+    def body(t, carry):
+        load, half = carry
+        r = order[t]
+        h = jnp.where(load[mb[r], 1] < load[mb[r], 0], 1, 0)
+        h = jnp.where(live[r] & (sbi > 0), h, 0)
+        return load.at[mb[r], h].add(jnp.where(live[r], lengths[r], 0)), half.at[r].set(h)
+
+    init = (jnp.zeros((M_SYS, 2), jnp.int64), jnp.zeros(b, jnp.int64))
+    _, half = jax.lax.cond(
+        sbi > 0,
+        lambda: jax.lax.fori_loop(0, live.sum(), body, init),
+        lambda: init,
+    )
+    group = jnp.where(live, 2 * mb + half, -1)
+    onehot = group[:, None] == jnp.arange(G)[None, :]
+    slot = jnp.where(
+        live, (jnp.cumsum(onehot, axis=0) - 1)[jnp.arange(b), jnp.maximum(group, 0)], 0
+    )
+    return group, slot
+
+
+def prompts_per_group(n, micro_batches, sbi):
+    """Prompts of each group: dealt round-robin over the micro-batches, then alternately to
+    the halves (the first half gets the odd one)."""
+    k = jnp.arange(M_SYS)
+    per_mb = jnp.where(k < micro_batches, n // micro_batches + (k < n % micro_batches), 0)
+    first = jnp.where(sbi > 0, (per_mb + 1) // 2, per_mb)
+    return jnp.stack([first, per_mb - first], axis=1).reshape(G)
+
+
+# ------------------------------------------------------------------------------------------
+# op durations
+# ------------------------------------------------------------------------------------------
+
+
+def durations(p: DesignPoint, lengths, live):
+    """Per-group op durations (ns, arrays of :data:`G`) and the accounting the step needs.
+
+    Returns ``(d, busy, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``busy`` the host
+    and PIM parts of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
+    byte counts per group for energy; ``sizes`` scalars (tokens, weights, …)."""
+    hw, wl, pol = p.hw, p.workload, p.policy
+    host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
+    s = shape_of(wl)
+    db = DTYPE_BYTES[wl.dtype]
+    kind = pol.system
+    tp = jnp.maximum(pol.tp, 1)
+    m = jnp.clip(pol.micro_batches, 1, M_SYS)
+    sbi = pol.sbi
+
+    hidden = _f(s["hidden"])
+    qd = _f(s["heads"] * s["g"] * s["d"]) / tp  # one device's query width
+    kvd = _f(s["heads"] * s["d"]) / tp
+    ffn = _f(s["ffn"]) / tp
+    vocab = _f(s["vocab"]) / tp
+    nmat = jnp.where(s["gated_ffn"] > 0, 3.0, 2.0)
+
+    group, slot = split(lengths, live, m, sbi)
+    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
+    n_dec = live.astype(jnp.float64) @ onehot  # (G,)
+    ctx = jnp.where(live, lengths, 0).astype(jnp.float64) @ onehot
+    n_pre = _f(prompts_per_group(wl.prefill_reqs, m, sbi))
+    plen = _f(wl.prefill_len)
+    tok = n_dec + n_pre * plen  # tokens through the dense ops
+    out_tok = n_dec + n_pre  # tokens through the LM head
+    any_tok = tok > 0
+
+    pim_only = kind == SystemKind.pim_only
+    attn_on_pim = kind != SystemKind.gpu
+    bw = host.mem_GBps * host.mem_eff  # bytes/ns
+    peak = host.tflops * 1e3 * host.gemm_eff  # flop/ns
+    vec = host.vector_tflops * 1e3
+    apeak = host.tflops * 1e3 * host.attn_eff
+
+    def roof(flops, nbytes, rate, launches, n):
+        return jnp.where(
+            n > 0, jnp.maximum(flops / rate, nbytes / bw) + launches * host.launch_ns, 0.0
+        )
+
+    def norm(n):
+        return roof(8.0 * n * hidden, 2.0 * n * hidden * db, vec, 1, n)
+
+    def gemm(n, k_, m_):  # n tokens × (k_ → m_)
+        return roof(2.0 * n * k_ * m_, db * (k_ * m_ + n * (k_ + m_)), peak, 1, n)
+
+    # PIM GEMV time per token for each projection (pim_only), from the command-pipeline model
+    def gemv_ns(k_, m_):
+        q = replace_paths(
+            p,
+            {
+                "workload.kind": jnp.asarray(0, jnp.int64),
+                "workload.K": jnp.maximum(jnp.ceil(k_), 1).astype(jnp.int64),
+                "workload.M": jnp.maximum(jnp.ceil(m_), 1).astype(jnp.int64),
+            },
+        )
+        return pim_kernel.kernel(q)["time_ns"]
+
+    shapes_k = jnp.stack([hidden, qd, hidden, ffn, hidden])
+    shapes_m = jnp.stack([qd + 2 * kvd, hidden, (nmat - 1) * ffn, hidden, vocab])
+    g_qkv, g_o, g_up, g_down, g_lm = jax.vmap(gemv_ns)(shapes_k, shapes_m)
+
+    # TP all-reduce of n tokens' hidden vectors (device link; CXL on pim_only)
+    l_lat = jnp.where(pim_only, mod.link_latency_ns, link.dev_latency_ns)
+    l_bw = jnp.where(pim_only, mod.link_GBps, link.dev_GBps)
+    ar_bytes = 2.0 * (tp - 1) / tp * tok * hidden * db
+    allreduce = jnp.where((tp > 1) & any_tok, 2.0 * (tp - 1) * l_lat + ar_bytes / l_bw, 0.0)
+
+    # host attention: prefill always, decode on gpu
+    pairs = n_pre * plen * (plen + 1) / 2.0
+    keys = pairs + jnp.where(attn_on_pim, 0.0, ctx)
+    q_tok = n_pre * plen + jnp.where(attn_on_pim, 0.0, n_dec)
+    a_flops = 4.0 * qd * keys
+    a_bytes = db * (
+        2.0 * kvd * (n_pre * plen + jnp.where(attn_on_pim, 0.0, ctx)) + 2 * q_tok * (qd + kvd)
+    )
+    pattn = roof(a_flops, a_bytes, apeak, 1, q_tok)
+
+    dense_pre = (
+        norm(tok)
+        + gemm(tok, hidden, qd + 2 * kvd)
+        + roof(6.0 * tok * (qd + kvd), 2.0 * db * tok * (qd + kvd), vec, 1, tok)
+    )
+    dense_post = (
+        gemm(tok, qd, hidden)
+        + norm(tok)
+        + gemm(tok, hidden, (nmat - 1) * ffn)
+        + roof(4.0 * tok * ffn, 3.0 * db * tok * ffn, vec, 1, tok)
+        + gemm(tok, ffn, hidden)
+        + 2 * allreduce
+    )
+    dense_lm = norm(out_tok) + gemm(out_tok, hidden, vocab)
+    pim_pre_g = tok * g_qkv
+    pim_post_g = tok * (g_o + g_up + g_down)
+    pim_lm_g = out_tok * g_lm
+    pre = jnp.where(pim_only, norm(tok) + pim_pre_g, dense_pre)
+    post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + 2 * allreduce, dense_post)
+    lm = jnp.where(pim_only, norm(out_tok) + pim_lm_g, dense_lm)
+
+    # decode attention on the PIM: per group, the busiest channel (+ token-centric hub)
+    g_att, d_att = s["g"], s["d"]
+    q = replace_paths(p, {"workload.g": g_att, "workload.d": d_att})
+    grid = grid_cycles(q)
+    banks = jnp.maximum(pim.banks, 1)
+    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
+    heads_mod = -(-s["heads"] // tp)
+    channels = jnp.clip(pim.channels, 1, C_MAX)
+    lens = jnp.where(live, lengths, 0)
+    gmax, chan = busy_by_group(
+        lens, group, slot, heads_mod, channels, pol.partition, grid, banks, elems, G
+    )
+    gd = _f(g_att * d_att)
+    parts = jnp.minimum(channels, lens).astype(jnp.float64)
+    red = jnp.where(
+        live & (parts > 0),
+        mod.hub_latency_ns
+        + parts * gd * pim.out_bytes / mod.hub_GBps
+        + (parts - 1) * gd / mod.epu_Gops,
+        0.0,
+    ) * (pol.partition == 2)
+    hub = heads_mod * (red @ onehot)
+    tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
+    att = jnp.where(attn_on_pim & (n_dec > 0), jnp.maximum(gmax * pim.tCK_ns, hub) + tail, 0.0)
+
+    # host link (gpu_pim): q, k, v in; attention output out
+    offload = kind == SystemKind.gpu_pim
+    xin_b = n_dec * (qd + 2 * kvd) * db
+    xout_b = n_dec * qd * db
+    xin = jnp.where(offload & (n_dec > 0), link.host_latency_ns + xin_b / link.host_GBps, 0.0)
+    xout = jnp.where(offload & (n_dec > 0), link.host_latency_ns + xout_b / link.host_GBps, 0.0)
+
+    d = {"pre": pre, "pattn": pattn, "xin": xin, "att": att, "xout": xout, "post": post, "lm": lm}
+    # the PIM's share of each op (the rest is host time)
+    pim_part = {
+        "pre": jnp.where(pim_only, pim_pre_g, 0.0),
+        "post": jnp.where(pim_only, pim_post_g, 0.0),
+        "lm": jnp.where(pim_only, pim_lm_g, 0.0),
+        "att": att,
+    }
+    # bytes for energy, per group and layer (lm: per step)
+    w_layer = db * (hidden * (qd + 2 * kvd) + qd * hidden + nmat * hidden * ffn)
+    host_bytes_layer = jnp.where(
+        pim_only,
+        0.0,
+        jnp.where(any_tok, w_layer, 0.0)
+        + db * tok * (4 * hidden + 2 * (qd + 2 * kvd) + 3 * ffn)
+        + a_bytes,
+    )
+    host_bytes_lm = jnp.where(pim_only, 0.0, jnp.where(out_tok > 0, db * hidden * vocab, 0.0))
+    kv_read = jnp.where(attn_on_pim, 2.0 * kvd * ctx * db, 0.0)  # PIM MAC operand bytes
+    gemv_read = jnp.where(pim_only, tok * w_layer, 0.0)
+    gemv_read_lm = jnp.where(pim_only, out_tok * db * hidden * vocab, 0.0)
+    traffic = {
+        "host_layer": host_bytes_layer,
+        "host_lm": host_bytes_lm,
+        "mac_layer": kv_read + gemv_read,
+        "mac_lm": gemv_read_lm,
+        "kv_write_layer": jnp.where(attn_on_pim, 2.0 * kvd * (n_dec) * db, 0.0),
+        "host_link_layer": jnp.where(offload, xin_b + xout_b, 0.0),
+        "dev_link_layer": 2 * ar_bytes,
+        "hop": tok * hidden * db,
+    }
+    sizes = {
+        "n_dec": n_dec,
+        "n_pre": n_pre,
+        "tok": tok,
+        "out_tok": out_tok,
+        "ctx": ctx,
+        "chan_busy_ns": chan * pim.tCK_ns,  # (C_MAX,) one layer, all groups
+        "channels": channels,
+        "shape": s,
+        "db": db,
+        "att": att,
+        "gemv_ns": jnp.stack([g_qkv, g_o, g_up, g_down, g_lm]),
+    }
+    return d, pim_part, traffic, sizes
+
+
+# ------------------------------------------------------------------------------------------
+# the schedule
+# ------------------------------------------------------------------------------------------
+
+
+def _run(clock, ready, dur):
+    """An op on a device free at ``clock`` whose inputs are done at ``ready``: (device free
+    after it, its end). Zero-duration ops take no device time."""
+    end = jnp.where(dur > 0, jnp.maximum(clock, ready) + dur, ready)
+    return jnp.where(dur > 0, end, clock), end
+
+
+def stage_ns(d, merged, n_layers, n_last):
+    """Time of one pipeline stage per micro-batch: the fixed-order max-plus recurrence of
+    the module docstring over ``n_layers`` layers without LM head, and over ``n_last``
+    layers with it. ``d[op]`` are (:data:`G`,) arrays, group ``2k + s``; ``merged``: host and
+    PIM on one device. Returns (``M_SYS``,) stage times ``(full, last)``."""
+    dd = {k: v.reshape(M_SYS, 2) for k, v in d.items()}
+    zero = jnp.zeros(M_SYS)
+
+    def layer(l, st):
+        h, pclk, xi, xo, done = st
+        done = list(done)
+        for s in (0, 1):
+            h, _ = _run(h, jnp.where(l > 0, done[s], 0.0), jnp.where(l > 0, dd["post"][:, s], 0.0))
+            h, pre_end = _run(h, 0.0, dd["pre"][:, s])
+            h, _ = _run(h, 0.0, dd["pattn"][:, s])
+            xi, xi_end = _run(xi, pre_end, dd["xin"][:, s])
+            pc = jnp.where(merged, h, pclk)
+            pclk, a_end = _run(pc, xi_end, dd["att"][:, s])
+            h = jnp.where(merged, pclk, h)
+            xo, done[s] = _run(xo, a_end, dd["xout"][:, s])
+        return h, pclk, xi, xo, tuple(done)
+
+    def finish(st, with_lm):
+        h, pclk, xi, xo, done = st
+        for s in (0, 1):
+            h, _ = _run(h, done[s], dd["post"][:, s])
+            h, _ = _run(h, 0.0, jnp.where(with_lm, dd["lm"][:, s], 0.0))
+        return jnp.maximum(jnp.maximum(h, pclk), jnp.maximum(xi, xo))
+
+    def body(l, carry):
+        st, last = carry
+        st = layer(l, st)
+        last = jnp.where(l + 1 == n_last, finish(st, True), last)
+        return st, last
+
+    init = ((zero, zero, zero, zero, (zero, zero)), zero)
+    st, last = jax.lax.fori_loop(0, jnp.maximum(n_layers, n_last), body, init)
+    # the full stage's time needs the state after n_layers layers; n_layers >= n_last always
+    return finish(st, False), last
+
+
+def flow_shop(p):
+    """Completion times of a permutation flow shop: ``p`` (jobs, machines) processing times,
+    jobs in order on every machine. Returns the last machine's completion times (jobs,)."""
+
+    def machine(c_prev, pj):  # c_k = max(c_{k-1}, c_prev_k) + p_k, in closed form
+        s = jnp.cumsum(pj)
+        s_before = s - pj
+        return s + jax.lax.cummax(c_prev - s_before)
+
+    c = jnp.zeros(p.shape[0])
+    for j in range(p.shape[1]):
+        c = machine(c, p[:, j])
+    return c
+
+
+def _pipeline(t_full, t_last, hop, pp):
+    """Step (makespan) and steady-state period of micro-batches through ``pp`` stages:
+    (stage, hop, stage, …, last stage) machines. ``t_full``/``t_last``/``hop``: (M_SYS,)."""
+
+    def machines(j, c):  # machine j ≥ 1: odd = hop, even = a middle or the last stage
+        pj = jnp.where(j % 2 == 1, hop, jnp.where(j == 2 * pp - 2, t_last, t_full))
+        s = jnp.cumsum(pj)
+        return s + jax.lax.cummax(c - (s - pj))
+
+    first = jnp.where(pp == 1, t_last, t_full)
+    c0 = jnp.cumsum(first)
+    c = jax.lax.fori_loop(1, 2 * pp - 1, machines, c0)
+    load = jnp.maximum(jnp.maximum(first.sum(), t_last.sum()), jnp.where(pp > 1, hop.sum(), 0.0))
+    cycle = (pp - 1) * (t_full + hop) + t_last
+    cycle = jnp.where(pp == 1, t_last, cycle)
+    return c[-1], jnp.maximum(load, cycle.max())
+
+
+# ------------------------------------------------------------------------------------------
+# the model
+# ------------------------------------------------------------------------------------------
+
+
+def _prepare(p: DesignPoint, steady_state: bool) -> dict:
+    """Admission, op durations, stage times and the pipeline of one point."""
+    hw, wl, pol = p.hw, p.workload, p.policy
+    host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
+    s = shape_of(wl)
+    db = DTYPE_BYTES[wl.dtype]
+    kind = pol.system
+    tp = jnp.maximum(pol.tp, 1)
+    pp = jnp.maximum(pol.pp, 1)
+    b_max = wl.batch_max
+    lengths = sample_lengths(wl.lengths, wl.seed, b_max, wl.L, wl.length_scale)
+
+    # --- memory: weights per device, KV capacity, admission ---------------------------------
+    layer_params = (
+        s["hidden"] * s["heads"] * s["g"] * s["d"] * 2
+        + 2 * s["hidden"] * s["heads"] * s["d"]
+        + jnp.where(s["gated_ffn"] > 0, 3, 2) * s["hidden"] * s["ffn"]
+    )
+    params = s["layers"] * layer_params + s["vocab"] * s["hidden"] * jnp.where(
+        s["tied_embeddings"] > 0, 1, 2
+    )
+    weights_dev = _f(params) * db / (tp * pp)
+    pim_bytes = _f(pim.channels) * pim.banks * pim.rows * pim.row_bytes
+    capacity = jnp.select(
+        [kind == SystemKind.gpu, kind == SystemKind.gpu_pim],
+        [host.mem_GB * 1e9 - weights_dev, pim_bytes],
+        pim_bytes - weights_dev,
+    )
+    weights_fit = capacity > 0
+    cap = jnp.maximum(capacity, 0.0).astype(jnp.int64)
+    bpt = kv_bytes_per_token(s["layers"], s["heads"], s["d"], db, tp, pp)
+    offered = jnp.arange(b_max) < wl.batch
+
+    def admit(mask):
+        return kv_admission(
+            lengths,
+            mask,
+            pol.kv_alloc,
+            bpt,
+            cap,
+            wl.max_context,
+            pol.kv_chunk_bytes,
+            pol.block_size,
+        )
+
+    kv = admit(offered)
+    if steady_state:  # the largest batch of this length mix that fits, up to batch_max
+        full = admit(jnp.ones(b_max, bool))
+        n_fit = jnp.minimum(full["max_batch"], b_max)
+        kv = admit(jnp.arange(b_max) < n_fit)
+        kv = {**kv, "max_batch": full["max_batch"]}
+    live = kv["admitted_mask"]
+
+    # --- durations and schedule -----------------------------------------------------------
+    d, pim_part, traffic, sz = durations(p, lengths, live)
+    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
+    lps = -(-s["layers"] // pp)
+    n_last = s["layers"] - (pp - 1) * lps
+    t_full, t_last = stage_ns(d, merged, lps, jnp.maximum(n_last, 1))
+    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
+    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
+    mb_tok = sz["tok"].reshape(M_SYS, 2).sum(axis=1)
+    hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * db / l_bw, 0.0)
+    step_ns, period = _pipeline(t_full, t_last, hop, pp)
+    period = jnp.maximum(period, 1e-9)
+    return {
+        "kv": kv,
+        "live": live,
+        "d": d,
+        "pim_part": pim_part,
+        "traffic": traffic,
+        "sz": sz,
+        "merged": merged,
+        "lps": lps,
+        "n_last": n_last,
+        "hop": hop,
+        "step_ns": step_ns,
+        "period": period,
+        "weights_fit": weights_fit,
+        "weights_dev": weights_dev,
+    }
+
+
+def schedule_inputs(p: DesignPoint) -> dict:
+    """What :mod:`dse.reference.system` needs of one point: per-group composition and PIM
+    times, the device merge, the pipeline hand-offs, and the model's own step and period."""
+    r = _prepare(p, steady_state=False)
+    sz = r["sz"]
+    return {
+        "n_dec": sz["n_dec"],
+        "ctx": sz["ctx"],
+        "n_pre": sz["n_pre"],
+        "att": sz["att"],
+        "gemv_ns": sz["gemv_ns"],
+        "merged": r["merged"],
+        "hop": r["hop"],
+        "step_ns": r["step_ns"],
+        "period_ns": r["period"],
+        **{f"shape.{k}": v for k, v in sz["shape"].items()},
+    }
+
+
+def _evaluate(p: DesignPoint, steady_state: bool) -> dict[str, jnp.ndarray]:
+    hw, wl, pol = p.hw, p.workload, p.policy
+    host, link, mod, pim, en = hw.host, hw.link, hw.module, hw.pim, hw.energy
+    r = _prepare(p, steady_state)
+    s = r["sz"]["shape"]
+    kind = pol.system
+    tp = jnp.maximum(pol.tp, 1)
+    pp = jnp.maximum(pol.pp, 1)
+    kv, live, d, pim_part, traffic, sz = (
+        r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
+    )
+    step_ns, period, n_last = r["step_ns"], r["period"], r["n_last"]
+    weights_fit, weights_dev = r["weights_fit"], r["weights_dev"]
+    b_max = wl.batch_max
+
+    # --- busy time (per device, averaged over stages) ---------------------------------------
+    def total(x):  # one op over all layers of the model, all groups
+        return x.sum() * s["layers"]
+
+    host_part = {k: d[k] - pim_part.get(k, 0.0) for k in ("pre", "pattn", "post", "lm")}
+    host_busy_t = sum(total(host_part[k]) for k in ("pre", "pattn", "post")) + host_part["lm"].sum()
+    pim_t = sum(total(pim_part[k]) for k in ("pre", "post", "att")) + pim_part["lm"].sum()
+    host_busy = host_busy_t / (pp * period)
+    pim_busy = pim_t / (pp * period)
+    link_busy = (total(d["xin"]) + total(d["xout"])) / (pp * period)
+
+    # --- energy over one period ---------------------------------------------------------------
+    n_dev = _f(tp * pp)
+    layers = _f(s["layers"])
+    busy_dev = host_busy_t / pp  # one device's busy time in the period
+    e_host = (
+        n_dev
+        * (host.active_W * busy_dev + host.idle_W * jnp.maximum(period - busy_dev, 0.0))
+        * 1e-9
+    )
+    e_base = n_dev * host.base_W * period * 1e-9
+    bits = 8e-12  # pJ/bit → J per byte
+    host_bytes = traffic["host_layer"].sum() * layers + traffic["host_lm"].sum()
+    e_host_mem = tp * host_bytes * host.mem_pJ_per_bit * bits
+    mac_bytes = traffic["mac_layer"].sum() * layers + traffic["mac_lm"].sum()
+    has_pim = kind != SystemKind.gpu
+    acts = mac_bytes / pim.row_bytes
+    e_pim = tp * (mac_bytes * en.mac_pJ_per_byte + acts * en.act_pJ) * 1e-12
+    e_pim = e_pim + tp * traffic["kv_write_layer"].sum() * layers * en.rd_pJ_per_byte * 1e-12
+    e_pim_bg = jnp.where(has_pim, n_dev * pim.channels * en.bg_mW * 1e-3 * period * 1e-9, 0.0)
+    host_link_bytes = tp * traffic["host_link_layer"].sum() * layers
+    dev_link_bytes = tp * traffic["dev_link_layer"].sum() * layers + jnp.where(
+        pp > 1, (pp - 1) * traffic["hop"].sum(), 0.0
+    )
+    dev_pj = jnp.where(kind == SystemKind.pim_only, mod.link_pJ_per_bit, link.dev_pJ_per_bit)
+    e_link = host_link_bytes * link.host_pJ_per_bit * bits + dev_link_bytes * dev_pj * bits
+    energy = e_host + e_base + e_host_mem + e_pim + e_pim_bg + e_link
+    gen = sz["out_tok"].sum()
+
+    bad = (
+        (pol.micro_batches > M_SYS)
+        | (wl.batch > b_max)
+        | (pim.channels > C_MAX)
+        | (s["heads"] % tp != 0)
+        | (n_last < 1)
+        | (pim.tCK_ns <= 0)
+    )
+    status = (
+        jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
+        | jnp.where(~weights_fit | (kv["admitted"] == 0), STATUS_CODE["capacity_exceeded"], 0)
+        | kv["status"]
+    ).astype(jnp.int64)
+    safe_gen = jnp.maximum(gen, 1.0)
+    return {
+        "step_ns": step_ns,
+        "period_ns": period,
+        "tokens_per_s": gen / period * 1e9,
+        "host_busy": host_busy,
+        "pim_busy": pim_busy,
+        "link_busy": link_busy,
+        "energy_J": energy,
+        "J_per_token": energy / safe_gen,
+        "e_host_J": e_host,
+        "e_host_mem_J": e_host_mem,
+        "e_pim_J": e_pim,
+        "e_pim_bg_J": e_pim_bg,
+        "e_link_J": e_link,
+        "e_base_J": e_base,
+        "attn_pim_ns": total(d["att"]),
+        "dense_ns": total(d["pre"]) + total(d["post"]) + d["lm"].sum(),
+        "tokens": gen,
+        "batch": live.sum(),
+        "admitted": kv["admitted"],
+        "max_batch": kv["max_batch"],
+        "weights_GB": weights_dev * 1e-9,
+        "mem_util": kv["mem_util"],
+        "status": status,
+    }
+
+
+def step(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """One serving step of the point's batch (see the module docstring)."""
+    return _evaluate(p, steady_state=False)
+
+
+def steady(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """The step at the largest batch of the length mix that fits memory (up to
+    ``batch_max``): steady-state decode throughput as the PIM papers report it."""
+    return _evaluate(p, steady_state=True)
+
+
+METRICS = {
+    "step_ns": ("ns", "one iteration of the batch (pipeline makespan)"),
+    "period_ns": ("ns", "steady-state time between iterations (pipelined)"),
+    "tokens_per_s": ("tokens/s", "generated tokens per second at the steady-state period"),
+    "host_busy": ("1", "GPU/NPU (or near-memory units) busy time / period, per device"),
+    "pim_busy": ("1", "PIM busy time / period, per module"),
+    "link_busy": ("1", "host link busy time / period (gpu_pim)"),
+    "energy_J": ("J", "energy of one period, all devices"),
+    "J_per_token": ("J/token", "energy_J / generated tokens"),
+    "e_host_J": ("J", "host devices: active while busy, idle otherwise"),
+    "e_host_mem_J": ("J", "host memory traffic"),
+    "e_pim_J": ("J", "PIM MACs, activations and K/V writes"),
+    "e_pim_bg_J": ("J", "PIM background power"),
+    "e_link_J": ("J", "host link, device link and CXL bits"),
+    "e_base_J": ("J", "rest of the node (base_W)"),
+    "attn_pim_ns": ("ns", "PIM decode attention time, all layers and groups"),
+    "dense_ns": ("ns", "dense-op time (pre, post, LM head), all layers and groups"),
+    "tokens": ("tokens", "tokens generated by the step (decode + one per prompt)"),
+    "batch": ("requests", "decode requests run (admitted)"),
+    "admitted": ("requests", "requests whose KV fits (FCFS)"),
+    "max_batch": ("requests", "requests of this length mix that fit the KV capacity"),
+    "weights_GB": ("GB", "weights per device"),
+    "mem_util": ("1", "reserved KV bytes / KV capacity"),
+    "status": ("bits", "0 = feasible; see dse.point.STATUS_BITS"),
+}

@@ -1,0 +1,377 @@
+"""Reference for :mod:`dse.models.system`: one serving step as an explicit op graph,
+list-scheduled one op at a time in plain Python.
+
+:func:`host_durations` recomputes the host and link ops of every request group from the
+point's numbers (roofline, all-reduce, host-link formulas written out again);
+:func:`op_graph` builds every op of a step (layers × sub-batches × micro-batches × pipeline
+stages, the LM head, the hand-offs between stages) with its device, duration and inputs;
+:func:`list_schedule` runs a greedy list scheduler: whenever a device is free it starts the
+ready op of highest priority (the order of :mod:`dse.models.system`'s docstring); an op of
+zero duration is done when its inputs are. A stage runs one micro-batch at a time (its
+first ops wait for the previous micro-batch's last). :func:`timeline_plot` draws the lanes.
+
+The PIM's own times (decode attention per group from the channel model, GEMV time per
+token on ``pim_only``) are inputs: the PIM models have references of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["Op", "host_durations", "list_schedule", "op_graph", "simulate", "timeline_plot"]
+
+KINDS = ("gpu", "gpu_pim", "npu_pim", "pim_only")
+
+
+@dataclasses.dataclass
+class Op:
+    name: str
+    device: str
+    dur: float
+    deps: list[int]
+    prio: tuple
+    pim: float = 0.0  # the PIM's share of dur
+    start: float = math.nan
+    end: float = math.nan
+
+
+def _roof(flops, nbytes, rate, bw, launches, launch_ns, n):
+    if n <= 0:
+        return 0.0
+    return max(flops / rate, nbytes / bw) + launches * launch_ns
+
+
+def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Mapping[str, float]):
+    """Op durations (ns) of one request group.
+
+    ``pt``: scalars of the point (kind, tp, shape: hidden, heads (KV), g, d, ffn, vocab,
+    gated_ffn, db; host: tflops, vector_tflops, mem_GBps, gemm_eff, attn_eff, mem_eff,
+    launch_ns; links: host_GBps, host_latency_ns, dev_GBps, dev_latency_ns, cxl_GBps,
+    cxl_latency_ns; prefill_len); ``grp``: n_dec, ctx (Σ context), n_pre of the group;
+    ``pim_t``: att (ns) and the PIM GEMV ns per token qkv, o, up, down, lm. Returns
+    ``(durations, pim shares)`` keyed by op name."""
+    kind = KINDS[int(pt["kind"])]
+    tp = pt["tp"]
+    db = pt["db"]
+    hid = pt["hidden"]
+    qd = pt["heads"] * pt["g"] * pt["d"] / tp
+    kvd = pt["heads"] * pt["d"] / tp
+    ffn = pt["ffn"] / tp
+    voc = pt["vocab"] / tp
+    nmat = 3.0 if pt["gated_ffn"] else 2.0
+    n_dec, ctx, n_pre, plen = grp["n_dec"], grp["ctx"], grp["n_pre"], pt["prefill_len"]
+    tok = n_dec + n_pre * plen
+    out = n_dec + n_pre
+    bw = pt["mem_GBps"] * pt["mem_eff"]
+    L = pt["launch_ns"]
+    gemm_rate = pt["tflops"] * 1e3 * pt["gemm_eff"]
+    vec_rate = pt["vector_tflops"] * 1e3
+    attn_rate = pt["tflops"] * 1e3 * pt["attn_eff"]
+
+    def gemm(n, k, m):
+        return _roof(2 * n * k * m, db * (k * m + n * (k + m)), gemm_rate, bw, 1, L, n)
+
+    def norm(n):
+        return _roof(8 * n * hid, 2 * n * hid * db, vec_rate, bw, 1, L, n)
+
+    def ew(n, width, flops_per, bytes_per):  # elementwise over n × width
+        return _roof(flops_per * n * width, bytes_per * db * n * width, vec_rate, bw, 1, L, n)
+
+    if kind == "pim_only":
+        lat, gbps = pt["cxl_latency_ns"], pt["cxl_GBps"]
+    else:
+        lat, gbps = pt["dev_latency_ns"], pt["dev_GBps"]
+    ar = 0.0
+    if tp > 1 and tok > 0:
+        ar = 2 * (tp - 1) * lat + 2 * (tp - 1) / tp * tok * hid * db / gbps
+
+    on_pim = kind != "gpu"
+    keys = n_pre * plen * (plen + 1) / 2 + (0 if on_pim else ctx)
+    q_tok = n_pre * plen + (0 if on_pim else n_dec)
+    kv_tok = n_pre * plen + (0 if on_pim else ctx)
+    pattn = _roof(
+        4 * qd * keys, db * (2 * kvd * kv_tok + 2 * q_tok * (qd + kvd)), attn_rate, bw, 1, L, q_tok
+    )
+    share = {"pre": 0.0, "post": 0.0, "lm": 0.0, "att": 0.0}
+    if kind == "pim_only":
+        share["pre"] = tok * pim_t["qkv"]
+        share["post"] = tok * (pim_t["o"] + pim_t["up"] + pim_t["down"])
+        share["lm"] = out * pim_t["lm"]
+        pre = norm(tok) + share["pre"]
+        post = share["post"] + 2 * norm(tok) + 2 * ar
+        lm = norm(out) + share["lm"]
+    else:
+        pre = norm(tok) + gemm(tok, hid, qd + 2 * kvd) + ew(tok, qd + kvd, 6, 2)
+        post = (
+            gemm(tok, qd, hid)
+            + norm(tok)
+            + gemm(tok, hid, (nmat - 1) * ffn)
+            + ew(tok, ffn, 4, 3)
+            + gemm(tok, ffn, hid)
+            + 2 * ar
+        )
+        lm = norm(out) + gemm(out, hid, voc)
+    att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
+    share["att"] = att
+    xin = xout = 0.0
+    if kind == "gpu_pim" and n_dec > 0:
+        xin = pt["host_latency_ns"] + n_dec * (qd + 2 * kvd) * db / pt["host_GBps"]
+        xout = pt["host_latency_ns"] + n_dec * qd * db / pt["host_GBps"]
+    d = {"pre": pre, "pattn": pattn, "xin": xin, "att": att, "xout": xout, "post": post, "lm": lm}
+    return d, share
+
+
+def op_graph(
+    groups: Sequence[tuple[Mapping[str, float], Mapping[str, float]]],
+    merged: bool,
+    layers: int,
+    pp: int,
+    hops: Sequence[float],
+) -> list[Op]:
+    """Every op of one step. ``groups[2k + s]`` = (durations, PIM shares) of micro-batch
+    ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages."""
+    lps = -(-layers // pp)
+    ops: list[Op] = []
+
+    def add(name, device, dur, deps, prio, pim=0.0):
+        ops.append(Op(name, device, float(dur), [x for x in deps if x is not None], prio, pim))
+        return len(ops) - 1
+
+    n_mb = len(groups) // 2
+    prev_end: dict[int, int] = {}  # stage → the previous micro-batch's stage-end op
+    for k in range(n_mb):
+        hop_in = None
+        for j in range(pp):
+            H, P = f"H{j}", (f"H{j}" if merged else f"P{j}")
+            Xi, Xo = f"Xi{j}", f"Xo{j}"
+            first = lps * j
+            last_layer = min(layers, lps * (j + 1)) - 1
+            gate = [hop_in, prev_end.get(j)]
+            stage_ops: list[int] = []
+            done: dict[int, int | None] = {}
+            prio_k = (k, j)
+            for li, layer in enumerate(range(first, last_layer + 1)):
+                for s in (0, 1):
+                    d, sh = groups[2 * k + s]
+                    o = 0
+                    deps = gate if li == 0 else []
+                    if li > 0:
+                        post = add(
+                            f"post{s}.L{layer - 1}",
+                            H,
+                            d["post"],
+                            [done[s]],
+                            (*prio_k, li, s, o),
+                            sh["post"],
+                        )
+                        stage_ops.append(post)
+                        deps = [post]
+                    o += 1
+                    pre = add(f"pre{s}.L{layer}", H, d["pre"], deps, (*prio_k, li, s, o), sh["pre"])
+                    o += 1
+                    pat = add(f"pattn{s}.L{layer}", H, d["pattn"], [pre], (*prio_k, li, s, o))
+                    xin = add(f"xin{s}.L{layer}", Xi, d["xin"], [pre], (*prio_k, li, s, 0))
+                    att = add(
+                        f"att{s}.L{layer}", P, d["att"], [xin], (*prio_k, li, s, 9), sh["att"]
+                    )
+                    xout = add(f"xout{s}.L{layer}", Xo, d["xout"], [att], (*prio_k, li, s, 0))
+                    done[s] = xout
+                    stage_ops += [pre, pat, xin, att, xout]
+                    # post waits for this layer's prefill attention as well
+                    done[s] = add(f"join{s}.L{layer}", "-", 0.0, [xout, pat], (*prio_k, li, s, 10))
+            li = last_layer - first + 1
+            for s in (0, 1):
+                d, sh = groups[2 * k + s]
+                post = add(
+                    f"post{s}.L{last_layer}",
+                    H,
+                    d["post"],
+                    [done[s]],
+                    (*prio_k, li, s, 0),
+                    sh["post"],
+                )
+                stage_ops.append(post)
+                if j == pp - 1:
+                    lm = add(f"lm{s}", H, d["lm"], [post], (*prio_k, li, s, 1), sh["lm"])
+                    stage_ops.append(lm)
+            end = add(f"end.k{k}.s{j}", "-", 0.0, stage_ops, (*prio_k, li + 1))
+            prev_end[j] = end
+            if j < pp - 1:
+                hop_in = add(f"hop.k{k}.s{j}", f"L{j}", hops[k], [end], (k, j, li + 2))
+    return ops
+
+
+def list_schedule(ops: list[Op]) -> float:
+    """Greedy list scheduling of ``ops`` (in place: sets start/end); returns the makespan.
+
+    Whenever a device is free it starts its ready op of highest priority (lowest ``prio``);
+    zero-duration ops (and ops on device ``"-"``) finish when their inputs are done."""
+    n = len(ops)
+    waiting = [len(o.deps) for o in ops]
+    users: list[list[int]] = [[] for _ in range(n)]
+    for i, o in enumerate(ops):
+        for dep in o.deps:
+            users[dep].append(i)
+    ready: dict[str, list] = {}
+    free: dict[str, float] = {}
+    ready_at = [0.0] * n
+    events: list[tuple[float, int]] = []  # (time, op) completions
+    instant: list[int] = []
+
+    def release(i: int, t: float) -> None:
+        o = ops[i]
+        ready_at[i] = t
+        if o.dur <= 0 or o.device == "-":
+            instant.append(i)
+        else:
+            heapq.heappush(ready.setdefault(o.device, []), (o.prio, i))
+
+    def finish(i: int, t: float) -> None:
+        ops[i].end = t
+        for u in users[i]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                release(u, max(t, max(ops[d].end for d in ops[u].deps)))
+
+    for i in range(n):
+        if waiting[i] == 0:
+            release(i, 0.0)
+    t = 0.0
+    while True:
+        while instant:
+            i = instant.pop()
+            ops[i].start = ready_at[i]
+            finish(i, ready_at[i])
+        started = False
+        for dev, q in ready.items():
+            if q and free.get(dev, 0.0) <= t:
+                cand = [(p, i) for p, i in q if ready_at[i] <= t]
+                if not cand:
+                    continue
+                p, i = min(cand)
+                q.remove((p, i))
+                heapq.heapify(q)
+                ops[i].start = t
+                free[dev] = t + ops[i].dur
+                heapq.heappush(events, (free[dev], i))
+                started = True
+        if started:
+            continue
+        if not events:
+            break
+        t, i = heapq.heappop(events)
+        finish(i, t)
+        while events and events[0][0] == t:
+            finish(heapq.heappop(events)[1], t)
+    return max((o.end for o in ops), default=0.0)
+
+
+def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, tp=1):
+    """The step of one point: op durations from :func:`host_durations`, the graph of
+    :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, n_pre};
+    ``pim_times[g]`` = {att, qkv, o, up, down, lm}. Returns step_ns, period_ns, host_busy,
+    pim_busy and the ops."""
+    groups = [host_durations(pt, c, t) for c, t in zip(groups_comp, pim_times, strict=True)]
+    ops = op_graph(groups, merged, layers, pp, hops)
+    step = list_schedule(ops)
+    # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
+    # the slowest micro-batch's trip through every machine
+    stage_t: dict[tuple[int, int], float] = {}
+    begin: dict[tuple[int, int], float] = {}
+    for o in ops:
+        if o.name.startswith("end."):
+            k, j = (int(x[1:]) for x in o.name.split(".")[1:])
+            stage_t[k, j] = o.end
+    for o in ops:
+        if o.device.startswith(("H", "P", "X")) and o.dur > 0:
+            k = int(o.prio[0])
+            j = int(o.prio[1])
+            begin[k, j] = min(begin.get((k, j), math.inf), o.start)
+    dur = {kj: stage_t[kj] - begin.get(kj, stage_t[kj]) for kj in stage_t}
+    n_mb = len(groups) // 2
+    machines = [sum(dur[k, j] for k in range(n_mb)) for j in range(pp)]
+    if pp > 1:
+        machines.append(sum(hops))
+    cycles = [sum(dur[k, j] for j in range(pp)) + (pp - 1) * hops[k] for k in range(n_mb)]
+    period = max(machines + cycles)
+    host_t = sum(o.dur - o.pim for o in ops if o.device.startswith("H"))
+    pim_t = sum(o.pim for o in ops)
+    return {
+        "step_ns": step,
+        "period_ns": period,
+        "host_busy": host_t / (pp * period) if period > 0 else 0.0,
+        "pim_busy": pim_t / (pp * period) if period > 0 else 0.0,
+        "ops": ops,
+    }
+
+
+def timeline_plot(ops: Sequence[Op], path: str | Path, title: str = "", layers: int | None = None):
+    """A Gantt chart of the scheduled ``ops``, one lane per device (host, PIM, links);
+    ``layers``: only ops of the first that many layers of stage 0 (and the LM head)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def layer_of(o):
+        tag = o.name.rsplit(".L", 1)
+        return int(tag[1]) if len(tag) == 2 and tag[1].isdigit() else -1
+
+    shown = [
+        o for o in ops if o.dur > 0 and o.device != "-" and (layers is None or layer_of(o) < layers)
+    ]
+    lanes = sorted({o.device for o in shown}, key=lambda d: ("HPXL".find(d[0]), d))
+    label = {"H": "host (GPU/NPU)", "P": "PIM", "X": "host link", "L": "stage link"}
+    colors = {
+        "pre": "#4C72B0",
+        "pattn": "#8172B2",
+        "post": "#55A868",
+        "lm": "#937860",
+        "att": "#C44E52",
+        "xin": "#CCB974",
+        "xout": "#CCB974",
+        "hop": "#64B5CD",
+    }
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(lanes) + 1.6))
+    for o in shown:
+        base = o.name.split(".")[0].rstrip("01")
+        half = o.name.split(".")[0][-1:] if base != o.name.split(".")[0] else ""
+        y = lanes.index(o.device)
+        ax.barh(
+            y,
+            o.dur / 1e3,
+            left=o.start / 1e3,
+            color=colors.get(base, "grey"),
+            edgecolor="black",
+            linewidth=0.4,
+            hatch="//" if half == "1" else None,
+        )
+        if o.dur / 1e3 > 0.04 * max(x.end for x in shown) / 1e3:
+            ax.text((o.start + o.dur / 2) / 1e3, y, base, ha="center", va="center", fontsize=7)
+    ax.set_yticks(range(len(lanes)))
+    ax.set_yticklabels(
+        [f"{label.get(d[0], d)} {d[1:]}" if d[1:] != "0" else label.get(d[0], d) for d in lanes]
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("time (µs)")
+    ax.set_title(title or "one step: ops per device (hatched: second sub-batch)")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[
+            Patch(color=c, label=n)
+            for n, c in colors.items()
+            if any(o.name.startswith(n) for o in shown)
+        ],
+        loc="lower right",
+        fontsize=7,
+        ncol=4,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
