@@ -166,10 +166,7 @@ def _with_llm(node: Mapping[str, Any], prov: Provenance) -> Mapping[str, Any]:
         return node
     from dse.workload.llm import from_hf_config
 
-    try:
-        shape = from_hf_config(path)
-    except ConfigError as err:
-        raise ConfigError(prov.source_of("workload.hf_config"), err.key, err.expected, err.got)
+    shape = from_hf_config(path)  # its errors name the file and key
     fields = shape.workload_fields()
     return {**fields, **{k: v for k, v in node.items() if v is not None}, "llm": "custom"}
 

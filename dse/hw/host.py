@@ -30,22 +30,32 @@ class Host:
     mem_GBps: float = leaf("device memory bandwidth (GB/s)", low=0, low_open=True, default=2039.0)
     mem_GB: float = leaf("device memory capacity (GB)", low=0, default=80.0)
     gemm_eff: float = leaf(
-        "fraction of peak reached by GEMMs (QKV, O, FFN, LM head)", low=0, low_open=True,
-        high=1, default=0.7,
+        "fraction of peak reached by GEMMs (QKV, O, FFN, LM head)",
+        low=0,
+        low_open=True,
+        high=1,
+        default=0.7,
     )
     attn_eff: float = leaf(
-        "fraction of peak reached by attention (score, softmax, context)", low=0,
-        low_open=True, high=1, default=0.5,
+        "fraction of peak reached by attention (score, softmax, context)",
+        low=0,
+        low_open=True,
+        high=1,
+        default=0.5,
     )
     mem_eff: float = leaf(
-        "fraction of memory bandwidth reached by streaming ops", low=0, low_open=True, high=1,
+        "fraction of memory bandwidth reached by streaming ops",
+        low=0,
+        low_open=True,
+        high=1,
         default=0.8,
     )
     launch_ns: float = leaf("fixed cost of one kernel launch (ns)", low=0, default=4000.0)
     active_W: float = leaf("device power while busy (W)", low=0, default=400.0)
     idle_W: float = leaf("device power while waiting inside a step (W)", low=0, default=90.0)
     standby_W: float = leaf(
-        "device power with no work scheduled (W; between requests in serving)", low=0,
+        "device power with no work scheduled (W; between requests in serving)",
+        low=0,
         default=60.0,
     )
     base_W: float = leaf(
@@ -75,9 +85,7 @@ class Links:
         low_open=True,
         default=300.0,
     )
-    dev_latency_ns: float = leaf(
-        "device link latency per ring step (ns)", low=0, default=3000.0
-    )
+    dev_latency_ns: float = leaf("device link latency per ring step (ns)", low=0, default=3000.0)
     dev_pJ_per_bit: float = leaf("device link energy (pJ/bit)", low=0, default=1.3)
 
 

@@ -77,6 +77,7 @@ MODELS: dict[str, ModelSpec] = {
         minimize=False,
         tradeoff=("workload.batch", "tokens_per_s"),
         headline=("step_ns", "tokens_per_s", "host_busy", "pim_busy", "J_per_token"),
+        block=1024,
     ),
     "steady": ModelSpec(
         fn=system.steady,
@@ -86,5 +87,6 @@ MODELS: dict[str, ModelSpec] = {
         minimize=False,
         tradeoff=("workload.lengths", "tokens_per_s"),
         headline=("tokens_per_s", "batch", "max_batch", "J_per_token"),
+        block=1024,
     ),
 }

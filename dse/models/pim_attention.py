@@ -125,7 +125,6 @@ def busy_by_group(
     stay 0."""
     c_idx = jnp.arange(C_MAX)
     on_chan = c_idx < channels
-    onehot = (group[:, None] == jnp.arange(n_groups)[None, :]).astype(jnp.float64)  # (B, G)
     tau = interp_cycles(lengths, grid_cycles, banks, elems)  # (B,) one head, whole context
 
     def summed(per_request):  # (B, C) → per group max, per channel total
@@ -134,7 +133,9 @@ def busy_by_group(
             return jnp.zeros(n_groups, jnp.int64).at[0].set(loads.max()), loads
 
         def many():
-            loads = (onehot.T @ per_request.astype(jnp.float64)).astype(jnp.int64)  # < 2^53
+            loads = jax.ops.segment_sum(
+                per_request, jnp.where(group >= 0, group, n_groups), n_groups + 1
+            )[:n_groups]
             return loads.max(axis=1), loads.sum(axis=0)
 
         return jax.lax.cond(jnp.max(group) <= 0, one, many)

@@ -131,21 +131,21 @@ def split(lengths, live, micro_batches, sbi):
     b = lengths.shape[0]
     pos = jnp.cumsum(live) - 1
     mb = jnp.where(live, pos % micro_batches, 0)
-    order = jnp.lexsort((jnp.arange(b), -lengths, ~live))  # live first, longest first
 
-    def body(t, carry):
-        load, half = carry
-        r = order[t]
-        h = jnp.where(load[mb[r], 1] < load[mb[r], 0], 1, 0)
-        h = jnp.where(live[r] & (sbi > 0), h, 0)
-        return load.at[mb[r], h].add(jnp.where(live[r], lengths[r], 0)), half.at[r].set(h)
+    def body(load, x):  # load: (M_SYS, 2) context per half
+        hot, n = x
+        mine = hot @ load  # this request's micro-batch: (2,)
+        h = (mine[1] < mine[0]).astype(jnp.int64)
+        return load + hot[:, None] * jnp.stack([(1 - h) * n, h * n])[None, :], h
 
-    init = (jnp.zeros((M_SYS, 2), jnp.int64), jnp.zeros(b, jnp.int64))
-    _, half = jax.lax.cond(
-        sbi > 0,
-        lambda: jax.lax.fori_loop(0, live.sum(), body, init),
-        lambda: init,
-    )
+    def lpt():
+        order = jnp.lexsort((jnp.arange(b), -lengths, ~live))  # live first, longest first
+        mb_hot = (mb[order][:, None] == jnp.arange(M_SYS)[None, :]).astype(jnp.int64)
+        add = jnp.where(live, lengths, 0)[order]
+        _, hs = jax.lax.scan(body, jnp.zeros((M_SYS, 2), jnp.int64), (mb_hot, add))
+        return jnp.zeros(b, jnp.int64).at[order].set(hs)
+
+    half = jnp.where(live, jax.lax.cond(sbi > 0, lpt, lambda: jnp.zeros(b, jnp.int64)), 0)
     group = jnp.where(live, 2 * mb + half, -1)
     onehot = group[:, None] == jnp.arange(G)[None, :]
     slot = jnp.where(
@@ -539,6 +539,7 @@ def schedule_inputs(p: DesignPoint) -> dict:
         "hop": r["hop"],
         "step_ns": r["step_ns"],
         "period_ns": r["period"],
+        "db": jnp.asarray(sz["db"], jnp.float64),
         **{f"shape.{k}": v for k, v in sz["shape"].items()},
     }
 

@@ -22,7 +22,15 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Op", "host_durations", "list_schedule", "op_graph", "simulate", "timeline_plot"]
+__all__ = [
+    "Op",
+    "host_durations",
+    "list_schedule",
+    "op_graph",
+    "simulate",
+    "simulate_point",
+    "timeline_plot",
+]
 
 KINDS = ("gpu", "gpu_pim", "npu_pim", "pim_only")
 
@@ -270,7 +278,7 @@ def list_schedule(ops: list[Op]) -> float:
     return max((o.end for o in ops), default=0.0)
 
 
-def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, tp=1):
+def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops):
     """The step of one point: op durations from :func:`host_durations`, the graph of
     :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, n_pre};
     ``pim_times[g]`` = {att, qkv, o, up, down, lm}. Returns step_ns, period_ns, host_busy,
@@ -307,6 +315,63 @@ def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, tp=1):
         "pim_busy": pim_t / (pp * period) if period > 0 else 0.0,
         "ops": ops,
     }
+
+
+def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) -> dict:
+    """:func:`simulate` for one design point: ``fields`` its dotted parameters (numbers),
+    ``inputs`` its row of :func:`dse.models.system.schedule_inputs` (per-group composition
+    and PIM times, the shape its ``llm`` resolves to, the device merge and hand-offs)."""
+    f, x = fields, inputs
+    kind = int(f["policy.system"])
+    pt = {
+        "kind": kind,
+        "tp": max(int(f["policy.tp"]), 1),
+        "db": float(x["db"]),
+        "prefill_len": float(f["workload.prefill_len"]),
+        "cxl_GBps": float(f["hw.module.link_GBps"]),
+        "cxl_latency_ns": float(f["hw.module.link_latency_ns"]),
+    }
+    for k in ("hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn"):
+        pt[k] = float(x[f"shape.{k}"])
+    for k in (
+        "tflops",
+        "vector_tflops",
+        "mem_GBps",
+        "gemm_eff",
+        "attn_eff",
+        "mem_eff",
+        "launch_ns",
+    ):
+        pt[k] = float(f[f"hw.host.{k}"])
+    for k in ("host_GBps", "host_latency_ns", "dev_GBps", "dev_latency_ns"):
+        pt[k] = float(f[f"hw.link.{k}"])
+    n_groups = len(x["att"])
+    comp = [
+        {"n_dec": float(x["n_dec"][j]), "ctx": float(x["ctx"][j]), "n_pre": float(x["n_pre"][j])}
+        for j in range(n_groups)
+    ]
+    gv = [float(v) for v in x["gemv_ns"]]
+    pim_t = [
+        {
+            "att": float(x["att"][j]),
+            "qkv": gv[0],
+            "o": gv[1],
+            "up": gv[2],
+            "down": gv[3],
+            "lm": gv[4],
+        }
+        for j in range(n_groups)
+    ]
+    layers = int(x["shape.layers"])
+    return simulate(
+        pt,
+        comp,
+        pim_t,
+        bool(x["merged"]),
+        layers,
+        max(int(f["policy.pp"]), 1),
+        [float(h) for h in x["hop"]],
+    )
 
 
 def timeline_plot(ops: Sequence[Op], path: str | Path, title: str = "", layers: int | None = None):

@@ -27,7 +27,6 @@ from dse.workload.llm import Llm
 __all__ = ["DTYPE_BYTES", "Gemv", "KernelKind"]
 
 
-
 class KernelKind(IntEnum):
     gemv = 0
     score = 1
@@ -74,9 +73,11 @@ class Gemv:
     hidden: int = leaf("model width (custom shape)", low=1, default=4096)
     ffn: int = leaf("FFN intermediate width (custom shape)", low=1, default=14336)
     vocab: int = leaf("vocabulary size (custom shape)", low=1, default=128256)
-    gated_ffn: int = leaf("1: gated FFN (3 matrices); 0: up, down (custom shape)", low=0,
-                          high=1, default=1)
-    tied_embeddings: int = leaf("1: LM head shares the embedding (custom shape)", low=0,
-                                high=1, default=0)
+    gated_ffn: int = leaf(
+        "1: gated FFN (3 matrices); 0: up, down (custom shape)", low=0, high=1, default=1
+    )
+    tied_embeddings: int = leaf(
+        "1: LM head shares the embedding (custom shape)", low=0, high=1, default=0
+    )
     prefill_reqs: int = leaf("requests whose prompt is processed in this step", low=0, default=0)
     prefill_len: int = leaf("prompt tokens of each prefill request", low=1, default=512)

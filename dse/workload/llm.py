@@ -15,10 +15,10 @@ Parameter count (no norms, biases or positional embeddings)::
 from __future__ import annotations
 
 import dataclasses
-from enum import IntEnum
 import json
 import os
 from collections.abc import Mapping
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +324,15 @@ Llm = IntEnum("Llm", ["custom", *presets()], start=0)  # type: ignore[misc]
 
 #: columns of :func:`shape_table`, in order
 SHAPE_COLUMNS = (
-    "layers", "hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn", "tied_embeddings"
+    "layers",
+    "hidden",
+    "heads",
+    "g",
+    "d",
+    "ffn",
+    "vocab",
+    "gated_ffn",
+    "tied_embeddings",
 )
 
 
