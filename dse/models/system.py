@@ -80,7 +80,7 @@ import jax.numpy as jnp
 from dse._pytree import replace_paths
 from dse.models import pim_kernel
 from dse.models.kv_memory import kv_admission, kv_bytes_per_token
-from dse.models.pim_attention import C_MAX, busy_by_group, grid_cycles
+from dse.models.pim_attention import C_MAX, GRID, busy_by_group
 from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import SystemKind
 from dse.workload.dtype import DTYPE_BYTES
@@ -88,6 +88,7 @@ from dse.workload.lengths import sample_lengths
 from dse.workload.llm import SHAPE_COLUMNS, shape_table
 
 __all__ = [
+    "ENERGY_PARTS",
     "METRICS",
     "M_SYS",
     "OPS",
@@ -116,6 +117,47 @@ def shape_of(wl) -> dict:
 
 def _f(x):
     return jnp.asarray(x, jnp.float64)
+
+
+def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
+    """The command-pipeline model (:mod:`dse.models.pim_kernel`) on this point's channel:
+    ((2, len(GRID)) cycles of one head's score and context kernels on one channel at the
+    attention grid (as :func:`dse.models.pim_attention.grid_cycles`), (5,) ns of the GEMVs
+    ``gemv_k[i] → gemv_m[i]`` over the point's channels)."""
+    n = len(GRID)
+    banks = jnp.maximum(p.hw.pim.banks, 1)
+    db = DTYPE_BYTES[p.workload.dtype]
+    elems = jnp.maximum(jnp.maximum(p.hw.pim.col_bytes, db) // db, 1)
+    units = jnp.asarray(GRID, jnp.int64)
+    one = jnp.ones(2 * n, jnp.int64)
+    kinds = jnp.concatenate(
+        [jnp.repeat(jnp.asarray([1, 2], jnp.int64), n), jnp.zeros(5, jnp.int64)]
+    )
+    ls = jnp.concatenate([units * banks, units * elems, jnp.ones(5, jnp.int64)])
+    ks = jnp.concatenate([one * p.workload.K, jnp.maximum(jnp.ceil(gemv_k), 1).astype(jnp.int64)])
+    ms = jnp.concatenate([one * p.workload.M, jnp.maximum(jnp.ceil(gemv_m), 1).astype(jnp.int64)])
+    chans = jnp.concatenate([one, jnp.ones(5, jnp.int64) * p.hw.pim.channels])
+
+    def at(kind, L, K, M, ch):
+        q = replace_paths(
+            p,
+            {
+                "workload.kind": kind,
+                "workload.L": L,
+                "workload.K": K,
+                "workload.M": M,
+                "workload.g": s["g"],
+                "workload.d": s["d"],
+                "workload.heads": jnp.asarray(1, jnp.int64),
+                "workload.partitions": jnp.asarray(1, jnp.int64),
+                "hw.pim.channels": ch,
+            },
+        )
+        out = pim_kernel.kernel(q)
+        return out["cycles"], out["time_ns"]
+
+    cycles, ns = jax.vmap(at)(kinds, ls, ks, ms, chans)
+    return cycles[: 2 * n].astype(jnp.float64).reshape(2, n), ns[2 * n :]
 
 
 # ------------------------------------------------------------------------------------------
@@ -218,21 +260,12 @@ def durations(p: DesignPoint, lengths, live):
     def gemm(n, k_, m_):  # n tokens × (k_ → m_)
         return roof(2.0 * n * k_ * m_, db * (k_ * m_ + n * (k_ + m_)), peak, 1, n)
 
-    # PIM GEMV time per token for each projection (pim_only), from the command-pipeline model
-    def gemv_ns(k_, m_):
-        q = replace_paths(
-            p,
-            {
-                "workload.kind": jnp.asarray(0, jnp.int64),
-                "workload.K": jnp.maximum(jnp.ceil(k_), 1).astype(jnp.int64),
-                "workload.M": jnp.maximum(jnp.ceil(m_), 1).astype(jnp.int64),
-            },
-        )
-        return pim_kernel.kernel(q)["time_ns"]
-
+    # PIM GEMV time per token of each projection (pim_only) and the attention tile grid,
+    # from the command-pipeline model in one vectorized call
     shapes_k = jnp.stack([hidden, qd, hidden, ffn, hidden])
     shapes_m = jnp.stack([qd + 2 * kvd, hidden, (nmat - 1) * ffn, hidden, vocab])
-    g_qkv, g_o, g_up, g_down, g_lm = jax.vmap(gemv_ns)(shapes_k, shapes_m)
+    grid, gemv = _kernel_times(p, s, shapes_k, shapes_m)
+    g_qkv, g_o, g_up, g_down, g_lm = gemv
 
     # TP all-reduce of n tokens' hidden vectors (device link; CXL on pim_only)
     l_lat = jnp.where(pim_only, mod.link_latency_ns, link.dev_latency_ns)
@@ -273,8 +306,6 @@ def durations(p: DesignPoint, lengths, live):
 
     # decode attention on the PIM: per group, the busiest channel (+ token-centric hub)
     g_att, d_att = s["g"], s["d"]
-    q = replace_paths(p, {"workload.g": g_att, "workload.d": d_att})
-    grid = grid_cycles(q)
     banks = jnp.maximum(pim.banks, 1)
     elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
     heads_mod = -(-s["heads"] // tp)
@@ -525,9 +556,13 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
 
 
 def schedule_inputs(p: DesignPoint) -> dict:
-    """What :mod:`dse.reference.system` needs of one point: per-group composition and PIM
-    times, the device merge, the pipeline hand-offs, and the model's own step and period."""
-    r = _prepare(p, steady_state=False)
+    """The step's metrics and what :mod:`dse.reference.system` needs of the point:
+    per-group composition and PIM times, the shape ``llm`` resolves to, the device merge,
+    the pipeline hand-offs."""
+    return _evaluate(p, steady_state=False, inputs=True)
+
+
+def _inputs(r: dict) -> dict:
     sz = r["sz"]
     return {
         "n_dec": sz["n_dec"],
@@ -537,14 +572,13 @@ def schedule_inputs(p: DesignPoint) -> dict:
         "gemv_ns": sz["gemv_ns"],
         "merged": r["merged"],
         "hop": r["hop"],
-        "step_ns": r["step_ns"],
-        "period_ns": r["period"],
         "db": jnp.asarray(sz["db"], jnp.float64),
+        **{f"d.{k}": v for k, v in r["d"].items()},
         **{f"shape.{k}": v for k, v in sz["shape"].items()},
     }
 
 
-def _evaluate(p: DesignPoint, steady_state: bool) -> dict[str, jnp.ndarray]:
+def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     hw, wl, pol = p.hw, p.workload, p.policy
     host, link, mod, pim, en = hw.host, hw.link, hw.module, hw.pim, hw.energy
     r = _prepare(p, steady_state)
@@ -612,7 +646,8 @@ def _evaluate(p: DesignPoint, steady_state: bool) -> dict[str, jnp.ndarray]:
         | kv["status"]
     ).astype(jnp.int64)
     safe_gen = jnp.maximum(gen, 1.0)
-    return {
+    extra = _inputs(r) if inputs else {}
+    return extra | {
         "step_ns": step_ns,
         "period_ns": period,
         "tokens_per_s": gen / period * 1e9,
@@ -649,6 +684,9 @@ def steady(p: DesignPoint) -> dict[str, jnp.ndarray]:
     ``batch_max``): steady-state decode throughput as the PIM papers report it."""
     return _evaluate(p, steady_state=True)
 
+
+#: the terms of ``energy_J``
+ENERGY_PARTS = ("e_host_J", "e_host_mem_J", "e_pim_J", "e_pim_bg_J", "e_link_J", "e_base_J")
 
 METRICS = {
     "step_ns": ("ns", "one iteration of the batch (pipeline makespan)"),

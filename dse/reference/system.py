@@ -213,11 +213,14 @@ def op_graph(
     return ops
 
 
-def list_schedule(ops: list[Op]) -> float:
-    """Greedy list scheduling of ``ops`` (in place: sets start/end); returns the makespan.
+def list_schedule(ops: list[Op], in_order: bool = True) -> float:
+    """List scheduling of ``ops`` (in place: sets start/end); returns the makespan.
 
-    Whenever a device is free it starts its ready op of highest priority (lowest ``prio``);
-    zero-duration ops (and ops on device ``"-"``) finish when their inputs are done."""
+    ``in_order`` (the systems modelled: NeuPIMs' and LLMServingSim's per-device op streams):
+    each device runs its ops in priority order (lowest ``prio`` first), each when the device
+    is free and its inputs are done. Otherwise greedy: whenever a device is free it starts
+    its ready op of highest priority, so a later op may overtake one that still waits for its
+    inputs. Zero-duration ops (and ops on device ``"-"``) finish when their inputs are done."""
     n = len(ops)
     waiting = [len(o.deps) for o in ops]
     users: list[list[int]] = [[] for _ in range(n)]
@@ -245,6 +248,11 @@ def list_schedule(ops: list[Op]) -> float:
             if waiting[u] == 0:
                 release(u, max(t, max(ops[d].end for d in ops[u].deps)))
 
+    queue: dict[str, list[int]] = {}  # in-order: each device's ops, highest priority first
+    for i in sorted(range(n), key=lambda i: ops[i].prio):
+        if ops[i].dur > 0 and ops[i].device != "-":
+            queue.setdefault(ops[i].device, []).append(i)
+    head = dict.fromkeys(queue, 0)
     for i in range(n):
         if waiting[i] == 0:
             release(i, 0.0)
@@ -258,9 +266,13 @@ def list_schedule(ops: list[Op]) -> float:
         for dev, q in ready.items():
             if q and free.get(dev, 0.0) <= t:
                 cand = [(p, i) for p, i in q if ready_at[i] <= t]
+                if in_order:  # only the device's next op in its stream may start
+                    nxt = queue[dev][head[dev]]
+                    cand = [(p, i) for p, i in cand if i == nxt]
                 if not cand:
                     continue
                 p, i = min(cand)
+                head[dev] = head.get(dev, 0) + 1
                 q.remove((p, i))
                 heapq.heapify(q)
                 ops[i].start = t
@@ -278,14 +290,14 @@ def list_schedule(ops: list[Op]) -> float:
     return max((o.end for o in ops), default=0.0)
 
 
-def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops):
+def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True):
     """The step of one point: op durations from :func:`host_durations`, the graph of
     :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, n_pre};
     ``pim_times[g]`` = {att, qkv, o, up, down, lm}. Returns step_ns, period_ns, host_busy,
     pim_busy and the ops."""
     groups = [host_durations(pt, c, t) for c, t in zip(groups_comp, pim_times, strict=True)]
     ops = op_graph(groups, merged, layers, pp, hops)
-    step = list_schedule(ops)
+    step = list_schedule(ops, in_order)
     # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
     # the slowest micro-batch's trip through every machine
     stage_t: dict[tuple[int, int], float] = {}

@@ -1,0 +1,328 @@
+"""The system-iteration model (dse.models.system) against the list-scheduler reference
+(dse.reference.system), closed forms and properties."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dse._pytree import get_path, replace_paths
+from dse.models import system
+from dse.models.pim_attention import attention
+from dse.point import field_info
+from dse.policy import SystemKind
+from dse.reference.system import simulate_point, timeline_plot
+from dse.workload.llm import Llm
+from tests.conftest import default_point
+
+
+def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
+    """Random design points of one system kind: custom shapes of a few layers (the
+    reference walks every op), presets now and then."""
+    out = []
+    for _ in range(n):
+        pp = int(rng.choice([1, 1, 2, 3, 4]))
+        layers = int(rng.integers(max(pp, 1) * 2, 13))
+        preset = rng.random() < 0.1
+        p = {
+            "policy.system": kind,
+            "policy.tp": int(rng.choice([1, 2, 4])),
+            "policy.pp": pp if not preset else 1,
+            "policy.micro_batches": int(rng.integers(1, system.M_SYS + 1)),
+            "policy.sbi": int(rng.integers(0, 2)),
+            "policy.dual_rb": int(rng.integers(0, 2)),
+            "policy.partition": int(rng.integers(0, 3)),
+            "workload.llm": int(rng.integers(1, len(Llm))) if preset else 0,
+            "workload.layers": layers,
+            "workload.hidden": int(rng.choice([512, 1024, 4096])),
+            "workload.heads": int(rng.choice([4, 8])),
+            "workload.g": int(rng.choice([1, 2, 4])),
+            "workload.d": int(rng.choice([64, 128])),
+            "workload.ffn": int(rng.choice([1024, 4096, 11008])),
+            "workload.vocab": int(rng.choice([1000, 32000])),
+            "workload.gated_ffn": int(rng.integers(0, 2)),
+            "workload.batch": int(rng.integers(1, 65)),
+            "workload.lengths": int(rng.integers(0, 4)),
+            "workload.L": int(rng.integers(16, 8192)),
+            "workload.seed": int(rng.integers(0, 1000)),
+            "workload.prefill_reqs": int(rng.choice([0, 0, 1, 3])),
+            "workload.prefill_len": int(rng.integers(1, 2048)),
+            "workload.max_context": 1 << 20,
+            "hw.pim.channels": int(rng.choice([1, 8, 16, 32])),
+            "hw.pim.rows": 1 << 22,
+            "hw.host.mem_GB": 1e4,
+            "hw.host.tflops": float(rng.uniform(50, 1000)),
+            "hw.host.mem_GBps": float(rng.uniform(200, 3000)),
+            "hw.host.launch_ns": float(rng.choice([0.0, 4000.0])),
+            "hw.link.host_GBps": float(rng.uniform(8, 128)),
+            "hw.link.host_latency_ns": float(rng.uniform(0, 5000)),
+            "hw.link.dev_latency_ns": float(rng.uniform(0, 5000)),
+            "hw.module.link_latency_ns": float(rng.uniform(0, 500)),
+        }
+        out.append(p)
+    return out
+
+
+def _batch(points: list[dict]):
+    """One batched point (fp16) with every leaf an array over ``points``."""
+    base = replace_paths(default_point(), {"workload.dtype": "fp16"})
+    infos = field_info()
+    n = len(points)
+    leaves = {}
+    for k, info in infos.items():
+        if info.static:
+            continue
+        if k in points[0]:
+            v = np.asarray([q[k] for q in points], dtype=info.dtype)
+        else:
+            v = np.broadcast_to(np.asarray(get_path(base, k), dtype=info.dtype), (n,))
+        leaves[k] = jnp.asarray(v)
+    return replace_paths(base, leaves)
+
+
+CHUNK = 512  # every call evaluates this many points: one compile per function
+
+
+@functools.cache
+def _jit(name: str):
+    return jax.jit(jax.vmap(getattr(system, name)))
+
+
+def _fn(name: str):
+    """``system.<name>`` over a batched point, in chunks of :data:`CHUNK` (padded)."""
+
+    def run(bp):
+        n = np.asarray(bp.policy.system).shape[0]
+        outs = []
+        for lo in range(0, n, CHUNK):
+            idx = np.minimum(np.arange(lo, lo + CHUNK), n - 1)
+            part = jax.tree.map(lambda x, idx=idx: x[idx], bp)
+            outs.append(jax.tree.map(np.asarray, _jit(name)(part)))
+        cat = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+        return jax.tree.map(lambda x: x[:n], cat)
+
+    return run
+
+
+def _flat(bp, i: int) -> dict:
+    return {
+        k: float(np.asarray(get_path(bp, k))[i])
+        for k, info in field_info().items()
+        if not info.static
+    }
+
+
+@pytest.mark.parametrize("kind", list(SystemKind), ids=lambda k: k.name)
+def test_matches_list_scheduler(kind):
+    """Step and steady-state period equal the list scheduler's on 500 random points per
+    system kind (sub-batch interleaving, blocked/dual row buffers, TP, PP, micro-batches and
+    prompts mixed in)."""
+    points = _random(np.random.default_rng(100 + int(kind)), 500, int(kind))
+    bp = _batch(points)
+    si = out = _fn("schedule_inputs")(bp)
+    checked = 0
+    for i in range(len(points)):
+        if out["status"][i]:  # e.g. pp leaves the last stage no layer
+            continue
+        row = {k: v[i] for k, v in si.items()}
+        ref = simulate_point(_flat(bp, i), row)
+        assert ref["step_ns"] == pytest.approx(si["step_ns"][i], rel=1e-9), (i, points[i])
+        assert ref["period_ns"] == pytest.approx(si["period_ns"][i], rel=1e-9), (i, points[i])
+        assert ref["host_busy"] == pytest.approx(out["host_busy"][i], rel=1e-9, abs=1e-12)
+        assert ref["pim_busy"] == pytest.approx(out["pim_busy"][i], rel=1e-9, abs=1e-12)
+        checked += 1
+    assert checked >= 400
+
+
+def _props(n=2000, seed=0, **fixed):
+    rng = np.random.default_rng(seed)
+    pts = []
+    for kind in SystemKind:
+        for q in _random(rng, n // 4, int(kind)):
+            pts.append({**q, **fixed})
+    return pts
+
+
+def test_dual_row_buffers_never_slower():
+    pts = _props()
+    blocked = [{**q, "policy.system": 2, "policy.dual_rb": 0} for q in pts]
+    dual = [{**q, "policy.system": 2, "policy.dual_rb": 1} for q in pts]
+    a = _fn("schedule_inputs")(_batch(blocked))
+    b = _fn("schedule_inputs")(_batch(dual))
+    ok = np.asarray(a["status"]) == 0
+    assert ok.sum() > 1000
+    sa, sb = np.asarray(a["step_ns"])[ok], np.asarray(b["step_ns"])[ok]
+    assert np.all(sb <= sa * (1 + 1e-12))
+    # and strictly faster somewhere: overlap exists
+    assert np.mean(sb < sa * (1 - 1e-6)) > 0.3
+
+
+def test_busy_fractions_and_energy_breakdown():
+    pts = _props(seed=1)
+    out = jax.tree.map(np.asarray, _fn("schedule_inputs")(_batch(pts)))
+    ok = out["status"] == 0
+    for k in ("host_busy", "pim_busy", "link_busy"):
+        assert np.all((out[k][ok] >= 0) & (out[k][ok] <= 1 + 1e-12)), k
+    parts = sum(out[k] for k in system.ENERGY_PARTS)
+    np.testing.assert_allclose(parts, out["energy_J"], rtol=1e-12)
+    assert np.all(out["energy_J"][ok] > 0)
+    np.testing.assert_allclose(
+        (out["J_per_token"] * out["tokens"])[ok], out["energy_J"][ok], rtol=1e-12
+    )
+    # blocked NPU+PIM and PIM-only: one device, so host + PIM busy <= 1
+    merged = ok & (
+        (np.asarray([q["policy.system"] for q in pts]) == 3)
+        | (
+            (np.asarray([q["policy.system"] for q in pts]) == 2)
+            & (np.asarray([q["policy.dual_rb"] for q in pts]) == 0)
+        )
+    )
+    merged &= np.asarray([q["policy.pp"] for q in pts]) == 1
+    assert np.all(out["host_busy"][merged] + out["pim_busy"][merged] <= 1 + 1e-9)
+
+
+def test_sub_batches_never_split_a_request():
+    """Every live request is in exactly one group, both halves of its own micro-batch; the
+    halves' context sums differ by at most the longest request (the greedy bound)."""
+    rng = np.random.default_rng(3)
+    split = jax.jit(jax.vmap(system.split, in_axes=(0, 0, 0, None)))
+    n, b = 400, 64
+    lengths = rng.integers(1, 100_000, (n, b))
+    live = np.arange(b)[None, :] < rng.integers(1, b + 1, n)[:, None]
+    m = rng.integers(1, system.M_SYS + 1, n)
+    group, slot = (np.asarray(x) for x in split(lengths, live, m, 1))
+    assert np.all((group >= 0) == live)
+    pos = np.cumsum(live, axis=1) - 1
+    np.testing.assert_array_equal(
+        np.where(live, group // 2, 0), np.where(live, pos % m[:, None], 0)
+    )
+    for i in range(n):
+        for k in range(int(m[i])):
+            a = lengths[i][live[i] & (group[i] == 2 * k)].sum()
+            c = lengths[i][live[i] & (group[i] == 2 * k + 1)].sum()
+            in_mb = lengths[i][live[i] & (group[i] // 2 == k)]
+            if in_mb.size:
+                assert abs(a - c) <= in_mb.max()
+            # slots are positions within the group
+            for g in (2 * k, 2 * k + 1):
+                sel = live[i] & (group[i] == g)
+                np.testing.assert_array_equal(slot[i][sel], np.arange(sel.sum()))
+
+
+def test_one_request_interleaving_is_a_no_op():
+    """A batch of one request cannot be split: interleaving leaves the step as it is."""
+    pts = [
+        {**q, "workload.batch": 1, "workload.prefill_reqs": 0, "policy.micro_batches": 1}
+        for q in _props(n=400, seed=4)
+    ]
+    a = _fn("schedule_inputs")(_batch([{**q, "policy.sbi": 0} for q in pts]))
+    b = _fn("schedule_inputs")(_batch([{**q, "policy.sbi": 1} for q in pts]))
+    np.testing.assert_allclose(np.asarray(a["step_ns"]), np.asarray(b["step_ns"]), rtol=1e-12)
+
+
+def test_single_device_limit_is_the_sum_of_its_ops():
+    """TP = PP = 1, one micro-batch, no interleaving, decode only: nothing overlaps, so the
+    step is layers × (pre + host attention + link in + PIM attention + link out + post) +
+    LM head; the PIM attention op is pim_attention's layer time of the same batch."""
+    pts = [
+        {
+            **q,
+            "policy.tp": 1,
+            "policy.pp": 1,
+            "policy.micro_batches": 1,
+            "policy.sbi": 0,
+            "workload.prefill_reqs": 0,
+        }
+        for q in _props(n=400, seed=5)
+    ]
+    bp = _batch(pts)
+    out = si = _fn("schedule_inputs")(bp)
+    d = {k: si[f"d.{k}"][:, 0] for k in system.OPS}
+    layers = si["shape.layers"]
+    expect = layers * sum(d[k] for k in ("pre", "pattn", "xin", "att", "xout", "post")) + d["lm"]
+    ok = (out["status"] == 0) & (out["batch"] == np.asarray([q["workload.batch"] for q in pts]))
+    assert ok.sum() > 200
+    np.testing.assert_allclose(out["step_ns"][ok], expect[ok], rtol=1e-12)
+
+    # the PIM attention op against pim_attention on the same batch and shape
+    kinds = np.asarray([q["policy.system"] for q in pts])
+    sel = [i for i in range(len(pts)) if ok[i] and kinds[i] != 0][:64]
+    sub = _batch([pts[i] for i in sel])
+    shaped = replace_paths(
+        sub,
+        {
+            "workload.heads": jnp.asarray(si["shape.heads"][sel]),
+            "workload.g": jnp.asarray(si["shape.g"][sel]),
+            "workload.d": jnp.asarray(si["shape.d"][sel]),
+            "workload.layers": jnp.asarray(si["shape.layers"][sel]),
+            "policy.kv_alloc": jnp.zeros(len(sel), jnp.int64) + 1,
+            "hw.pim.rows": jnp.zeros(len(sel), jnp.int64) + (1 << 40),
+        },
+    )
+    pa = jax.tree.map(np.asarray, jax.jit(jax.vmap(attention))(shaped))
+    np.testing.assert_allclose(d["att"][sel], pa["layer_ns"], rtol=1e-12)
+
+
+def test_gpu_decode_is_memory_bound_closed_form():
+    """GPU-only, batch 1, no launch cost: a decode step streams every weight and the KV
+    cache once: step = bytes / (bandwidth · mem_eff) within the compute-bound ops' share."""
+    from dse.workload.llm import load_preset
+
+    rng = np.random.default_rng(6)
+    names = [n for n in Llm.__members__ if n != "custom"]
+    pts = []
+    for name in names:
+        pts.append(
+            {
+                "policy.system": 0,
+                "workload.llm": int(Llm[name]),
+                "workload.batch": 1,
+                "workload.lengths": 0,
+                "workload.L": int(rng.integers(16, 4096)),
+                "hw.host.launch_ns": 0.0,
+                "hw.host.mem_GB": 1e4,
+                "policy.tp": 1,
+                "policy.pp": 1,
+                "workload.prefill_reqs": 0,
+            }
+        )
+    out = jax.tree.map(np.asarray, _fn("schedule_inputs")(_batch(pts)))
+    base = default_point()
+    bw = float(base.hw.host.mem_GBps) * float(base.hw.host.mem_eff)
+    for i, name in enumerate(names):
+        s = load_preset(name)
+        L = pts[i]["workload.L"]
+        w = s.layers * s.params_per_layer + s.vocab * s.hidden  # the LM head, not the embedding
+        nbytes = 2 * (w + L * 2 * s.layers * s.kv_dim)
+        assert out["step_ns"][i] == pytest.approx(nbytes / bw, rel=0.01), name
+
+
+def test_steady_batch_fits_memory():
+    """The steady-state model runs the largest batch the KV capacity admits: one more
+    request of the same mix would not fit."""
+    pts = [
+        {**q, "workload.batch": 64, "hw.pim.rows": int(r)}
+        for q, r in zip(
+            _props(n=200, seed=7),
+            np.random.default_rng(8).integers(2**12, 2**16, 200),
+            strict=False,
+        )
+    ]
+    out = jax.tree.map(np.asarray, _fn("steady")(_batch(pts)))
+    ok = out["status"] == 0
+    assert ok.sum() > 20
+    assert np.all(out["batch"][ok] == np.minimum(out["max_batch"][ok], 64))
+
+
+def test_timeline_plot(tmp_path):
+    pts = _random(np.random.default_rng(9), 1, 2)
+    pts[0].update({"policy.sbi": 1, "policy.pp": 1, "policy.micro_batches": 1})
+    bp = _batch(pts)
+    si = jax.tree.map(np.asarray, _fn("schedule_inputs")(bp))
+    ref = simulate_point(_flat(bp, 0), {k: v[0] for k, v in si.items()})
+    path = timeline_plot(ref["ops"], tmp_path / "gantt.png", layers=2)
+    assert path.stat().st_size > 10_000
