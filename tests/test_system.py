@@ -326,3 +326,49 @@ def test_timeline_plot(tmp_path):
     ref = simulate_point(_flat(bp, 0), {k: v[0] for k, v in si.items()})
     path = timeline_plot(ref["ops"], tmp_path / "gantt.png", layers=2)
     assert path.stat().st_size > 10_000
+
+
+def test_llmservingsim_power_block():
+    """The power block of LLMServingSim's PIM example (shared/reference/README.md) maps onto
+    host and link fields; a bad value names its key."""
+    from dse.errors import ConfigError
+    from dse.hw.host import from_llmservingsim_power
+
+    power = {
+        "base_node_power": 60,
+        "npu": {
+            "RTXPRO6000": {
+                "idle_power": 35,
+                "standby_power": 300,
+                "active_power": 600,
+                "standby_duration": 18,
+            }
+        },
+        "cpu": {"idle_power": 10, "active_power": 200, "util": 0.15},
+        "dram": {"dimm_size": 32, "idle_power": 2.0, "energy_per_bit": 6.0},
+        "link": {"num_links": 1, "idle_power": 5, "energy_per_bit": 4.0},
+        "nic": {"num_nics": 1, "idle_power": 20},
+        "storage": {"num_devices": 2, "idle_power": 5},
+    }
+    got = from_llmservingsim_power(power, "RTXPRO6000")
+    assert got == {
+        "hw.host.active_W": 600.0,
+        "hw.host.idle_W": 35.0,
+        "hw.host.standby_W": 300.0,
+        "hw.host.base_W": 60 + 10 + 20 + 2 * 5,
+        "hw.link.host_pJ_per_bit": 4.0,
+        "hw.host.mem_pJ_per_bit": 6.0,
+    }
+    import yaml
+
+    from dse.config import CONF_DIR
+
+    preset = yaml.safe_load((CONF_DIR / "host" / "rtx_pro_6000.yaml").read_text())
+    for k, v in got.items():
+        if k.startswith("hw.host.") and k != "hw.host.mem_pJ_per_bit":
+            assert preset[k.split(".")[-1]] == v, k
+    bad = {**power, "npu": {"RTXPRO6000": {"active_power": "600W"}}}
+    with pytest.raises(ConfigError, match="power.npu.RTXPRO6000.active_power"):
+        from_llmservingsim_power(bad, "RTXPRO6000", source="cluster.json")
+    with pytest.raises(ConfigError, match="H100"):
+        from_llmservingsim_power(power, "H100")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dse._pytree import leaf, pytree_dataclass
 
-__all__ = ["Host", "Links", "PimEnergy"]
+__all__ = ["Host", "Links", "PimEnergy", "from_llmservingsim_power"]
 
 
 @pytree_dataclass
@@ -107,3 +107,72 @@ class PimEnergy:
         default=6.3,
     )
     bg_mW: float = leaf("background power per channel (mW)", low=0, default=66.0)
+
+
+def from_llmservingsim_power(
+    power: dict, hardware: str, source: str = "power", channels: int = 1
+) -> dict[str, float]:
+    """Design-point fields from an LLMServingSim node's ``power`` block (cluster config).
+
+    ``npu.<hardware>``'s ``active_power``/``idle_power``/``standby_power`` (W) →
+    ``hw.host.active_W``/``idle_W``/``standby_W``; ``base_node_power`` plus the CPU's
+    ``idle_power`` and the NICs' and storage devices' idle power → ``hw.host.base_W``;
+    ``link.energy_per_bit`` (pJ/bit) → ``hw.link.host_pJ_per_bit``; ``dram.energy_per_bit``
+    → ``hw.host.mem_pJ_per_bit``. A PIM INI's ``[other] idle_power`` (mW, the whole device)
+    is spread over ``channels`` as ``hw.energy.bg_mW`` when given in ``power["pim_idle_mW"]``.
+    Missing blocks keep the defaults; a malformed value raises ConfigError naming the key."""
+    from dse.errors import ConfigError
+
+    def num(node: dict, key: str, where: str) -> float | None:
+        if key not in node:
+            return None
+        v = node[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(source, f"{where}.{key}", "a number >= 0", v)
+        return float(v)
+
+    def block(node: dict, key: str) -> dict:
+        v = node.get(key, {})
+        if not isinstance(v, dict):
+            raise ConfigError(source, key, "a mapping", v)
+        return v
+
+    if not isinstance(power, dict):
+        raise ConfigError(source, "power", "a mapping", power)
+    out: dict[str, float] = {}
+    npus = block(power, "npu")
+    if npus:
+        if hardware not in npus:
+            raise ConfigError(source, "power.npu", f"an entry for {hardware!r}", sorted(npus))
+        npu = npus[hardware]
+        if not isinstance(npu, dict):
+            raise ConfigError(source, f"power.npu.{hardware}", "a mapping", npu)
+        for key, field in (
+            ("active_power", "hw.host.active_W"),
+            ("idle_power", "hw.host.idle_W"),
+            ("standby_power", "hw.host.standby_W"),
+        ):
+            v = num(npu, key, f"power.npu.{hardware}")
+            if v is not None:
+                out[field] = v
+    base = num(power, "base_node_power", "power") or 0.0
+    cpu = block(power, "cpu")
+    base += num(cpu, "idle_power", "power.cpu") or 0.0
+    for key, count in (("nic", "num_nics"), ("storage", "num_devices")):
+        b = block(power, key)
+        idle = num(b, "idle_power", f"power.{key}") or 0.0
+        n = num(b, count, f"power.{key}")
+        base += idle * (1.0 if n is None else n)
+    out["hw.host.base_W"] = base
+    link = block(power, "link")
+    v = num(link, "energy_per_bit", "power.link")
+    if v is not None:
+        out["hw.link.host_pJ_per_bit"] = v
+    v = num(power, "pim_idle_mW", "power")
+    if v is not None:
+        out["hw.energy.bg_mW"] = v / max(channels, 1)
+    dram = block(power, "dram")
+    v = num(dram, "energy_per_bit", "power.dram")
+    if v is not None:
+        out["hw.host.mem_pJ_per_bit"] = v
+    return out
