@@ -182,6 +182,8 @@ def run(
                 total_points=digest.points,
             )
             files.append(png.name)
+    if output.get("timeline", True) and c.get("model") in ("system", "steady") and len(digest.best):
+        files.append(_timeline(base, digest.best.iloc[0], out / "timeline.png").name)
     pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
     summary = {
         "study": c.get("study"),
@@ -211,6 +213,35 @@ def run(
     store.close(summary)
     _print_summary(summary, digest.best, spec, out, console)
     return RunResult(out, summary)
+
+
+def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
+    """Gantt chart of the first two layers of the best point's step: the op graph of
+    :mod:`dse.reference.system`, list-scheduled, one lane per device."""
+    import jax
+    import numpy as np
+
+    from dse._pytree import get_path, replace_paths
+    from dse.models import system
+    from dse.reference.system import simulate_point, timeline_plot
+
+    infos = field_info()
+    values = {
+        k: np.asarray(infos[k].check(row[k], "results"))
+        for k in row.index
+        if k in infos and not infos[k].static
+    }
+    point = replace_paths(base, values)
+    inputs = jax.tree.map(np.asarray, jax.jit(system.schedule_inputs)(point))
+    fields = {k: float(np.asarray(get_path(point, k))) for k, i in infos.items() if not i.static}
+    ref = simulate_point(fields, inputs)
+    kind = system.SystemKind(int(fields["policy.system"])).name
+    title = (
+        f"{kind}: first two layers of the step "
+        f"({ref['step_ns'] / 1e6:.3f} ms; host busy {ref['host_busy']:.0%}, "
+        f"PIM busy {ref['pim_busy']:.0%})"
+    )
+    return timeline_plot(ref["ops"], path, title=title, layers=2)
 
 
 def _discard_if_empty(path: Path) -> None:

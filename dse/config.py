@@ -119,6 +119,7 @@ class OutputConfig:
     y: str = ""  # empty: the model's objective when x is given
     color: str = ""  # empty: the model's first categorical metric
     dir: typing.Optional[str] = None  # noqa: UP045  write here instead of the Hydra run dir
+    timeline: bool = True  # system models: Gantt chart of the best point's first layers
 
 
 @dataclasses.dataclass

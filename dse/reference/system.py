@@ -388,7 +388,7 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
 
 def timeline_plot(ops: Sequence[Op], path: str | Path, title: str = "", layers: int | None = None):
     """A Gantt chart of the scheduled ``ops``, one lane per device (host, PIM, links);
-    ``layers``: only ops of the first that many layers of stage 0 (and the LM head)."""
+    ``layers``: only the ops of the first that many layers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -399,7 +399,9 @@ def timeline_plot(ops: Sequence[Op], path: str | Path, title: str = "", layers: 
         return int(tag[1]) if len(tag) == 2 and tag[1].isdigit() else -1
 
     shown = [
-        o for o in ops if o.dur > 0 and o.device != "-" and (layers is None or layer_of(o) < layers)
+        o
+        for o in ops
+        if o.dur > 0 and o.device != "-" and (layers is None or 0 <= layer_of(o) < layers)
     ]
     lanes = sorted({o.device for o in shown}, key=lambda d: ("HPXL".find(d[0]), d))
     label = {"H": "host (GPU/NPU)", "P": "PIM", "X": "host link", "L": "stage link"}
