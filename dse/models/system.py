@@ -16,8 +16,8 @@ heads and the FFN; sizes below are one device's):
 * ``pre``: RMS/LayerNorm, rotary and the QKV projection;
 * ``pattn``: attention on the host: prefill attention (causal, ``n(n+1)/2`` query-key pairs
   per prompt) and, on ``gpu``, decode attention over each request's KV cache;
-* ``xin`` / ``xout``: q, k, v to the PIM and the attention output back over the host link
-  (``gpu_pim`` only);
+* ``xin`` / ``xout``: q, k, v of the decode tokens (and the prompts' new K, V, which the PIM
+  keeps) to the PIM, the attention output back, over the host link (``gpu_pim`` only);
 * ``att``: decode attention on the PIM channels (:mod:`dse.models.pim_attention`'s channel
   times under ``policy.partition``, the command-pipeline model of :mod:`dse.models.pim_kernel`
   underneath; softmax on the PIM side);
@@ -329,9 +329,9 @@ def durations(p: DesignPoint, lengths, live):
 
     # host link (gpu_pim): q, k, v in; attention output out
     offload = kind == SystemKind.gpu_pim
-    xin_b = n_dec * (qd + 2 * kvd) * db
+    xin_b = (n_dec * (qd + 2 * kvd) + n_pre * plen * 2 * kvd) * db  # + prompts' K, V to the PIM
     xout_b = n_dec * qd * db
-    xin = jnp.where(offload & (n_dec > 0), link.host_latency_ns + xin_b / link.host_GBps, 0.0)
+    xin = jnp.where(offload & (xin_b > 0), link.host_latency_ns + xin_b / link.host_GBps, 0.0)
     xout = jnp.where(offload & (n_dec > 0), link.host_latency_ns + xout_b / link.host_GBps, 0.0)
 
     d = {"pre": pre, "pattn": pattn, "xin": xin, "att": att, "xout": xout, "post": post, "lm": lm}

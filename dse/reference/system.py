@@ -126,8 +126,12 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
     share["att"] = att
     xin = xout = 0.0
+    if kind == "gpu_pim" and (n_dec > 0 or n_pre > 0):  # prompts' K, V go to the PIM too
+        xin = (
+            pt["host_latency_ns"]
+            + (n_dec * (qd + 2 * kvd) + n_pre * plen * 2 * kvd) * db / pt["host_GBps"]
+        )
     if kind == "gpu_pim" and n_dec > 0:
-        xin = pt["host_latency_ns"] + n_dec * (qd + 2 * kvd) * db / pt["host_GBps"]
         xout = pt["host_latency_ns"] + n_dec * qd * db / pt["host_GBps"]
     d = {"pre": pre, "pattn": pattn, "xin": xin, "att": att, "xout": xout, "post": post, "lm": lm}
     return d, share

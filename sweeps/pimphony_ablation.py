@@ -1,0 +1,207 @@
+"""Question: how much does each of PIMphony's techniques add, one on top of the other, to
+long-context decode throughput on a PIM-only and an NPU+PIM system, and where does GQA
+change the picture?
+
+    python sweeps/pimphony_ablation.py [OUT.png]
+
+Runs ``sweeps/pimphony_ablation.yaml`` (the ``steady`` model: the largest batch of the length
+mix that fits memory, up to 128) on two systems × four models × two context classes, one
+call each: the full 2×2×2 of partitioning (head-first round-robin / token-centric), command
+scheduling (static / dynamic) and KV allocation (static / dynamic) for two length sets × eight
+seeds. The cumulative ablation is the path baseline (hfp_rr, static, static) → + TCP (tcp)
+→ + DCS (sched dynamic) → + DPA (kv_alloc dynamic). Throughput is normalized to the
+baseline of the same model, length set and seed, then averaged (geometric mean) over the
+16 (set, seed) pairs. Draws normalized throughput and the batch admitted, prints the numbers.
+
+* PIM-only (CENT-like): AiM GDDR6 devices (``pim=aim_gddr6``, 16 GiB each), near-memory
+  units (``host=cent_pnm``), CXL between devices; 7B-class on TP 8 × PP 2, 72B-class on
+  TP 8 × PP 4 (CENT's 32 devices), 8 micro-batches.
+* NPU+PIM (NeuPIMs-like): HBM2-PIM with dual row buffers (``pim=hbm2_neupims``, 32 GiB),
+  the NeuPIMs NPU (``host=neupims_npu``); 7B-class on TP 4, 72B-class on TP 8 × PP 2,
+  one micro-batch per stage; no sub-batch interleaving.
+* Contexts: 32K (``max_context`` 32768, LongBench qmsum and musique, longest 30,456 tokens)
+  and 128K (131072, LV-Eval multifieldqa and loogle_sd, longest 119,480): every set fits
+  its class as published, so no ``length_scale``; static allocation reserves the class's
+  ``max_context`` per request.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
+
+import dse  # noqa: E402
+
+# system → (overrides, {model class: (tp, pp, micro_batches)})
+SYSTEMS = {
+    "PIM-only": (
+        ["pim=aim_gddr6", "host=cent_pnm", "policy.system=pim_only"],
+        {"7B": (8, 2, 8), "72B": (8, 4, 8)},
+    ),
+    "NPU+PIM": (
+        ["pim=hbm2_neupims", "host=neupims_npu", "policy.system=npu_pim", "policy.dual_rb=1"],
+        {"7B": (4, 1, 1), "72B": (8, 2, 2)},
+    ),
+}
+MODELS = {"7B": ("llama3_1_8b", "llama2_7b"), "72B": ("llama3_1_70b", "qwen1_5_72b")}
+LABEL = {
+    "llama3_1_8b": "Llama-3.1-8B\nGQA",
+    "llama2_7b": "Llama-2-7B\nMHA",
+    "llama3_1_70b": "Llama-3.1-70B\nGQA",
+    "qwen1_5_72b": "Qwen1.5-72B\nMHA",
+}
+CONTEXTS = {"32K": (32768, ("qmsum", "musique")), "128K": (131072, ("multifieldqa", "loogle_sd"))}
+# the cumulative ablation: (partition, sched, kv_alloc)
+STEPS = {
+    "baseline": ("hfp_rr", "static", "static"),
+    "+ TCP": ("tcp", "static", "static"),
+    "+ DCS": ("tcp", "dynamic", "static"),
+    "+ DPA": ("tcp", "dynamic", "dynamic"),
+}
+COLORS = ("#7f7f7f", "#1f77b4", "#2ca02c", "#d62728")
+KEYS = ["system", "workload.llm", "context", "workload.lengths", "workload.seed"]
+POLICY = ["policy.partition", "policy.sched", "policy.kv_alloc"]
+
+
+def run() -> pd.DataFrame:
+    """Every point of the study, one row each, with ``system``/``context`` columns."""
+    frames = []
+    for system, (over, par) in SYSTEMS.items():
+        for cls, llms in MODELS.items():
+            tp, pp, mb = par[cls]
+            for ctx, (max_ctx, sets) in CONTEXTS.items():
+                df = dse.explore(
+                    [
+                        *over,
+                        f"policy.tp={tp}",
+                        f"policy.pp={pp}",
+                        f"policy.micro_batches={mb}",
+                        f"workload.max_context={max_ctx}",
+                        f"space.axes.workload.llm=[{','.join(llms)}]",
+                        f"space.axes.workload.lengths=[{','.join(sets)}]",
+                    ],
+                    config_name="pimphony_ablation",
+                    config_dir=str(HERE),
+                )
+                frames.append(df.assign(system=system, context=ctx))
+    df = pd.concat(frames, ignore_index=True)
+    for col in ("workload.llm", "workload.lengths", *POLICY):
+        df[col] = df[col].astype(str)
+    return df
+
+
+def ablation(df: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Per (system, model, context): geometric-mean throughput of each step / baseline and
+    mean batch admitted, over the feasible (set, seed) samples. Also returns the infeasible
+    rows and the samples dropped because a step on their path was infeasible."""
+    bad = int((df["status"] != "ok").sum())
+    policy = df[POLICY].apply(tuple, axis=1)
+    rows = []
+    for name, combo in STEPS.items():
+        sel = df[policy == combo].set_index(KEYS)
+        rows.append(sel[["tokens_per_s", "batch", "status"]].add_prefix(f"{name}|"))
+    wide = pd.concat(rows, axis=1)
+    ok = np.logical_and.reduce([wide[f"{s}|status"] == "ok" for s in STEPS])
+    dropped = int((~ok).sum())
+    wide = wide[ok]
+    base = wide["baseline|tokens_per_s"]
+    out = {"base tok/s": base}
+    for s in STEPS:
+        out[f"x{s}"] = np.log(wide[f"{s}|tokens_per_s"] / base)
+    out["batch static"] = wide["baseline|batch"]
+    out["batch DPA"] = wide["+ DPA|batch"]
+    g = pd.DataFrame(out).groupby(level=["system", "workload.llm", "context"], sort=False)
+    res = g.mean()
+    for s in STEPS:
+        res[f"x{s}"] = np.exp(res[f"x{s}"])
+    res["base tok/s"] = np.exp(g["base tok/s"].apply(lambda x: np.log(x).mean()))
+    res["samples"] = g.size()
+    return res, bad, dropped
+
+
+def plot(res: pd.DataFrame, out: str) -> None:
+    fig, axes = plt.subplots(
+        2, 2, figsize=(14, 7.5), dpi=110, gridspec_kw={"height_ratios": [2, 1]}, sharex=True
+    )
+    for col, system in enumerate(SYSTEMS):
+        r = res.loc[system]
+        keys = [(m, c) for c in CONTEXTS for cls in MODELS for m in MODELS[cls]]
+        x = np.arange(len(keys))
+        ax = axes[0, col]
+        w = 0.2
+        for i, (s, color) in enumerate(zip(STEPS, COLORS, strict=True)):
+            vals = [r.loc[k, f"x{s}"] for k in keys]
+            ax.bar(x + (i - 1.5) * w, vals, w, color=color, label=s)
+            if s == "+ DPA":
+                for xi, v in zip(x, vals, strict=True):
+                    ax.text(xi + (i - 1.5) * w, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+        ax.axhline(1, color="k", lw=0.6)
+        ax.set_ylabel("decode throughput / baseline")
+        ax.set_title(f"{system}: {'; '.join(SYSTEM_NOTE[system])}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, ncol=4, loc="upper left")
+        ax.axvline(3.5, color="k", lw=0.6, ls=":")
+        ax = axes[1, col]
+        for i, (col_name, color, lab) in enumerate(
+            (("batch static", COLORS[0], "static KV"), ("batch DPA", COLORS[3], "dynamic KV"))
+        ):
+            vals = [r.loc[k, col_name] for k in keys]
+            ax.bar(x + (i - 0.5) * 0.35, vals, 0.35, color=color, label=lab)
+        ax.set_yscale("log", base=2)
+        ax.set_ylabel("batch admitted (mean)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+        ax.axvline(3.5, color="k", lw=0.6, ls=":")
+        ax.set_xticks(x, [f"{LABEL[m]}\n{c}" for m, c in keys], fontsize=7)
+    fig.suptitle(
+        "PIMphony cumulative ablation, steady-state decode (largest batch that fits, ≤ 128): "
+        "32K = LongBench qmsum/musique, 128K = LV-Eval multifieldqa/loogle_sd, 8 seeds",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+SYSTEM_NOTE = {
+    "PIM-only": ("AiM GDDR6 + CENT near-memory units", "7B TP8×PP2, 72B TP8×PP4"),
+    "NPU+PIM": ("NeuPIMs NPU + HBM2-PIM, dual row buffers", "7B TP4, 72B TP8×PP2"),
+}
+
+
+def main(out: str = str(HERE / "pimphony_ablation.png")) -> None:
+    t0 = time.perf_counter()
+    df = run()
+    res, bad, dropped = ablation(df)
+    plot(res, out)
+    print(f"wrote {out} ({len(df)} points, {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"infeasible rows (status != ok): {bad}; (model, set, seed) samples dropped: {dropped}"
+    )
+    w = df.groupby(["system", "workload.llm"])["weights_GB"].first()
+    print("weights per device (GB): " + ", ".join(f"{s}/{m} {v:.1f}" for (s, m), v in w.items()))
+    pd.set_option("display.width", 200)
+    show = res.drop(columns=["xbaseline"]).round(2)
+    show["base tok/s"] = show["base tok/s"].round(0).astype(int)
+    print(show.to_string())
+    # by context class and attention type: geometric mean over systems and models
+    res = res.reset_index()
+    res["attn"] = np.where(res["workload.llm"].str.startswith("llama3"), "GQA", "MHA")
+    for key in ("context", "attn"):
+        g = res.groupby([key])[[f"x{s}" for s in STEPS if s != "baseline"]]
+        print(f"geometric mean by {key}:")
+        print(np.exp(np.log(g.apply(lambda x: x)).groupby(res[key]).mean()).round(2).to_string())
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])
