@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
@@ -72,12 +73,14 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> None:
     )
 
     cut = df[df["batch"] < df["workload.batch"]].groupby("workload.llm")["batch"].min()
-    cut_note = ", ".join(f"{m} admits {int(n)}" for m, n in cut.items())
+    cut_note = "KV capacity at 512: " + ", ".join(
+        f"{m.removeprefix('gpt3_')} runs {int(cut[m])}" for m in MODELS if m in cut
+    )
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), dpi=110, sharey=True)
     for ax, (lengths, title) in zip(axes, LENGTHS.items(), strict=True):
         for llm, color in COLORS.items():
-            for v, (label, ls, marker) in VARIANTS.items():
+            for v, (_, ls, marker) in VARIANTS.items():
                 if ls is None:
                     continue
                 g = df[(df["workload.llm"] == llm) & (df["workload.lengths"] == lengths)]
@@ -90,18 +93,25 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> None:
                     ms=4 if marker != "x" else 7,
                     mfc="none",
                     color=color,
-                    label=f"{llm}: {label}",
                 )
         ax.axhline(1, color="#7f7f7f", lw=0.8)
         ax.axhline(PAPER, color="k", lw=0.8, ls="-.")
         ax.text(64, PAPER * 1.02, "NeuPIMs paper: 2.4x over NPU-only", fontsize=7)
         ax.set_xscale("log", base=2)
         ax.set_xticks([64, 128, 256, 512], ["64", "128", "256", "512"])
-        ax.set_xlabel(f"batch (decode requests; at 512 {cut_note})" if cut_note else "batch")
+        ax.set_xlabel("batch (decode requests)")
         ax.set_title(f"{title} contexts", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("decode tokens/s over NPU-only")
-    axes[0].legend(fontsize=6, ncol=2, loc="upper left")
+    if len(cut):
+        axes[0].text(0.98, 0.03, cut_note, transform=axes[0].transAxes, ha="right", fontsize=7)
+    models = [Line2D([], [], color=c, lw=2, label=m) for m, c in COLORS.items()]
+    styles = [
+        Line2D([], [], color="k", ls=ls, marker=mk, mfc="none", label=lab)
+        for lab, ls, mk in VARIANTS.values()
+        if ls is not None
+    ]
+    axes[1].legend(handles=models + styles, fontsize=7, ncol=2, loc="center left")
     fig.suptitle(
         "NeuPIMs steps over NPU-only (NPU 262 TFLOPS, HBM2 1 TB/s, 32-ch HBM2-PIM; "
         "TP/PP as NeuPIMs: 7B/13B 4/1, 30B 4/2, 175B 8/4)\n+ dual row buffers (dashed) lies "

@@ -68,8 +68,9 @@ breakdown sums to ``energy_J``; ``J_per_token`` divides by the generated tokens.
 
 **Memory.** Weights are split over the ``tp·pp`` devices; the KV cache lives in host memory
 (``gpu``), in the PIM (``gpu_pim``: all of it; ``npu_pim``, ``pim_only``: what the weights
-leave). A point whose weights do not fit or whose batch has no request admitted is flagged
-``capacity_exceeded``.
+leave); the decode batch is admitted first come, first served (the prompts' K/V are not
+counted against it). A point whose weights do not fit or whose batch has no request admitted
+is flagged ``capacity_exceeded``.
 """
 
 from __future__ import annotations
