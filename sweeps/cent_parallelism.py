@@ -32,6 +32,7 @@ from dse.workload.llm import load_preset  # noqa: E402
 MODELS = ("llama2_7b", "llama2_13b", "llama2_70b")
 N_COLOR = {8: "#1f77b4", 16: "#ff7f0e", 32: "#2ca02c"}
 STYLE = {"PP": ("-", "o"), "TP": ("--", "s"), "hybrid": (":", "^")}
+NAME = {"PP": "most PP", "TP": "most TP", "hybrid": "best hybrid"}
 BATCH = 8  # the throughput batch (8 requests, one per micro-batch at pp >= 8)
 
 
@@ -90,7 +91,7 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> None:
                 continue
             for role, (tp, pp) in pick(g).items():
                 ls, mk = STYLE[role]
-                lab = f"N={n} {role} {tp}x{pp}"
+                lab = f"N={n}: {tp}x{pp} ({NAME[role]})"
                 for i, (frame, col) in enumerate(
                     ((b8, "tokens_per_s"), (b8, "step_ns"), (b1, "step_ns"))
                 ):
@@ -101,7 +102,7 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> None:
                     ].sort_values("workload.L")
                     y = h[col] / (1e6 if col == "step_ns" else 1)
                     axes[i, j].plot(h["workload.L"], y, ls, marker=mk, color=color, label=lab)
-        axes[0, j].set_title(f"{llm}: CENT, tp x pp = N devices")
+        axes[0, j].set_title(llm)
     axes[0, 0].set_ylabel(f"decode throughput (tokens/s), batch {BATCH}")
     axes[1, 0].set_ylabel(f"latency per token: step (ms), batch {BATCH}")
     axes[2, 0].set_ylabel("latency per token: step (ms), batch 1")
@@ -114,8 +115,9 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> None:
     for ax in axes[2]:
         ax.set_xlabel("context length L (tokens, every request)")
     fig.suptitle(
-        "CENT (GDDR6-AiM + near-memory units, CXL 64 GB/s, 180 ns): PP (solid) vs TP (dashed) "
-        "vs best hybrid (dotted); micro-batches = min(pp, 8)",
+        "CENT (GDDR6-AiM + near-memory units, CXL 64 GB/s, 180 ns), tp x pp = N devices: most "
+        "pipelined split (solid), most tensor-parallel (dashed), best-throughput hybrid "
+        "(dotted); micro-batches = min(pp, 8)",
         fontsize=10,
     )
     fig.tight_layout()

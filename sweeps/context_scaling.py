@@ -95,13 +95,24 @@ def share(g: pd.DataFrame, kind: str) -> pd.Series:
     return 1.0 - g["step_ns"].iloc[0] / g["step_ns"]
 
 
+def at(g: pd.DataFrame, length: int, col: str = "step_ns", scale: float = 1e6) -> float:
+    v = g.loc[g["workload.L"] == length, col]
+    return v.iloc[0] / scale if len(v) else np.nan
+
+
+def dominant(g: pd.DataFrame, kind: str):
+    """The shortest context at which attention is at least half of the step."""
+    hit = g.loc[share(g, kind).values >= 0.5, "workload.L"]
+    return int(hit.min()) if len(hit) else pd.NA
+
+
 def main(out: str = str(HERE / "context_scaling.png")) -> None:
     df = load()
     bad = df[~df["feasible"]]
     split = ["kind", "workload.llm", "policy.tp", "policy.pp"]
-    no_weights = bad.groupby(split)["workload.L"].transform("size") == 2 * 2 * df[
-        "workload.L"
-    ].nunique()  # every context and batch of the split fails: the weights do not fit
+    no_weights = (
+        bad.groupby(split)["workload.L"].transform("size") == 2 * 2 * df["workload.L"].nunique()
+    )  # every context and batch of the split fails: the weights do not fit
     partial = df[df["feasible"] & ~df["fits"]]
     print(
         f"{len(df)} points, {len(bad)} infeasible (status "
@@ -166,15 +177,6 @@ def main(out: str = str(HERE / "context_scaling.png")) -> None:
             c1, c16 = curve(best, llm, kind, 1), curve(best, llm, kind, 16)
             ok1, ok16 = c1[c1["fits"]], c16[c16["fits"]]
 
-            def at(g, length, col="step_ns", scale=1e6):
-                v = g.loc[g["workload.L"] == length, col]
-                return v.iloc[0] / scale if len(v) else np.nan
-
-            def dominant(g):
-                s = share(g, kind)
-                hit = g.loc[s.values >= 0.5, "workload.L"]
-                return int(hit.min()) if len(hit) else pd.NA
-
             raw = df[
                 (df["workload.llm"] == llm)
                 & (df["kind"] == kind)
@@ -199,8 +201,8 @@ def main(out: str = str(HERE / "context_scaling.png")) -> None:
                     "ms L128K b1": at(ok1, 131072),
                     "ms maxL b1": at(ok1, top) if top else np.nan,
                     "tok/s L4K b16": at(ok16, 4096, "tokens_per_s", 1.0),
-                    "attn>=50% b1": dominant(ok1),
-                    "attn>=50% b16": dominant(ok16),
+                    "attn>=50% b1": dominant(ok1, kind),
+                    "attn>=50% b16": dominant(ok16, kind),
                     "hfp_rr/tcp maxL": ratio,
                 }
             )

@@ -4,25 +4,32 @@ change the picture?
 
     python sweeps/pimphony_ablation.py [OUT.png]
 
-Runs ``sweeps/pimphony_ablation.yaml`` (the ``steady`` model: the largest batch of the length
-mix that fits memory, up to 128) on two systems × four models × two context classes, one
-call each: the full 2×2×2 of partitioning (head-first round-robin / token-centric), command
-scheduling (static / dynamic) and KV allocation (static / dynamic) for two length sets × eight
-seeds. The cumulative ablation is the path baseline (hfp_rr, static, static) → + TCP (tcp)
-→ + DCS (sched dynamic) → + DPA (kv_alloc dynamic). Throughput is normalized to the
-baseline of the same model, length set and seed, then averaged (geometric mean) over the
-16 (set, seed) pairs. Draws normalized throughput and the batch admitted, prints the numbers.
+Runs ``sweeps/pimphony_ablation.yaml`` with the ``steady`` model (the largest batch of the
+length mix that fits memory, up to ``batch_max`` 128) once per system × model class ×
+context class (8 calls, 3,584 points): the full 2×2×2 of partitioning (head-first
+round-robin / token-centric), command scheduling (static / dynamic) and KV allocation
+(static / dynamic), for two GQA/MHA models, two length sets and eight seeds. The cumulative
+ablation is the path baseline (hfp_rr, static, static) → +TCP (partition tcp) → +DCS
+(sched dynamic) → +DPA (kv_alloc dynamic). Each (model, set, seed, policy) is taken at its
+best micro-batch count; throughput is normalized to the baseline of the same model, set
+and seed, then averaged (geometric mean) over the 16 (set, seed) samples. Draws normalized
+throughput and the batch admitted, and prints the numbers.
 
-* PIM-only (CENT-like): AiM GDDR6 devices (``pim=aim_gddr6``, 16 GiB each), near-memory
-  units (``host=cent_pnm``), CXL between devices; 7B-class on TP 8 × PP 2, 72B-class on
-  TP 8 × PP 4 (CENT's 32 devices), 8 micro-batches.
-* NPU+PIM (NeuPIMs-like): HBM2-PIM with dual row buffers (``pim=hbm2_neupims``, 32 GiB),
-  the NeuPIMs NPU (``host=neupims_npu``); 7B-class on TP 4, 72B-class on TP 8 × PP 2,
-  one micro-batch per stage; no sub-batch interleaving.
-* Contexts: 32K (``max_context`` 32768, LongBench qmsum and musique, longest 30,456 tokens)
-  and 128K (131072, LV-Eval multifieldqa and loogle_sd, longest 119,480): every set fits
-  its class as published, so no ``length_scale``; static allocation reserves the class's
-  ``max_context`` per request.
+* PIM-only (CENT-like): AiM GDDR6 devices (``pim=aim_gddr6``, 16 GiB each; weights and KV
+  both in it), near-memory units (``host=cent_pnm``), CXL between devices; 7B-class on
+  TP 8 × PP 2 (2, 4 or 8 micro-batches), 72B-class on TP 8 × PP 4 (CENT's 32 devices; 4 or
+  8 micro-batches).
+* NPU+PIM (NeuPIMs-like): HBM2-PIM with dual row buffers (``pim=hbm2_neupims``, 32 GiB;
+  weights and KV both in it), the NeuPIMs NPU (``host=neupims_npu``); 7B-class on TP 4,
+  72B-class on TP 8 × PP 2, one micro-batch per stage (more only re-read the weights); no
+  sub-batch interleaving (in a 4-seed probe it raised the baseline only for Llama-3.1-8B
+  at 32K and lowered it in 5 of 8 cases).
+* Models: Llama-3.1-8B (GQA, 8 KV heads) vs Llama-2-7B (MHA, 32); Llama-3.1-70B (GQA, 8)
+  vs Qwen1.5-72B (MHA, 64).
+* Contexts: 32K (``max_context`` 32768; LongBench qmsum and musique, longest 30,456 tokens)
+  and 128K (131072; LV-Eval multifieldqa and loogle_sd, longest 119,480): every set fits its
+  class as published, so no ``length_scale``; static allocation reserves the class's
+  ``max_context`` for every request.
 """
 
 from __future__ import annotations
@@ -66,9 +73,9 @@ CONTEXTS = {"32K": (32768, ("qmsum", "musique")), "128K": (131072, ("multifieldq
 # the cumulative ablation: (partition, sched, kv_alloc)
 STEPS = {
     "baseline": ("hfp_rr", "static", "static"),
-    "+ TCP": ("tcp", "static", "static"),
-    "+ DCS": ("tcp", "dynamic", "static"),
-    "+ DPA": ("tcp", "dynamic", "dynamic"),
+    "+TCP": ("tcp", "static", "static"),
+    "+DCS": ("tcp", "dynamic", "static"),
+    "+DPA": ("tcp", "dynamic", "dynamic"),
 }
 COLORS = ("#7f7f7f", "#1f77b4", "#2ca02c", "#d62728")
 KEYS = ["system", "workload.llm", "context", "workload.lengths", "workload.seed"]
@@ -119,7 +126,7 @@ def ablation(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     rows = []
     for name, combo in STEPS.items():
         sel = df[policy == combo].set_index(KEYS)
-        cols = ["tokens_per_s", "batch", "status", "policy.micro_batches"]
+        cols = ["tokens_per_s", "batch", "max_batch", "status", "policy.micro_batches"]
         rows.append(sel[cols].add_prefix(f"{name}|"))
     wide = pd.concat(rows, axis=1)
     ok = np.logical_and.reduce([wide[f"{s}|status"] == "ok" for s in STEPS])
@@ -130,16 +137,18 @@ def ablation(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     for s in STEPS:
         out[f"x{s}"] = np.log(wide[f"{s}|tokens_per_s"] / base)
     out["batch static"] = wide["baseline|batch"]
-    out["batch DPA"] = wide["+ DPA|batch"]
+    out["batch DPA"] = wide["+DPA|batch"]
+    out["capped"] = wide["+DPA|max_batch"] > wide["+DPA|batch"]
     out["mb base"] = wide["baseline|policy.micro_batches"]
-    out["mb DPA"] = wide["+ DPA|policy.micro_batches"]
-    g = pd.DataFrame(out).groupby(level=["system", "workload.llm", "context"], sort=False)
+    out["mb DPA"] = wide["+DPA|policy.micro_batches"]
+    g = pd.DataFrame(out).groupby(level=["system", "workload.llm", "context"])
     res = g.mean()
     for s in STEPS:
         res[f"x{s}"] = np.exp(res[f"x{s}"])
     res["base tok/s"] = np.exp(g["base tok/s"].apply(lambda x: np.log(x).mean()))
     res["samples"] = g.size()
-    return res, dropped
+    order = [(sy, m, c) for sy in SYSTEMS for c in CONTEXTS for cls in MODELS for m in MODELS[cls]]
+    return res.reindex([k for k in order if k in res.index]), dropped
 
 
 def plot(res: pd.DataFrame, out: str) -> None:
@@ -155,7 +164,7 @@ def plot(res: pd.DataFrame, out: str) -> None:
         for i, (s, color) in enumerate(zip(STEPS, COLORS, strict=True)):
             vals = [r.loc[k, f"x{s}"] for k in keys]
             ax.bar(x + (i - 1.5) * w, vals, w, color=color, label=s)
-            if s == "+ DPA":
+            if s == "+DPA":
                 for xi, v in zip(x, vals, strict=True):
                     ax.text(xi + (i - 1.5) * w, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
         ax.axhline(1, color="k", lw=0.6)
@@ -178,7 +187,7 @@ def plot(res: pd.DataFrame, out: str) -> None:
         ax.set_xticks(x, [f"{LABEL[m]}\n{c}" for m, c in keys], fontsize=7)
     fig.suptitle(
         "PIMphony cumulative ablation, steady-state decode (largest batch that fits, ≤ 128): "
-        "32K = LongBench qmsum/musique, 128K = LV-Eval multifieldqa/loogle_sd, 8 seeds",
+        "32K = LongBench qmsum/musique, 128K = LV-Eval multifieldqa/loogle_sd, 8 seeds each",
         fontsize=10,
     )
     fig.tight_layout()
@@ -207,6 +216,7 @@ def main(out: str = str(HERE / "pimphony_ablation.png")) -> None:
     print("weights per device (GB): " + ", ".join(f"{s}/{m} {v:.1f}" for (s, m), v in w.items()))
     pd.set_option("display.width", 200)
     show = res.drop(columns=["xbaseline"]).round(2)
+    show["capped"] = (res["capped"] * res["samples"]).round().astype(int)
     show["base tok/s"] = show["base tok/s"].round(0).astype(int)
     print(show.to_string())
     # geometric means over the models of each (system, context, attention type)

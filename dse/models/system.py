@@ -52,10 +52,11 @@ two, longest context first onto the half with less context so far (a request is 
 split); prompts alternate. Dense ops run once per half, so their weights are read twice: it
 pays only where the PIM attention of one half hides the dense ops of the other.
 
-**Pipeline and micro-batches.** ``pp`` stages of ``ceil(layers/pp)`` layers (the last holds
-the rest and the LM head); requests are dealt round-robin into ``micro_batches`` groups,
-prompts likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross
-to the next stage over the device link (CXL on ``pim_only``). The step is the permutation flow
+**Pipeline and micro-batches.** ``pp`` stages; the first ``layers mod pp`` hold
+``layers // pp + 1`` layers, the others ``layers // pp``, the last also the LM head; requests
+are dealt round-robin into ``micro_batches`` groups (at most :data:`M_SYS`), prompts
+likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross to the
+next stage over the device link (CXL on ``pim_only``). The step is the permutation flow
 shop of (stage, link, stage, …) machines: ``C[k][j] = max(C[k-1][j], C[k][j-1]) + p[k][j]``;
 the steady-state period (iterations overlapped) is ``max(busiest machine's Σ_k p, slowest
 micro-batch's Σ_j p)``; ``tokens_per_s`` = generated tokens / period.
@@ -95,7 +96,7 @@ __all__ = [
     "OPS",
     "SystemKind",
     "durations",
-    "flow_shop",
+    "split_layers",
     "shape_of",
     "stage_ns",
     "step",
@@ -394,11 +395,11 @@ def _run(clock, ready, dur):
     return jnp.where(dur > 0, end, clock), end
 
 
-def stage_ns(d, merged, n_layers, n_last):
+def stage_ns(d, merged, n_lo, n_hi):
     """Time of one pipeline stage per micro-batch: the fixed-order max-plus recurrence of
-    the module docstring over ``n_layers`` layers without LM head, and over ``n_last``
-    layers with it. ``d[op]`` are (:data:`G`,) arrays, group ``2k + s``; ``merged``: host and
-    PIM on one device. Returns (``M_SYS``,) stage times ``(full, last)``."""
+    the module docstring. ``d[op]`` are (:data:`G`,) arrays, group ``2k + s``; ``merged``:
+    host and PIM on one device; stages hold ``n_lo`` or ``n_hi = n_lo + 1`` layers. Returns
+    (``M_SYS``,) stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)``."""
     dd = {k: v.reshape(M_SYS, 2) for k, v in d.items()}
     zero = jnp.zeros(M_SYS)
 
@@ -424,47 +425,53 @@ def stage_ns(d, merged, n_layers, n_last):
         return jnp.maximum(jnp.maximum(h, pclk), jnp.maximum(xi, xo))
 
     def body(l, carry):
-        st, last = carry
+        st, lo, last = carry
         st = layer(l, st)
-        last = jnp.where(l + 1 == n_last, finish(st, True), last)
-        return st, last
+        at_lo = l + 1 == n_lo
+        lo = jnp.where(at_lo, finish(st, False), lo)
+        last = jnp.where(at_lo, finish(st, True), last)
+        return st, lo, last
 
-    init = ((zero, zero, zero, zero, (zero, zero)), zero)
-    st, last = jax.lax.fori_loop(0, jnp.maximum(n_layers, n_last), body, init)
-    # the full stage's time needs the state after n_layers layers; n_layers >= n_last always
-    return finish(st, False), last
-
-
-def flow_shop(p):
-    """Completion times of a permutation flow shop: ``p`` (jobs, machines) processing times,
-    jobs in order on every machine. Returns the last machine's completion times (jobs,)."""
-
-    def machine(c_prev, pj):  # c_k = max(c_{k-1}, c_prev_k) + p_k, in closed form
-        s = jnp.cumsum(pj)
-        s_before = s - pj
-        return s + jax.lax.cummax(c_prev - s_before)
-
-    c = jnp.zeros(p.shape[0])
-    for j in range(p.shape[1]):
-        c = machine(c, p[:, j])
-    return c
+    init = ((zero, zero, zero, zero, (zero, zero)), zero, zero)
+    st, lo, last = jax.lax.fori_loop(0, jnp.maximum(n_hi, n_lo), body, init)
+    return finish(st, False), lo, last
 
 
-def _pipeline(t_full, t_last, hop, pp):
-    """Step (makespan) and steady-state period of micro-batches through ``pp`` stages:
-    (stage, hop, stage, …, last stage) machines. ``t_full``/``t_last``/``hop``: (M_SYS,)."""
+def split_layers(layers, pp):
+    """Layers per pipeline stage: the first ``layers mod pp`` stages hold one more; the last
+    stage (with the LM head) holds ``layers // pp``. Returns ``(n_lo, n_hi, stages with
+    n_hi)``."""
+    lo = layers // pp
+    rem = layers % pp
+    return lo, lo + (rem > 0), rem
 
-    def machines(j, c):  # machine j ≥ 1: odd = hop, even = a middle or the last stage
-        pj = jnp.where(j % 2 == 1, hop, jnp.where(j == 2 * pp - 2, t_last, t_full))
+
+def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
+    """Step (makespan) and steady-state period of micro-batches through ``pp`` stages: the
+    permutation flow shop of (stage, hop, stage, …, last stage) machines. Stages before
+    ``rem`` take ``t_hi``, the others ``t_lo``, the last ``t_last``; all (M_SYS,)."""
+
+    def stage_time(i):
+        return jnp.where(i == pp - 1, t_last, jnp.where(i < rem, t_hi, t_lo))
+
+    def machines(j, c):  # machine j ≥ 1: odd = hop, even = stage j / 2
+        pj = jnp.where(j % 2 == 1, hop, stage_time(j // 2))
         s = jnp.cumsum(pj)
         return s + jax.lax.cummax(c - (s - pj))
 
-    first = jnp.where(pp == 1, t_last, t_full)
-    c0 = jnp.cumsum(first)
-    c = jax.lax.fori_loop(1, 2 * pp - 1, machines, c0)
-    load = jnp.maximum(jnp.maximum(first.sum(), t_last.sum()), jnp.where(pp > 1, hop.sum(), 0.0))
-    cycle = (pp - 1) * (t_full + hop) + t_last
-    cycle = jnp.where(pp == 1, t_last, cycle)
+    c = jax.lax.fori_loop(1, 2 * pp - 1, machines, jnp.cumsum(stage_time(0)))
+    n_lo_mid = pp - 1 - rem  # middle stages with n_lo layers
+    load = jnp.max(
+        jnp.stack(
+            [
+                t_last.sum(),
+                jnp.where(rem > 0, t_hi.sum(), 0.0),
+                jnp.where(n_lo_mid > 0, t_lo.sum(), 0.0),
+                jnp.where(pp > 1, hop.sum(), 0.0),
+            ]
+        )
+    )
+    cycle = rem * t_hi + n_lo_mid * t_lo + t_last + (pp - 1) * hop
     return c[-1], jnp.maximum(load, cycle.max())
 
 
@@ -496,12 +503,13 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
     )
     weights_dev = _f(params) * db / (tp * pp)
     pim_bytes = _f(pim.channels) * pim.banks * pim.rows * pim.row_bytes
+    on_host = (kind == SystemKind.gpu) | (kind == SystemKind.gpu_pim)  # weights in GPU memory
+    weights_fit = weights_dev <= jnp.where(on_host, host.mem_GB * 1e9, pim_bytes)
     capacity = jnp.select(
         [kind == SystemKind.gpu, kind == SystemKind.gpu_pim],
         [host.mem_GB * 1e9 - weights_dev, pim_bytes],
         pim_bytes - weights_dev,
     )
-    weights_fit = capacity > 0
     cap = jnp.maximum(capacity, 0.0).astype(jnp.int64)
     bpt = kv_bytes_per_token(s["layers"], s["heads"], s["d"], db, tp, pp)
     offered = jnp.arange(b_max) < wl.batch
@@ -529,14 +537,13 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
     # --- durations and schedule -----------------------------------------------------------
     d, pim_part, traffic, sz = durations(p, lengths, live)
     merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
-    lps = -(-s["layers"] // pp)
-    n_last = s["layers"] - (pp - 1) * lps
-    t_full, t_last = stage_ns(d, merged, lps, jnp.maximum(n_last, 1))
+    n_lo, n_hi, rem = split_layers(s["layers"], pp)
+    t_hi, t_lo, t_last = stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi)
     l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
     l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
     mb_tok = sz["tok"].reshape(M_SYS, 2).sum(axis=1)
     hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * db / l_bw, 0.0)
-    step_ns, period = _pipeline(t_full, t_last, hop, pp)
+    step_ns, period = _pipeline(t_hi, t_lo, t_last, hop, pp, rem)
     period = jnp.maximum(period, 1e-9)
     return {
         "kv": kv,
@@ -546,8 +553,7 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
         "traffic": traffic,
         "sz": sz,
         "merged": merged,
-        "lps": lps,
-        "n_last": n_last,
+        "n_lo": n_lo,
         "hop": hop,
         "step_ns": step_ns,
         "period": period,
@@ -590,7 +596,7 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     kv, live, d, pim_part, traffic, sz = (
         r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
     )
-    step_ns, period, n_last = r["step_ns"], r["period"], r["n_last"]
+    step_ns, period, n_lo = r["step_ns"], r["period"], r["n_lo"]
     weights_fit, weights_dev = r["weights_fit"], r["weights_dev"]
     b_max = wl.batch_max
 
@@ -638,7 +644,7 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         | (wl.batch > b_max)
         | (pim.channels > C_MAX)
         | (s["heads"] % tp != 0)
-        | (n_last < 1)
+        | (n_lo < 1)
         | (pim.tCK_ns <= 0)
     )
     status = (

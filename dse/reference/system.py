@@ -146,7 +146,7 @@ def op_graph(
 ) -> list[Op]:
     """Every op of one step. ``groups[2k + s]`` = (durations, PIM shares) of micro-batch
     ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages."""
-    lps = -(-layers // pp)
+    lo, rem = divmod(layers, pp)  # the first `rem` stages hold one layer more
     ops: list[Op] = []
 
     def add(name, device, dur, deps, prio, pim=0.0):
@@ -160,8 +160,8 @@ def op_graph(
         for j in range(pp):
             H, P = f"H{j}", (f"H{j}" if merged else f"P{j}")
             Xi, Xo = f"Xi{j}", f"Xo{j}"
-            first = lps * j
-            last_layer = min(layers, lps * (j + 1)) - 1
+            first = j * lo + min(j, rem)
+            last_layer = first + lo + (j < rem) - 1
             gate = [hop_in, prev_end.get(j)]
             stage_ops: list[int] = []
             done: dict[int, int | None] = {}
