@@ -140,7 +140,6 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
         ("pim_kernel", "llama3_8b_attn_score"),
         ("pim_attention", "llama3_8b_decode"),
         ("system", "llama3_8b_step"),
-        ("steady", "llama3_8b_step"),
     ],
 )
 def test_single_point_runs_of_every_model(tmp_path, model, workload):

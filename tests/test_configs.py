@@ -11,7 +11,7 @@ from dse.config import CONF_DIR, SWEEPS_DIR
 
 GROUPS = {
     g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
-    for g in ("pim", "workload", "policy", "space")
+    for g in ("pim", "host", "workload", "policy", "space")
 }
 STUDIES = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 

@@ -232,7 +232,9 @@ def grid_cycles(p: DesignPoint):
     banks, elems = _units(p)
     ns = jnp.concatenate([units * banks, units * elems])
     kinds = jnp.repeat(jnp.asarray([1, 2], jnp.int64), len(GRID))
-    return jax.vmap(at)(kinds, ns).astype(jnp.float64).reshape(2, len(GRID))
+    # one kernel after another: a vmap would run every loop to the longest kernel's trip count
+    cycles = jax.lax.map(lambda a: at(*a), (kinds, ns))
+    return cycles.astype(jnp.float64).reshape(2, len(GRID))
 
 
 def _units(p: DesignPoint):
