@@ -78,6 +78,7 @@ MODELS: dict[str, ModelSpec] = {
         tradeoff=("workload.batch", "tokens_per_s"),
         headline=("step_ns", "tokens_per_s", "host_busy", "pim_busy", "J_per_token"),
         block=1024,
+        cost=system.channel_key,
     ),
     "steady": ModelSpec(
         fn=system.steady,
@@ -88,5 +89,6 @@ MODELS: dict[str, ModelSpec] = {
         tradeoff=("workload.lengths", "tokens_per_s"),
         headline=("tokens_per_s", "batch", "max_batch", "J_per_token"),
         block=1024,
+        cost=system.channel_key,
     ),
 }

@@ -96,6 +96,7 @@ __all__ = [
     "OPS",
     "SystemKind",
     "durations",
+    "channel_key",
     "split_layers",
     "shape_of",
     "stage_ns",
@@ -681,6 +682,16 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         "mem_util": kv["mem_util"],
         "status": status,
     }
+
+
+def channel_key(p: DesignPoint) -> jnp.ndarray:
+    """A sort key that puts points with the same channel organisation side by side: the
+    evaluator's blocks then hold kernels of similar loop trip counts."""
+    pim = p.hw.pim
+    key = pim.banks
+    for x, bits in ((pim.col_bytes, 8), (pim.row_bytes, 16), (pim.gbuf_bytes, 20), (pim.lanes, 8)):
+        key = key * (1 << bits) + jnp.clip(x, 0, (1 << bits) - 1)
+    return key.astype(jnp.int64)
 
 
 def step(p: DesignPoint) -> dict[str, jnp.ndarray]:
