@@ -160,15 +160,18 @@ _OPTIONAL_HW = ("module", "host", "link", "energy")
 
 def _with_llm(node: Mapping[str, Any], prov: Provenance) -> Mapping[str, Any]:
     """A workload node whose ``hf_config`` names a Hugging Face ``config.json``: its shape
-    fields filled from that file (keys the node sets itself win)."""
+    fields filled from that file (``llm`` becomes ``custom``); a command-line override of a
+    shape field still wins."""
     path = node.get("hf_config") if isinstance(node, Mapping) else None
     if not path:
         return node
     from dse.workload.llm import from_hf_config
 
-    shape = from_hf_config(path)  # its errors name the file and key
-    fields = shape.workload_fields()
-    return {**fields, **{k: v for k, v in node.items() if v is not None}, "llm": "custom"}
+    fields = from_hf_config(path).workload_fields()  # its errors name the file and key
+    fields = {
+        k: v for k, v in fields.items() if override_for(f"workload.{k}", prov.overrides) is None
+    }
+    return {**node, **fields, "llm": "custom"}
 
 
 def override_for(key: str, overrides: Sequence[str]) -> str | None:

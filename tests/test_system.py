@@ -398,3 +398,49 @@ def test_weights_must_fit_the_device_that_holds_them():
     # 70B in bf16 is 141 GB; 10 GB of GPU memory cannot hold it, 10 TB can; the PIM
     # (channels x banks x 65536 rows x row) is far smaller than 141 GB
     assert flagged.tolist() == [True, False, True, False, True, True, True, True]
+
+
+def test_hf_config_fills_the_shape(tmp_path):
+    """workload.hf_config=<config.json> sets the shape fields (llm becomes custom); a key the
+    command line sets wins; a broken file is a ConfigError naming it."""
+    import json
+
+    from dse.cli import _compose, build
+    from dse.errors import ConfigError
+
+    cfg_json = {
+        "model_type": "llama",
+        "num_hidden_layers": 3,
+        "hidden_size": 256,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "intermediate_size": 512,
+        "vocab_size": 1000,
+        "hidden_act": "silu",
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg_json))
+    cfg, prov = _compose(
+        [
+            "model=system",
+            "workload=llama3_8b_step",
+            f"workload.hf_config={path}",
+            "space=single",
+            "workload.vocab=2000",
+        ]
+    )
+    _, base, _ = build(cfg, prov)
+    wl = base.workload
+    assert int(wl.llm) == 0
+    assert (int(wl.layers), int(wl.hidden), int(wl.heads), int(wl.g), int(wl.d)) == (
+        3,
+        256,
+        2,
+        4,
+        32,
+    )
+    assert (int(wl.ffn), int(wl.gated_ffn), int(wl.vocab)) == (512, 1, 2000)
+    path.write_text("{not json")
+    cfg, prov = _compose(["workload=llama3_8b_step", f"workload.hf_config={path}"])
+    with pytest.raises(ConfigError, match="config.json"):
+        build(cfg, prov)
