@@ -148,13 +148,13 @@ def _props(n=2000, seed=0, **fixed):
 
 
 def test_dual_row_buffers_never_slower():
-    pts = _props()
+    pts = _props(n=1000)
     blocked = [{**q, "policy.system": 2, "policy.dual_rb": 0} for q in pts]
     dual = [{**q, "policy.system": 2, "policy.dual_rb": 1} for q in pts]
     a = _fn("schedule_inputs")(_batch(blocked))
     b = _fn("schedule_inputs")(_batch(dual))
     ok = np.asarray(a["status"]) == 0
-    assert ok.sum() > 1000
+    assert ok.sum() > 500
     sa, sb = np.asarray(a["step_ns"])[ok], np.asarray(b["step_ns"])[ok]
     assert np.all(sb <= sa * (1 + 1e-12))
     # and strictly faster somewhere: overlap exists
@@ -162,7 +162,7 @@ def test_dual_row_buffers_never_slower():
 
 
 def test_busy_fractions_and_energy_breakdown():
-    pts = _props(seed=1)
+    pts = _props(n=1000, seed=1)
     out = jax.tree.map(np.asarray, _fn("schedule_inputs")(_batch(pts)))
     ok = out["status"] == 0
     for k in ("host_busy", "pim_busy", "link_busy"):
