@@ -444,3 +444,55 @@ def test_hf_config_fills_the_shape(tmp_path):
     cfg, prov = _compose(["workload=llama3_8b_step", f"workload.hf_config={path}"])
     with pytest.raises(ConfigError, match="config.json"):
         build(cfg, prov)
+
+
+def test_prompt_chunks():
+    """Chunked prefill: a prompt cut into chunks (each with the context before it) has the
+    causal pairs and new tokens of the whole prompt; whole prompts without past context give
+    the same op durations as the point's own ``prefill_reqs`` × ``prefill_len``."""
+    rng = np.random.default_rng(11)
+    sums = jax.jit(system.chunk_sums)
+    for _ in range(50):
+        L = int(rng.integers(1, 5000))
+        cuts = (
+            np.sort(rng.choice(np.arange(1, L), size=min(3, L - 1), replace=False)) if L > 1 else []
+        )
+        bounds = [0, *[int(c) for c in cuts], L]
+        new = np.diff(bounds)
+        past = np.asarray(bounds[:-1])
+        last = np.arange(len(new)) == len(new) - 1
+        s = sums(new, past, last, np.ones(len(new), bool), 1, 0)
+        assert float(np.asarray(s["pairs"]).sum()) == L * (L + 1) / 2
+        assert float(np.asarray(s["tok"]).sum()) == L and float(np.asarray(s["last"]).sum()) == 1
+
+    pts = [
+        {**q, "workload.prefill_reqs": int(r), "workload.prefill_len": int(n)}
+        for q, r, n in zip(
+            _props(n=64, seed=12), rng.integers(0, 9, 64), rng.integers(1, 3000, 64), strict=True
+        )
+    ]
+    bp = _batch(pts)
+    P = 8
+
+    def both(p):
+        wl = p.workload
+        from dse.workload.lengths import sample_lengths
+
+        lengths = sample_lengths(wl.lengths, wl.seed, wl.batch_max, wl.L, wl.length_scale)
+        live = jnp.arange(wl.batch_max) < wl.batch
+        on = jnp.arange(P) < wl.prefill_reqs
+        chunks = system.chunk_sums(
+            jnp.full(P, wl.prefill_len),
+            jnp.zeros(P, jnp.int64),
+            on,
+            on,
+            jnp.clip(p.policy.micro_batches, 1, system.M_SYS),
+            p.policy.sbi,
+        )
+        a = system.durations(p, lengths, live)[0]
+        b = system.durations(p, lengths, live, chunks)[0]
+        return a, b
+
+    a, b = jax.tree.map(np.asarray, jax.jit(jax.vmap(both))(bp))
+    for k in system.OPS:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, err_msg=k)

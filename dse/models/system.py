@@ -97,6 +97,8 @@ __all__ = [
     "SystemKind",
     "durations",
     "channel_key",
+    "chunk_sums",
+    "prompt_sums",
     "split_layers",
     "shape_of",
     "stage_ns",
@@ -210,13 +212,48 @@ def prompts_per_group(n, micro_batches, sbi):
     return jnp.stack([first, per_mb - first], axis=1).reshape(G)
 
 
+def prompt_sums(p: DesignPoint) -> dict:
+    """Per-group sums over the prompt chunks of the point's step (``prefill_reqs`` whole
+    prompts of ``prefill_len`` tokens, no past context): see :func:`chunk_sums`."""
+    wl, pol = p.workload, p.policy
+    m = jnp.clip(pol.micro_batches, 1, M_SYS)
+    n = _f(prompts_per_group(wl.prefill_reqs, m, pol.sbi))
+    plen = _f(wl.prefill_len)
+    return {"n": n, "last": n, "tok": n * plen, "pairs": n * plen * (plen + 1) / 2, "kv": n * plen}
+
+
+def chunk_sums(new, past, last, live, micro_batches, sbi) -> dict:
+    """Per-group sums over prompt chunks (chunked prefill): ``new`` tokens of each chunk,
+    ``past`` context before it, ``last`` whether it ends its prompt (its last token reaches
+    the LM head), ``live`` (P,). Chunks are dealt round-robin over the micro-batches, then
+    alternately to the halves. Returns ``n`` chunks, ``last`` chunks ending their prompt,
+    ``tok`` new tokens, ``pairs`` causal query-key pairs ``Σ new·past + new(new+1)/2``, ``kv``
+    K/V tokens read ``Σ past + new`` (each (G,))."""
+    pos = jnp.cumsum(live) - 1
+    mb = pos % micro_batches
+    half = jnp.where(sbi > 0, (pos // micro_batches) % 2, 0)
+    group = jnp.where(live, 2 * mb + half, -1)
+    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
+    new, past = _f(jnp.where(live, new, 0)), _f(jnp.where(live, past, 0))
+    return {
+        "n": _f(live) @ onehot,
+        "last": _f(live & last) @ onehot,
+        "tok": new @ onehot,
+        "pairs": (new * past + new * (new + 1) / 2) @ onehot,
+        "kv": (past + new) @ onehot,
+    }
+
+
 # ------------------------------------------------------------------------------------------
 # op durations
 # ------------------------------------------------------------------------------------------
 
 
-def durations(p: DesignPoint, lengths, live):
+def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
     """Per-group op durations (ns, arrays of :data:`G`) and the accounting the step needs.
+
+    ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
+    (:func:`prompt_sums`).
 
     Returns ``(d, busy, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``busy`` the host
     and PIM parts of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
@@ -241,10 +278,10 @@ def durations(p: DesignPoint, lengths, live):
     onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
     n_dec = live.astype(jnp.float64) @ onehot  # (G,)
     ctx = jnp.where(live, lengths, 0).astype(jnp.float64) @ onehot
-    n_pre = _f(prompts_per_group(wl.prefill_reqs, m, sbi))
-    plen = _f(wl.prefill_len)
-    tok = n_dec + n_pre * plen  # tokens through the dense ops
-    out_tok = n_dec + n_pre  # tokens through the LM head
+    pr = prompt_sums(p) if prompts is None else prompts
+    n_pre, pre_tok = pr["n"], pr["tok"]
+    tok = n_dec + pre_tok  # tokens through the dense ops
+    out_tok = n_dec + pr["last"]  # tokens through the LM head
     any_tok = tok > 0
 
     pim_only = kind == SystemKind.pim_only
@@ -279,12 +316,12 @@ def durations(p: DesignPoint, lengths, live):
     allreduce = jnp.where((tp > 1) & any_tok, 2.0 * (tp - 1) * l_lat + ar_bytes / l_bw, 0.0)
 
     # host attention: prefill always, decode on gpu
-    pairs = n_pre * plen * (plen + 1) / 2.0
+    pairs = pr["pairs"]
     keys = pairs + jnp.where(attn_on_pim, 0.0, ctx)
-    q_tok = n_pre * plen + jnp.where(attn_on_pim, 0.0, n_dec)
+    q_tok = pre_tok + jnp.where(attn_on_pim, 0.0, n_dec)
     a_flops = 4.0 * qd * keys
     a_bytes = db * (
-        2.0 * kvd * (n_pre * plen + jnp.where(attn_on_pim, 0.0, ctx)) + 2 * q_tok * (qd + kvd)
+        2.0 * kvd * (pr["kv"] + jnp.where(attn_on_pim, 0.0, ctx)) + 2 * q_tok * (qd + kvd)
     )
     pattn = roof(a_flops, a_bytes, apeak, 1, q_tok)
 
@@ -334,7 +371,7 @@ def durations(p: DesignPoint, lengths, live):
 
     # host link (gpu_pim): q, k, v in; attention output out
     offload = kind == SystemKind.gpu_pim
-    xin_b = (n_dec * (qd + 2 * kvd) + n_pre * plen * 2 * kvd) * db  # + prompts' K, V to the PIM
+    xin_b = (n_dec * (qd + 2 * kvd) + pre_tok * 2 * kvd) * db  # + prompts' K, V to the PIM
     xout_b = n_dec * qd * db
     xin = jnp.where(offload & (xin_b > 0), link.host_latency_ns + xin_b / link.host_GBps, 0.0)
     xout = jnp.where(offload & (n_dec > 0), link.host_latency_ns + xout_b / link.host_GBps, 0.0)
@@ -373,6 +410,10 @@ def durations(p: DesignPoint, lengths, live):
     sizes = {
         "n_dec": n_dec,
         "n_pre": n_pre,
+        "pre_tok": pre_tok,
+        "pre_pairs": pairs,
+        "pre_kv": pr["kv"],
+        "pre_last": pr["last"],
         "tok": tok,
         "out_tok": out_tok,
         "ctx": ctx,
@@ -578,6 +619,10 @@ def _inputs(r: dict) -> dict:
         "n_dec": sz["n_dec"],
         "ctx": sz["ctx"],
         "n_pre": sz["n_pre"],
+        "pre_tok": sz["pre_tok"],
+        "pre_pairs": sz["pre_pairs"],
+        "pre_kv": sz["pre_kv"],
+        "pre_last": sz["pre_last"],
         "att": sz["att"],
         "gemv_ns": sz["gemv_ns"],
         "merged": r["merged"],

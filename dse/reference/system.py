@@ -59,7 +59,9 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     ``pt``: scalars of the point (kind, tp, shape: hidden, heads (KV), g, d, ffn, vocab,
     gated_ffn, db; host: tflops, vector_tflops, mem_GBps, gemm_eff, attn_eff, mem_eff,
     launch_ns; links: host_GBps, host_latency_ns, dev_GBps, dev_latency_ns, cxl_GBps,
-    cxl_latency_ns; prefill_len); ``grp``: n_dec, ctx (Σ context), n_pre of the group;
+    cxl_latency_ns); ``grp``: n_dec, ctx (Σ context) of the group's decode requests and, of
+    its prompt chunks, tok (new tokens), pairs (causal query-key pairs), kv (K/V tokens read),
+    last (chunks that end their prompt);
     ``pim_t``: att (ns) and the PIM GEMV ns per token qkv, o, up, down, lm. Returns
     ``(durations, pim shares)`` keyed by op name."""
     kind = KINDS[int(pt["kind"])]
@@ -71,9 +73,9 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     ffn = pt["ffn"] / tp
     voc = pt["vocab"] / tp
     nmat = 3.0 if pt["gated_ffn"] else 2.0
-    n_dec, ctx, n_pre, plen = grp["n_dec"], grp["ctx"], grp["n_pre"], pt["prefill_len"]
-    tok = n_dec + n_pre * plen
-    out = n_dec + n_pre
+    n_dec, ctx, pre_tok = grp["n_dec"], grp["ctx"], grp["tok"]
+    tok = n_dec + pre_tok
+    out = n_dec + grp["last"]
     bw = pt["mem_GBps"] * pt["mem_eff"]
     L = pt["launch_ns"]
     gemm_rate = pt["tflops"] * 1e3 * pt["gemm_eff"]
@@ -98,9 +100,9 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         ar = 2 * (tp - 1) * lat + 2 * (tp - 1) / tp * tok * hid * db / gbps
 
     on_pim = kind != "gpu"
-    keys = n_pre * plen * (plen + 1) / 2 + (0 if on_pim else ctx)
-    q_tok = n_pre * plen + (0 if on_pim else n_dec)
-    kv_tok = n_pre * plen + (0 if on_pim else ctx)
+    keys = grp["pairs"] + (0 if on_pim else ctx)
+    q_tok = pre_tok + (0 if on_pim else n_dec)
+    kv_tok = grp["kv"] + (0 if on_pim else ctx)
     pattn = _roof(
         4 * qd * keys, db * (2 * kvd * kv_tok + 2 * q_tok * (qd + kvd)), attn_rate, bw, 1, L, q_tok
     )
@@ -126,11 +128,9 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
     share["att"] = att
     xin = xout = 0.0
-    if kind == "gpu_pim" and (n_dec > 0 or n_pre > 0):  # prompts' K, V go to the PIM too
-        xin = (
-            pt["host_latency_ns"]
-            + (n_dec * (qd + 2 * kvd) + n_pre * plen * 2 * kvd) * db / pt["host_GBps"]
-        )
+    if kind == "gpu_pim" and (n_dec > 0 or pre_tok > 0):  # prompts' K, V go to the PIM too
+        xin_bytes = (n_dec * (qd + 2 * kvd) + pre_tok * 2 * kvd) * db
+        xin = pt["host_latency_ns"] + xin_bytes / pt["host_GBps"]
     if kind == "gpu_pim" and n_dec > 0:
         xout = pt["host_latency_ns"] + n_dec * qd * db / pt["host_GBps"]
     d = {"pre": pre, "pattn": pattn, "xin": xin, "att": att, "xout": xout, "post": post, "lm": lm}
@@ -296,7 +296,8 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
 
 def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True):
     """The step of one point: op durations from :func:`host_durations`, the graph of
-    :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, n_pre};
+    :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, tok, pairs,
+    kv, last} (see :func:`host_durations`);
     ``pim_times[g]`` = {att, qkv, o, up, down, lm}. Returns step_ns, period_ns, host_busy,
     pim_busy and the ops."""
     groups = [host_durations(pt, c, t) for c, t in zip(groups_comp, pim_times, strict=True)]
@@ -343,7 +344,6 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
         "kind": kind,
         "tp": max(int(f["policy.tp"]), 1),
         "db": float(x["db"]),
-        "prefill_len": float(f["workload.prefill_len"]),
         "cxl_GBps": float(f["hw.module.link_GBps"]),
         "cxl_latency_ns": float(f["hw.module.link_latency_ns"]),
     }
@@ -363,7 +363,14 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
         pt[k] = float(f[f"hw.link.{k}"])
     n_groups = len(x["att"])
     comp = [
-        {"n_dec": float(x["n_dec"][j]), "ctx": float(x["ctx"][j]), "n_pre": float(x["n_pre"][j])}
+        {
+            "n_dec": float(x["n_dec"][j]),
+            "ctx": float(x["ctx"][j]),
+            "tok": float(x["pre_tok"][j]),
+            "pairs": float(x["pre_pairs"][j]),
+            "kv": float(x["pre_kv"][j]),
+            "last": float(x["pre_last"][j]),
+        }
         for j in range(n_groups)
     ]
     gv = [float(v) for v in x["gemv_ns"]]
