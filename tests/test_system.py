@@ -446,6 +446,7 @@ def test_hf_config_fills_the_shape(tmp_path):
         build(cfg, prov)
 
 
+@pytest.mark.slow
 def test_prompt_chunks():
     """Chunked prefill: a prompt cut into chunks (each with the context before it) has the
     causal pairs and new tokens of the whole prompt; whole prompts without past context give
