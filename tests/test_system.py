@@ -116,12 +116,17 @@ def _flat(bp, i: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("kind", list(SystemKind), ids=lambda k: k.name)
-def test_matches_list_scheduler(kind):
-    """Step and steady-state period equal the list scheduler's on 500 random points per
-    system kind (sub-batch interleaving, blocked/dual row buffers, TP, PP, micro-batches and
-    prompts mixed in)."""
-    points = _random(np.random.default_rng(100 + int(kind)), 500, int(kind))
+@pytest.mark.parametrize(
+    "kind,n",
+    [(k, 150) for k in SystemKind]
+    + [pytest.param(k, 500, marks=pytest.mark.slow) for k in SystemKind],
+    ids=lambda x: x.name if isinstance(x, SystemKind) else str(x),
+)
+def test_matches_list_scheduler(kind, n):
+    """Step and steady-state period equal the list scheduler's on random points per system
+    kind (sub-batch interleaving, blocked/dual row buffers, TP, PP, micro-batches and prompts
+    mixed in): 150 per kind in the default run, 500 per kind in the slow target."""
+    points = _random(np.random.default_rng(100 + int(kind) + 7 * (n == 500)), n, int(kind))
     bp = _batch(points)
     si = out = _fn("schedule_inputs")(bp)
     checked = 0
@@ -135,7 +140,7 @@ def test_matches_list_scheduler(kind):
         assert ref["host_busy"] == pytest.approx(out["host_busy"][i], rel=1e-9, abs=1e-12)
         assert ref["pim_busy"] == pytest.approx(out["pim_busy"][i], rel=1e-9, abs=1e-12)
         checked += 1
-    assert checked >= 480
+    assert checked >= 0.96 * n
 
 
 def _props(n=2000, seed=0, **fixed):
