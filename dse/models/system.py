@@ -87,7 +87,7 @@ from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import SystemKind
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.lengths import sample_lengths
-from dse.workload.llm import SHAPE_COLUMNS, shape_table
+from dse.workload.llm import SHAPE_COLUMNS, param_count, shape_table
 
 __all__ = [
     "ENERGY_PARTS",
@@ -255,9 +255,9 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
     ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
     (:func:`prompt_sums`).
 
-    Returns ``(d, busy, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``busy`` the host
-    and PIM parts of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
-    byte counts per group for energy; ``sizes`` scalars (tokens, weights, …)."""
+    Returns ``(d, pim_part, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``pim_part``
+    the PIM's share of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
+    byte counts per group for energy; ``sizes`` per-group token counts and PIM times."""
     hw, wl, pol = p.hw, p.workload, p.policy
     host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
     s = shape_of(wl)
@@ -537,14 +537,7 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
     lengths = sample_lengths(wl.lengths, wl.seed, b_max, wl.L, wl.length_scale)
 
     # --- memory: weights per device, KV capacity, admission ---------------------------------
-    layer_params = (
-        s["hidden"] * s["heads"] * s["g"] * s["d"] * 2
-        + 2 * s["hidden"] * s["heads"] * s["d"]
-        + jnp.where(s["gated_ffn"] > 0, 3, 2) * s["hidden"] * s["ffn"]
-    )
-    params = s["layers"] * layer_params + s["vocab"] * s["hidden"] * jnp.where(
-        s["tied_embeddings"] > 0, 1, 2
-    )
+    params = param_count(**{k: s[k] for k in SHAPE_COLUMNS})
     weights_dev = _f(params) * db / (tp * pp)
     pim_bytes = _f(pim.channels) * pim.banks * pim.rows * pim.row_bytes
     on_host = (kind == SystemKind.gpu) | (kind == SystemKind.gpu_pim)  # weights in GPU memory

@@ -31,6 +31,8 @@ __all__ = [
     "GATED_MODEL_TYPES",
     "Llm",
     "SHAPE_COLUMNS",
+    "layer_params",
+    "param_count",
     "shape_table",
     "PRESET_DIR",
     "LlmShape",
@@ -96,14 +98,15 @@ class LlmShape:
     @property
     def params_per_layer(self) -> int:
         """Weights of one decoder layer: Q, K, V, O projections and the FFN."""
-        attn = self.hidden * self.q_dim + 2 * self.hidden * self.kv_dim + self.q_dim * self.hidden
-        return attn + (3 if self.gated_ffn else 2) * self.hidden * self.ffn
+        return layer_params(
+            self.hidden, self.kv_heads, self.gqa_group, self.head_dim, self.ffn, int(self.gated_ffn)
+        )
 
     @property
     def params(self) -> int:
         """All weights: decoder layers, token embedding and (unless tied) the LM head."""
-        embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
-        return self.layers * self.params_per_layer + embed
+        f = self.workload_fields()
+        return param_count(**{k: f[k] for k in SHAPE_COLUMNS})
 
     def workload_fields(self) -> dict[str, int]:
         """This shape as the fields of a workload node (``heads`` = KV heads, ``g`` = query
@@ -127,6 +130,20 @@ class LlmShape:
     def kv_bytes_per_token(self, dtype_bytes: float | str) -> float:
         """KV-cache bytes one token adds: ``2 (K, V) * layers * kv_dim * dtype_bytes``."""
         return 2 * self.layers * self.kv_dim * _dtype_bytes(dtype_bytes)
+
+
+def layer_params(hidden, kv_heads, g, d, ffn, gated_ffn):
+    """Weights of one decoder layer (Q, K, V, O and 2 or 3 FFN matrices); plain arithmetic,
+    so integers and arrays alike (``gated_ffn`` 0 or 1)."""
+    q_dim, kv_dim = kv_heads * g * d, kv_heads * d
+    return 2 * hidden * q_dim + 2 * hidden * kv_dim + (2 + gated_ffn) * hidden * ffn
+
+
+def param_count(layers, hidden, heads, g, d, ffn, vocab, gated_ffn, tied_embeddings):
+    """All weights of a shape given as :data:`SHAPE_COLUMNS` (``heads`` = KV heads): layers,
+    token embedding and, unless tied, the LM head; integers or arrays."""
+    embed = vocab * hidden * (2 - tied_embeddings)
+    return layers * layer_params(hidden, heads, g, d, ffn, gated_ffn) + embed
 
 
 def _dtype_bytes(dtype_bytes: float | str) -> float:
