@@ -249,23 +249,89 @@ def chunk_sums(new, past, last, live, micro_batches, sbi) -> dict:
 # ------------------------------------------------------------------------------------------
 
 
-def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
+def kernel_times(p: DesignPoint):
+    """The point's attention tile grid and per-token PIM GEMV times (see
+    :func:`_kernel_times`); independent of the batch, so a serving run computes them once."""
+    s = shape_of(p.workload)
+    tp = jnp.maximum(p.policy.tp, 1)
+    hidden = _f(s["hidden"])
+    qd = _f(s["heads"] * s["g"] * s["d"]) / tp
+    kvd = _f(s["heads"] * s["d"]) / tp
+    ffn = _f(s["ffn"]) / tp
+    vocab = _f(s["vocab"]) / tp
+    nmat = jnp.where(s["gated_ffn"] > 0, 3.0, 2.0)
+    shapes_k = jnp.stack([hidden, qd, hidden, ffn, hidden])
+    shapes_m = jnp.stack([qd + 2 * kvd, hidden, (nmat - 1) * ffn, hidden, vocab])
+    return _kernel_times(p, s, shapes_k, shapes_m)
+
+
+def durations(p: DesignPoint, lengths, live, prompts: dict | None = None, kern=None):
     """Per-group op durations (ns, arrays of :data:`G`) and the accounting the step needs.
 
     ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
-    (:func:`prompt_sums`).
+    (:func:`prompt_sums`). ``kern``: :func:`kernel_times` of the point, when already known.
 
     Returns ``(d, pim_part, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``pim_part``
     the PIM's share of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
     byte counts per group for energy; ``sizes`` per-group token counts and PIM times."""
+    wl, pol, pim = p.workload, p.policy, p.hw.pim
+    s = shape_of(wl)
+    db = DTYPE_BYTES[wl.dtype]
+    tp = jnp.maximum(pol.tp, 1)
+    m = jnp.clip(pol.micro_batches, 1, M_SYS)
+    kern = kernel_times(p) if kern is None else kern
+
+    group, slot = split(lengths, live, m, pol.sbi)
+    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
+    n_dec = live.astype(jnp.float64) @ onehot  # (G,)
+    ctx = jnp.where(live, lengths, 0).astype(jnp.float64) @ onehot
+
+    # decode attention on the PIM: per group, the busiest channel (+ token-centric hub)
+    banks = jnp.maximum(pim.banks, 1)
+    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
+    heads_mod = -(-s["heads"] // tp)
+    channels = jnp.clip(pim.channels, 1, C_MAX)
+    lens = jnp.where(live, lengths, 0)
+    gmax, chan = busy_by_group(
+        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, G
+    )
+    red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
+    hub = heads_mod * (red @ onehot)
+    tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
+    busy = jnp.maximum(gmax * pim.tCK_ns, hub) + tail
+    pr = prompt_sums(p) if prompts is None else prompts
+    d, pim_part, traffic, sizes = op_durations(p, kern, n_dec, ctx, pr, busy)
+    sizes["chan_busy_ns"] = chan * pim.tCK_ns  # (C_MAX,) one layer, all groups
+    return d, pim_part, traffic, sizes
+
+
+def hub_reduction(p: DesignPoint, lens, live, channels):
+    """Token-centric partitioning: each request's per-head reduction of its channels' partial
+    outputs on the hub (latency, transfer, ``parts - 1`` adds), ns."""
+    mod, pim = p.hw.module, p.hw.pim
+    s = shape_of(p.workload)
+    gd = _f(s["g"] * s["d"])
+    parts = jnp.minimum(channels, lens).astype(jnp.float64)
+    return jnp.where(
+        live & (parts > 0),
+        mod.hub_latency_ns
+        + parts * gd * pim.out_bytes / mod.hub_GBps
+        + (parts - 1) * gd / mod.epu_Gops,
+        0.0,
+    )
+
+
+def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
+    """Op durations of groups of any shape from their sums: ``n_dec`` decode requests,
+    ``ctx`` their context, ``pr`` prompt-chunk sums (:func:`chunk_sums`' keys) and
+    ``att_busy`` the PIM attention time of each group were it offloaded (ns, one layer).
+    Returns ``(d, pim_part, traffic, sizes)`` as :func:`durations`."""
     hw, wl, pol = p.hw, p.workload, p.policy
     host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
     s = shape_of(wl)
     db = DTYPE_BYTES[wl.dtype]
     kind = pol.system
     tp = jnp.maximum(pol.tp, 1)
-    m = jnp.clip(pol.micro_batches, 1, M_SYS)
-    sbi = pol.sbi
 
     hidden = _f(s["hidden"])
     qd = _f(s["heads"] * s["g"] * s["d"]) / tp  # one device's query width
@@ -274,11 +340,6 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
     vocab = _f(s["vocab"]) / tp
     nmat = jnp.where(s["gated_ffn"] > 0, 3.0, 2.0)
 
-    group, slot = split(lengths, live, m, sbi)
-    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
-    n_dec = live.astype(jnp.float64) @ onehot  # (G,)
-    ctx = jnp.where(live, lengths, 0).astype(jnp.float64) @ onehot
-    pr = prompt_sums(p) if prompts is None else prompts
     n_pre, pre_tok = pr["n"], pr["tok"]
     tok = n_dec + pre_tok  # tokens through the dense ops
     out_tok = n_dec + pr["last"]  # tokens through the LM head
@@ -304,9 +365,7 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
 
     # PIM GEMV time per token of each projection (pim_only) and the attention tile grid,
     # from the command-pipeline model in one vectorized call
-    shapes_k = jnp.stack([hidden, qd, hidden, ffn, hidden])
-    shapes_m = jnp.stack([qd + 2 * kvd, hidden, (nmat - 1) * ffn, hidden, vocab])
-    grid, gemv = _kernel_times(p, s, shapes_k, shapes_m)
+    gemv = kern[1]
     g_qkv, g_o, g_up, g_down, g_lm = gemv
 
     # TP all-reduce of n tokens' hidden vectors (device link; CXL on pim_only)
@@ -346,28 +405,7 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
     post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + 2 * allreduce, dense_post)
     lm = jnp.where(pim_only, norm(out_tok) + pim_lm_g, dense_lm)
 
-    # decode attention on the PIM: per group, the busiest channel (+ token-centric hub)
-    g_att, d_att = s["g"], s["d"]
-    banks = jnp.maximum(pim.banks, 1)
-    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
-    heads_mod = -(-s["heads"] // tp)
-    channels = jnp.clip(pim.channels, 1, C_MAX)
-    lens = jnp.where(live, lengths, 0)
-    gmax, chan = busy_by_group(
-        lens, group, slot, heads_mod, channels, pol.partition, grid, banks, elems, G
-    )
-    gd = _f(g_att * d_att)
-    parts = jnp.minimum(channels, lens).astype(jnp.float64)
-    red = jnp.where(
-        live & (parts > 0),
-        mod.hub_latency_ns
-        + parts * gd * pim.out_bytes / mod.hub_GBps
-        + (parts - 1) * gd / mod.epu_Gops,
-        0.0,
-    ) * (pol.partition == 2)
-    hub = heads_mod * (red @ onehot)
-    tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
-    att = jnp.where(attn_on_pim & (n_dec > 0), jnp.maximum(gmax * pim.tCK_ns, hub) + tail, 0.0)
+    att = jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)
 
     # host link (gpu_pim): q, k, v in; attention output out
     offload = kind == SystemKind.gpu_pim
@@ -417,8 +455,7 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None):
         "tok": tok,
         "out_tok": out_tok,
         "ctx": ctx,
-        "chan_busy_ns": chan * pim.tCK_ns,  # (C_MAX,) one layer, all groups
-        "channels": channels,
+        "channels": jnp.clip(pim.channels, 1, C_MAX),
         "shape": s,
         "db": db,
         "att": att,
@@ -443,9 +480,10 @@ def stage_ns(d, merged, n_lo, n_hi):
     """Time of one pipeline stage per micro-batch: the fixed-order max-plus recurrence of
     the module docstring. ``d[op]`` are (:data:`G`,) arrays, group ``2k + s``; ``merged``:
     host and PIM on one device; stages hold ``n_lo`` or ``n_hi = n_lo + 1`` layers. Returns
-    (``M_SYS``,) stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)``."""
-    dd = {k: v.reshape(M_SYS, 2) for k, v in d.items()}
-    zero = jnp.zeros(M_SYS)
+    (``M_SYS``,) stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)`` (one per
+    micro-batch: arrays of ``2m`` groups give ``m``)."""
+    dd = {k: v.reshape(-1, 2) for k, v in d.items()}
+    zero = jnp.zeros(dd["pre"].shape[0])
 
     def layer(l, st):
         h, pclk, xi, xo, done = st
