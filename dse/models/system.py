@@ -664,33 +664,24 @@ def _inputs(r: dict) -> dict:
     }
 
 
-def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
-    hw, wl, pol = p.hw, p.workload, p.policy
+def accounting(p: DesignPoint, d: dict, pim_part: dict, traffic: dict, period) -> dict:
+    """Busy time and energy of one period (ns of ``period``): ``host_ns``, ``pim_ns``,
+    ``link_ns`` — one device's busy time, averaged over the pipeline stages — and the
+    :data:`ENERGY_PARTS` (J) of all devices."""
+    hw, pol = p.hw, p.policy
     host, link, mod, pim, en = hw.host, hw.link, hw.module, hw.pim, hw.energy
-    r = _prepare(p, steady_state)
-    s = r["sz"]["shape"]
+    s = shape_of(p.workload)
     kind = pol.system
     tp = jnp.maximum(pol.tp, 1)
     pp = jnp.maximum(pol.pp, 1)
-    kv, live, d, pim_part, traffic, sz = (
-        r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
-    )
-    step_ns, period, n_lo = r["step_ns"], r["period"], r["n_lo"]
-    weights_fit, weights_dev = r["weights_fit"], r["weights_dev"]
-    b_max = wl.batch_max
 
-    # --- busy time (per device, averaged over stages) ---------------------------------------
     def total(x):  # one op over all layers of the model, all groups
         return x.sum() * s["layers"]
 
     host_part = {k: d[k] - pim_part.get(k, 0.0) for k in ("pre", "pattn", "post", "lm")}
     host_busy_t = sum(total(host_part[k]) for k in ("pre", "pattn", "post")) + host_part["lm"].sum()
     pim_t = sum(total(pim_part[k]) for k in ("pre", "post", "att")) + pim_part["lm"].sum()
-    host_busy = host_busy_t / (pp * period)
-    pim_busy = pim_t / (pp * period)
-    link_busy = (total(d["xin"]) + total(d["xout"])) / (pp * period)
 
-    # --- energy over one period ---------------------------------------------------------------
     n_dev = _f(tp * pp)
     layers = _f(s["layers"])
     busy_dev = host_busy_t / pp  # one device's busy time in the period
@@ -715,7 +706,39 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     )
     dev_pj = jnp.where(kind == SystemKind.pim_only, mod.link_pJ_per_bit, link.dev_pJ_per_bit)
     e_link = host_link_bytes * link.host_pJ_per_bit * bits + dev_link_bytes * dev_pj * bits
-    energy = e_host + e_base + e_host_mem + e_pim + e_pim_bg + e_link
+    return {
+        "host_ns": busy_dev,
+        "pim_ns": pim_t / pp,
+        "link_ns": (total(d["xin"]) + total(d["xout"])) / pp,
+        "e_host_J": e_host,
+        "e_host_mem_J": e_host_mem,
+        "e_pim_J": e_pim,
+        "e_pim_bg_J": e_pim_bg,
+        "e_link_J": e_link,
+        "e_base_J": e_base,
+    }
+
+
+def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
+    wl, pol, pim = p.workload, p.policy, p.hw.pim
+    r = _prepare(p, steady_state)
+    s = r["sz"]["shape"]
+    tp = jnp.maximum(pol.tp, 1)
+    kv, live, d, pim_part, traffic, sz = (
+        r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
+    )
+    step_ns, period, n_lo = r["step_ns"], r["period"], r["n_lo"]
+    weights_fit, weights_dev = r["weights_fit"], r["weights_dev"]
+    b_max = wl.batch_max
+
+    def total(x):  # one op over all layers of the model, all groups
+        return x.sum() * s["layers"]
+
+    acc = accounting(p, d, pim_part, traffic, period)
+    host_busy = acc["host_ns"] / period
+    pim_busy = acc["pim_ns"] / period
+    link_busy = acc["link_ns"] / period
+    energy = sum(acc[k] for k in ENERGY_PARTS)
     gen = sz["out_tok"].sum()
 
     bad = (
@@ -742,12 +765,12 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         "link_busy": link_busy,
         "energy_J": energy,
         "J_per_token": energy / safe_gen,
-        "e_host_J": e_host,
-        "e_host_mem_J": e_host_mem,
-        "e_pim_J": e_pim,
-        "e_pim_bg_J": e_pim_bg,
-        "e_link_J": e_link,
-        "e_base_J": e_base,
+        "e_host_J": acc["e_host_J"],
+        "e_host_mem_J": acc["e_host_mem_J"],
+        "e_pim_J": acc["e_pim_J"],
+        "e_pim_bg_J": acc["e_pim_bg_J"],
+        "e_link_J": acc["e_link_J"],
+        "e_base_J": acc["e_base_J"],
         "attn_pim_ns": total(d["att"]),
         "dense_ns": total(d["pre"]) + total(d["post"]) + d["lm"].sum(),
         "tokens": gen,
