@@ -52,6 +52,8 @@ STATUS_BITS: dict[int, str] = {
     1 << 1: "gbuf_too_small",  # the global buffer cannot hold one column of input
     1 << 2: "refresh_starved",  # tRFC >= tREFI: refresh leaves no time for work
     1 << 3: "capacity_exceeded",  # the weights do not fit in the banks' rows
+    1 << 4: "requests_rejected",  # serving: a request can never fit the KV capacity
+    1 << 5: "iteration_limit",  # serving: the simulation stopped before every request ended
 }
 STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
 

@@ -120,3 +120,19 @@ class Policy:
         high=1,
         default=0,
     )
+    max_num_seqs: int = leaf("serving: requests running at once (vLLM max_num_seqs)", low=1, default=128)
+    max_batched_tokens: int = leaf(
+        "serving: tokens one step processes (vLLM max_num_batched_tokens)", low=1, default=2048
+    )
+    chunked_prefill: int = leaf(
+        "serving: 1 = prompts split to fill the step's token budget; 0 = whole prompts",
+        low=0,
+        high=1,
+        default=0,
+    )
+    mem_util: float = leaf(
+        "serving, gpu: fraction of GPU memory for weights and KV (npu_memory_utilization)",
+        low=0.0,
+        high=1.0,
+        default=0.9,
+    )

@@ -1,0 +1,642 @@
+"""Continuous-batching serving simulation of a request trace, vectorized over design points
+(DESIGN.md §4.8).
+
+A pure function of ONE design point and one trace (:func:`simulate`), written for
+``jax.jit(jax.vmap(...))`` over many points; :mod:`dse.reference.serving` runs the same
+scheduler one step at a time in plain Python and the tests hold the two together.
+
+**Scheduler** (each iteration is one step; requests in arrival order, ``S`` =
+``policy.max_num_seqs``, ``T`` = ``policy.max_batched_tokens``):
+
+1. Running requests first: every decoding request processes one token; the (at most one)
+   request part-way through its prompt continues with ``min(rest, T − decodes)`` tokens
+   (chunked prefill) or its whole rest.
+2. KV memory: a running request holding ``n`` tokens after the step reserves
+   ``units(n)`` (``policy.kv_alloc``: ``static`` ``max_context`` tokens from admission,
+   ``dynamic`` chunks of ``kv_chunk_bytes``, ``paged`` blocks of ``block_size`` tokens). While
+   the reservations exceed the capacity, the most recently admitted running request is
+   preempted: it frees its KV and waits to recompute its prompt and the tokens it has
+   generated (vLLM's recompute preemption). A step that preempts admits nothing.
+3. Admission, first come first served: the oldest preempted request if there is one (one
+   per step), else arrived requests in arrival order, each while fewer than ``S`` run, the
+   token budget has room (chunked: its first chunk is what is left of the budget; whole
+   prompts: they must fit the budget, except the step's first prompt, which runs whole) and
+   its first chunk's KV fits. The first request that cannot be admitted stops admission.
+   A request whose whole length (prompt + output) could never fit the KV capacity alone is
+   rejected when it reaches the head of the queue (flagged ``requests_rejected``).
+4. With nothing to run, time jumps to the next arrival.
+5. The step's time comes from :mod:`dse.serving.step` (the system model of
+   :mod:`dse.models.system` on this composition). A prompt's last chunk emits its first
+   output token (a recomputed prompt emits the next one); a decode step emits one per
+   decoding request. A request ends with its ``output_toks``-th token.
+
+**Event skipping.** When a step has no prompt chunk, the batch stays the same until the
+next *event*: a request finishes (``min`` remaining tokens), the KV reservations outgrow
+the capacity (found by bisection on the number of steps), or an arriving request could be
+admitted. Between events every context grows by one token per step, and the step time is
+taken as linear in the step index between its exact values at the first and last step of
+the interval, so the interval's time, busy time and energy are closed forms and one loop
+iteration covers the whole interval: the cost grows with events, not with generated tokens.
+Intervals are capped at ``max_skip`` steps.
+
+**Outputs per request** (ns): first admission, first token, end; per point: the metrics in
+:data:`METRICS`. Inter-token latencies go into a log-spaced histogram
+(:data:`ITL_BINS` bins per decade) for their percentiles; ``log`` keeps a per-iteration
+record from which :func:`dse.serving.run.request_table` rebuilds every request's token
+times (single-point runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dse.models import system
+from dse.models.kv_memory import kv_bytes_per_token
+from dse.models.pim_attention import C_MAX
+from dse.point import STATUS_CODE, DesignPoint
+from dse.policy import KvAlloc, Partition, SystemKind
+from dse.serving import step as stepmod
+from dse.workload.dtype import DTYPE_BYTES
+from dse.workload.llm import SHAPE_COLUMNS, param_count
+
+__all__ = ["ITL_BINS", "METRICS", "Options", "TraceArrays", "simulate", "summarize"]
+
+ITL_LO, ITL_DECADES, ITL_BINS = 1e3, 8, 400  # ITL histogram: 1 µs to 100 s, 400 per decade
+_NB = ITL_DECADES * ITL_BINS
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Static settings of a serving run (they fix array shapes and loop structure)."""
+
+    slots: int = 128  # request slots: ≥ every point's max_num_seqs
+    max_len: int = 4096  # longest request (prompt + output): the attention table's length
+    max_skip: int = 256  # steps one event interval may cover
+    max_iters: int = 100_000  # loop iterations before a point is flagged iteration_limit
+    log_iters: int = 0  # per-iteration records kept (single-point runs); 0: none
+    slo_ttft_ns: float = 1e9
+    slo_tpot_ns: float = 1e8
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class TraceArrays:
+    """A trace sorted by arrival (ties in file order): ``rid`` the request id of each row."""
+
+    arrival: jax.Array
+    inp: jax.Array
+    out: jax.Array
+    rid: jax.Array
+
+    def tree_flatten(self):
+        return (self.arrival, self.inp, self.out, self.rid), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children)
+
+    @classmethod
+    def from_trace(cls, trace) -> TraceArrays:
+        order = np.argsort(np.asarray(trace.arrival_ns), kind="stable")
+        return cls(
+            jnp.asarray(np.asarray(trace.arrival_ns)[order], jnp.int64),
+            jnp.asarray(np.asarray(trace.input_toks)[order], jnp.int64),
+            jnp.asarray(np.asarray(trace.output_toks)[order], jnp.int64),
+            jnp.asarray(order, jnp.int64),
+        )
+
+
+def _f(x):
+    return jnp.asarray(x, jnp.float64)
+
+
+def memory(p: DesignPoint) -> dict:
+    """Weights per device, KV capacity and KV bytes per token of a point (as
+    :mod:`dse.models.system`; on ``gpu`` the capacity is ``mem_util`` of GPU memory less the
+    weights)."""
+    hw, wl, pol = p.hw, p.workload, p.policy
+    s = system.shape_of(wl)
+    db = DTYPE_BYTES[wl.dtype]
+    kind = pol.system
+    tp, pp = jnp.maximum(pol.tp, 1), jnp.maximum(pol.pp, 1)
+    weights = _f(param_count(**{k: s[k] for k in SHAPE_COLUMNS})) * db / (tp * pp)
+    pim_bytes = _f(hw.pim.channels) * hw.pim.banks * hw.pim.rows * hw.pim.row_bytes
+    gpu_bytes = hw.host.mem_GB * 1e9 * pol.mem_util
+    on_host = (kind == SystemKind.gpu) | (kind == SystemKind.gpu_pim)
+    fits = weights <= jnp.where(on_host, gpu_bytes, pim_bytes)
+    cap = jnp.select(
+        [kind == SystemKind.gpu, kind == SystemKind.gpu_pim],
+        [gpu_bytes - weights, pim_bytes],
+        pim_bytes - weights,
+    )
+    bpt = kv_bytes_per_token(s["layers"], s["heads"], s["d"], db, tp, pp)
+    return {
+        "weights": weights,
+        "fits": fits,
+        "cap": jnp.maximum(cap, 0.0).astype(jnp.int64),
+        "bpt": jnp.asarray(bpt, jnp.int64),
+    }
+
+
+def units(p: DesignPoint, n, bpt):
+    """KV bytes a request holding ``n`` tokens reserves under ``policy.kv_alloc``."""
+    pol = p.policy
+    n = jnp.asarray(n, jnp.int64)
+    chunk = jnp.maximum(pol.kv_chunk_bytes, 1)
+    block = jnp.maximum(pol.block_size, 1)
+    return jnp.select(
+        [pol.kv_alloc == KvAlloc.static, pol.kv_alloc == KvAlloc.dynamic],
+        [jnp.maximum(p.workload.max_context, 1) * bpt, -(-(n * bpt) // chunk) * chunk],
+        -(-n // block) * block * bpt,
+    )
+
+
+def _bin(x):
+    b = jnp.floor(jnp.log10(jnp.maximum(x, ITL_LO) / ITL_LO) * ITL_BINS).astype(jnp.int64)
+    return jnp.clip(b, 0, _NB - 1)
+
+
+def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
+    """Serve ``tr`` on design point ``p`` (see the module docstring). Returns per-request
+    arrays (trace rows in arrival order), the ITL histogram, totals and, with
+    ``opt.log_iters``, the iteration log."""
+    pol = p.policy
+    B, N = opt.slots, tr.arrival.shape[0]
+    S = jnp.clip(pol.max_num_seqs, 1, B)
+    T = jnp.maximum(pol.max_batched_tokens, 1)
+    chunked = pol.chunked_prefill > 0
+    mem = memory(p)
+    cap, bpt = mem["cap"], mem["bpt"]
+    c = stepmod.constants(p, opt.max_len)
+    is_static = pol.kv_alloc == KvAlloc.static
+    total_len = tr.inp + tr.out
+    rejected_req = (units(p, total_len, bpt) > cap) | (
+        is_static & (total_len > p.workload.max_context)
+    )
+
+    def u(n):
+        return units(p, n, bpt)
+
+    def run_step(L, dec, new, past, last, chunk):
+        return stepmod.evaluate(p, c, L, dec, new, past, last, chunk)
+
+    zb = jnp.zeros(B, jnp.int64)
+    zn = jnp.zeros(N, jnp.int64)
+    nan_n = jnp.full(N, -1, jnp.int64)
+    L_iter = max(opt.log_iters, 1)
+    state = {
+        "t": jnp.asarray(0.0),
+        "nxt": jnp.asarray(0, jnp.int64),
+        "seqc": jnp.asarray(0, jnp.int64),
+        "it": jnp.asarray(0, jnp.int64),
+        "steps": jnp.asarray(0, jnp.int64),
+        "ended": jnp.asarray(0, jnp.int64),
+        # slots
+        "row": zb - 1,  # trace row held (-1: empty)
+        "st": zb,  # 0 empty, 1 running, 2 preempted
+        "seq": zb,
+        "done": zb,  # prompt tokens processed
+        "plen": zb,  # prompt tokens to process (input, or input + generated after preemption)
+        "kv": zb,
+        "gen": zb,
+        "out": zb,
+        "emit": jnp.zeros(B),  # time of the slot's last token
+        # per request (trace row)
+        "admit_ns": nan_n.astype(jnp.float64),
+        "first_ns": nan_n.astype(jnp.float64),
+        "end_ns": nan_n.astype(jnp.float64),
+        "rejected": jnp.zeros(N, bool),
+        "preempts": zn,
+        # totals
+        "hist": jnp.zeros(_NB),
+        "acc": jnp.zeros(len(stepmod.STEP_KEYS)),  # Σ over steps of STEP_KEYS
+        "idle_ns": jnp.asarray(0.0),
+        "prompt_tok": jnp.asarray(0, jnp.int64),
+        "gen_tok": jnp.asarray(0, jnp.int64),
+        "peak_kv": jnp.asarray(0, jnp.int64),
+        "n_preempt": jnp.asarray(0, jnp.int64),
+        # iteration log
+        "log_t": jnp.zeros(L_iter),
+        "log_k": jnp.zeros(L_iter, jnp.int64),
+        "log_t0": jnp.zeros(L_iter),
+        "log_tlast": jnp.zeros(L_iter),
+        "log_row": jnp.zeros((L_iter, B), jnp.int64) - 1,
+        "log_dec": jnp.zeros((L_iter, B), bool),
+        "log_pre": jnp.zeros(L_iter, jnp.int64),
+        "log_kv": jnp.zeros(L_iter, jnp.int64),
+        "log_busy": jnp.zeros((L_iter, 3)),
+    }
+    n_req = N
+
+    def finished(st):
+        return st["ended"] >= n_req
+
+    def cond(st):
+        return ~finished(st) & (st["it"] < opt.max_iters)
+
+    def body(st):
+        t = st["t"]
+        running = st["st"] == 1
+        isdec = running & (st["done"] >= st["plen"])
+        partial = running & (st["done"] < st["plen"])
+        n_dec = isdec.sum()
+        left0 = T - n_dec
+        rest = st["plen"] - st["done"]
+        want_p = jnp.where(chunked, jnp.minimum(rest, jnp.maximum(left0, 0)), rest)
+        want = jnp.where(isdec, 1, jnp.where(partial, want_p, 0))
+        left = left0 - jnp.where(partial, want_p, 0).sum()
+
+        # --- 2. memory: preempt the most recently admitted until the reservations fit ---------
+        need_r = jnp.where(running, u(st["kv"] + want), 0)
+
+        def p_cond(x):
+            run, _ = x
+            return (jnp.where(run, need_r, 0).sum() > cap) & run.any()
+
+        def p_body(x):
+            run, pre = x
+            v = jnp.argmax(jnp.where(run, st["seq"], -1))
+            return run.at[v].set(False), pre.at[v].set(True)
+
+        run_after, pre_now = jax.lax.while_loop(p_cond, p_body, (running, jnp.zeros(B, bool)))
+        any_pre = pre_now.any()
+        need = jnp.where(run_after, need_r, 0).sum()
+        n_run = run_after.sum()
+        st_arr = jnp.where(pre_now, 2, st["st"])
+        plen = jnp.where(pre_now, tr.inp[jnp.clip(st["row"], 0, N - 1)] + st["gen"], st["plen"])
+        done = jnp.where(pre_now, 0, st["done"])
+        kv = jnp.where(pre_now, 0, st["kv"])
+        want = jnp.where(run_after, want, 0)
+        isdec = isdec & run_after
+        partial = partial & run_after
+        preempts = st["preempts"].at[jnp.where(pre_now, st["row"], N)].add(1, mode="drop")
+
+        # --- 3. admission ---------------------------------------------------------------------
+        waiting_pre = st_arr == 2
+        has_pre = waiting_pre.any()
+        first_prefill = ~partial.any()  # no chunk scheduled yet this step
+
+        def budget(before, plen_i):
+            ok_chunk = before < left
+            ok_whole = (before + plen_i <= left) | ((before == 0) & first_prefill & (left > 0))
+            w = jnp.where(chunked, jnp.clip(left - before, 0, plen_i), plen_i)
+            return jnp.where(chunked, ok_chunk, ok_whole), w
+
+        # (a) the oldest preempted request
+        vp = jnp.argmin(jnp.where(waiting_pre, st["row"], N + 1))
+        ok_b, w_p = budget(jnp.asarray(0, jnp.int64), plen[vp])
+        admit_pre = has_pre & ~any_pre & (n_run < S) & (left > 0) & ok_b & (need + u(w_p) <= cap)
+        # (b) arrived requests from the head of the queue, a window of B rows
+        rows = st["nxt"] + jnp.arange(B)
+        inb = rows < N
+        rw = jnp.minimum(rows, N - 1)
+        arrived = inb & (tr.arrival[rw] <= t)
+        rej = arrived & rejected_req[rw]
+        cand = arrived & ~rej
+        plen_w = jnp.where(cand, tr.inp[rw], 0)
+        before = jnp.cumsum(plen_w) - plen_w
+        ok_budget, w_w = budget(before, plen_w)
+        cnt_before = jnp.cumsum(cand) - cand
+        mem_w = jnp.where(cand, u(w_w), 0)
+        fits = need + jnp.cumsum(mem_w) <= cap
+        ok = cand & ok_budget & (n_run + cnt_before < S) & fits & (left > 0)
+        fail = ~inb | ~arrived | (cand & ~ok)
+        clear = jnp.cumsum(fail) == 0
+        new_ok = ~has_pre & ~any_pre
+        adm_w = clear & ok & new_ok
+        rej_w = clear & rej & new_ok
+        adv = jnp.where(new_ok, clear.sum(), 0)
+
+        # slots for the admitted window rows: k-th admitted → k-th empty slot
+        empty = st_arr == 0
+        rank_e = jnp.cumsum(empty) - 1
+        rank_a = jnp.cumsum(adm_w) - 1
+        n_adm = adm_w.sum()
+        by_rank = (
+            jnp.zeros(B, jnp.int64).at[jnp.where(adm_w, rank_a, B)].set(jnp.arange(B), mode="drop")
+        )
+        take = empty & (rank_e < n_adm)
+        widx = by_rank[jnp.clip(rank_e, 0, B - 1)]
+        new_row = rw[widx]
+
+        seq = st["seq"]
+        seqc = st["seqc"]
+        row = jnp.where(take, new_row, st["row"])
+        st_new = jnp.where(take, 1, st_arr)
+        seq = jnp.where(take, seqc + rank_e, seq)
+        seqc = seqc + n_adm
+        plen = jnp.where(take, tr.inp[new_row], plen)
+        done = jnp.where(take, 0, done)
+        kv = jnp.where(take, 0, kv)
+        gen = jnp.where(take, 0, st["gen"])
+        out = jnp.where(take, tr.out[new_row], st["out"])
+        want = jnp.where(take, w_w[widx], want)
+        emit = st["emit"]
+        # the preempted request's re-admission
+        sel_p = (jnp.arange(B) == vp) & admit_pre
+        st_new = jnp.where(sel_p, 1, st_new)
+        seq = jnp.where(sel_p, seqc, seq)
+        seqc = seqc + admit_pre
+        want = jnp.where(sel_p, w_p, want)
+        admit_rows = jnp.where(take, row, N)
+        admit_ns = st["admit_ns"].at[admit_rows].set(t, mode="drop")
+        rejected = st["rejected"].at[jnp.where(rej_w, rw, N)].set(True, mode="drop")
+        nxt = st["nxt"] + adv
+
+        running = st_new == 1
+        chunk = running & (done < plen) & (want > 0)
+        isdec = running & (done >= plen)
+        any_run = running.any()
+
+        # --- 5. the step(s) -------------------------------------------------------------------
+        n_dec = isdec.sum()
+        k_done = jnp.min(jnp.where(isdec, out - gen, jnp.iinfo(jnp.int64).max))
+        pure = ~chunk.any() & any_run
+        need_now = jnp.where(running, u(kv + want), 0).sum()
+
+        def fits_after(k):  # reservations before step k (1-based) of the interval
+            return jnp.where(running, u(kv + k), 0).sum() <= cap
+
+        # a step that preempts is followed by one that may re-admit: no skipping past it
+        k_hi = jnp.where(pure & ~any_pre, jnp.minimum(k_done, opt.max_skip), 1)
+
+        def bis(x):
+            lo, hi = x
+            mid = (lo + hi + 1) // 2
+            good = fits_after(mid)
+            return jnp.where(good, mid, lo), jnp.where(good, hi, mid - 1)
+
+        k_mem, _ = jax.lax.while_loop(
+            lambda x: x[0] < x[1],
+            bis,
+            (jnp.asarray(1, jnp.int64), jnp.where(is_static | fits_after(k_hi), 1, k_hi)),
+        )
+        k_mem = jnp.where(is_static | fits_after(k_hi), k_hi, k_mem)
+        K = jnp.maximum(jnp.minimum(k_hi, k_mem), 1)
+
+        L0 = kv + 1
+        new = jnp.where(chunk, want, 0)
+        lastc = chunk & (done + want >= plen)
+        e0 = run_step(L0, isdec, new, done, lastc, chunk)
+        e1 = run_step(L0 + K - 1, isdec, new, done, lastc, chunk)
+        a0 = jnp.stack([e0[k] for k in stepmod.STEP_KEYS])
+        a1 = jnp.stack([e1[k] for k in stepmod.STEP_KEYS])
+        t0, t1 = a0[0], a1[0]
+
+        # within the interval the step is interpolated in x(j), the attention tile cycles of
+        # the decoding requests (exact per step from the tables); on gpu in j itself
+        on_gpu = pol.system == SystemKind.gpu
+        n_tab = c["cum"].shape[0] - 2
+        Ldec = jnp.where(isdec, L0, 0)
+
+        def x_at(j):  # Σ tau at step j
+            return jnp.where(isdec, c["tau"][jnp.clip(Ldec + j, 0, n_tab)], 0).sum()
+
+        x0, x1 = x_at(0), x_at(K - 1)
+        dx = jnp.where(on_gpu, _f(K - 1), _f(x1 - x0))
+
+        def wsum(k):  # Σ_{j<k} (x(j) - x(0)) / (x(K-1) - x(0))
+            lin = _f(k * (k - 1)) / 2
+            tab = (
+                jnp.where(
+                    isdec,
+                    c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)]
+                    - c["cum"][jnp.clip(Ldec, 0, n_tab + 1)],
+                    0,
+                ).sum()
+                - k * x0
+            )
+            return jnp.where(dx > 0, jnp.where(on_gpu, lin, _f(tab)) / jnp.maximum(dx, 1e-300), 0.0)
+
+        def span(k):
+            return k * t0 + (t1 - t0) * wsum(k)
+
+        # an arrival that could be admitted ends the interval at the first step starting after it
+        head_arr = tr.arrival[jnp.minimum(nxt, N - 1)]
+        watch = pure & ~has_pre & (nxt < N) & (head_arr > t) & (running.sum() < S)
+        gap = _f(head_arr) - t
+
+        def arr_body(x):  # smallest k in [lo, hi] with span(k) ≥ gap
+            lo, hi = x
+            mid = (lo + hi) // 2
+            good = span(mid) >= gap
+            return jnp.where(good, lo, mid + 1), jnp.where(good, mid, hi)
+
+        k_arr, _ = jax.lax.while_loop(
+            lambda x: x[0] < x[1],
+            arr_body,
+            (jnp.asarray(1, jnp.int64), jnp.where(watch & (span(K) > gap), K, 1)),
+        )
+        k = jnp.where(watch, jnp.minimum(K, k_arr), K)
+        k = jnp.where(any_run, k, 0)
+        dt = span(k)
+        acc_add = k * a0 + (a1 - a0) * wsum(k)
+        acc_add = acc_add.at[0].set(dt)
+
+        # idle: jump to the next arrival
+        nxt_arr = _f(tr.arrival[jnp.minimum(nxt, N - 1)])
+        t_idle = jnp.where(~any_run & ~has_pre & (nxt < N), jnp.maximum(nxt_arr, t), t)
+        t_end = jnp.where(any_run, t + dt, t_idle)
+
+        # --- 6. apply ---------------------------------------------------------------------------
+        gen_dec = jnp.where(isdec, k, 0)
+        fin_chunk = chunk & (done + want >= plen)
+        done = jnp.where(chunk, done + want, done)
+        kv = jnp.where(isdec, kv + k, jnp.where(chunk, kv + want, kv))
+        first_tok = fin_chunk & (gen == 0)
+        re_tok = fin_chunk & (gen > 0)
+        gen = gen + gen_dec + fin_chunk
+        end_now = running & (gen >= out) & (gen_dec + fin_chunk > 0)
+        first_ns = st["first_ns"].at[jnp.where(first_tok, row, N)].set(t_end, mode="drop")
+        end_ns = st["end_ns"].at[jnp.where(end_now, row, N)].set(t_end, mode="drop")
+
+        # ITL histogram: decode tokens at the step times; recomputed prompts' gap since the last
+        hist = st["hist"]
+        x_last = jnp.where(on_gpu, _f(jnp.maximum(k - 1, 0)), _f(x_at(jnp.maximum(k - 1, 0)) - x0))
+        last_t = t0 + jnp.where(dx > 0, (t1 - t0) * x_last / jnp.maximum(dx, 1e-300), 0.0)
+        w_dec = _f(n_dec * k) / 2
+        hist = hist.at[_bin(t0)].add(jnp.where(any_run, w_dec, 0.0))
+        hist = hist.at[_bin(last_t)].add(jnp.where(any_run, w_dec, 0.0))
+        hist = hist.at[_bin(t_end - emit)].add(_f(re_tok))
+        emit = jnp.where(isdec | fin_chunk, t_end, emit)
+
+        st_fin = jnp.where(end_now, 0, st_new)
+        row_fin = jnp.where(end_now, -1, row)
+
+        new_state = dict(st)
+        new_state.update(
+            t=t_end,
+            nxt=nxt,
+            seqc=seqc,
+            it=st["it"] + 1,
+            steps=st["steps"] + k,
+            ended=st["ended"] + end_now.sum() + rej_w.sum(),
+            row=row_fin,
+            st=st_fin,
+            seq=seq,
+            done=done,
+            plen=plen,
+            kv=kv,
+            gen=gen,
+            out=out,
+            emit=emit,
+            admit_ns=admit_ns,
+            first_ns=first_ns,
+            end_ns=end_ns,
+            rejected=rejected,
+            preempts=preempts,
+            hist=hist,
+            acc=st["acc"] + jnp.where(any_run, acc_add, 0.0),
+            idle_ns=st["idle_ns"] + (t_idle - t),
+            prompt_tok=st["prompt_tok"] + jnp.where(chunk, want, 0).sum(),
+            gen_tok=st["gen_tok"] + (gen_dec + fin_chunk).sum(),
+            peak_kv=jnp.maximum(
+                st["peak_kv"], jnp.maximum(need_now, jnp.where(running, u(kv), 0).sum())
+            ),
+            n_preempt=st["n_preempt"] + pre_now.sum(),
+        )
+        if opt.log_iters:
+            i = jnp.minimum(st["it"], opt.log_iters - 1)
+            new_state.update(
+                log_t=st["log_t"].at[i].set(t),
+                log_k=st["log_k"].at[i].set(k),
+                log_t0=st["log_t0"].at[i].set(t0),
+                log_tlast=st["log_tlast"].at[i].set(last_t),
+                log_row=st["log_row"].at[i].set(jnp.where(isdec | fin_chunk, row, -1)),
+                log_dec=st["log_dec"].at[i].set(isdec),
+                log_pre=st["log_pre"].at[i].set(jnp.where(chunk, want, 0).sum()),
+                log_kv=st["log_kv"].at[i].set(need_now),
+                log_busy=st["log_busy"].at[i].set(acc_add[1:4]),
+            )
+        return new_state
+
+    out = jax.lax.while_loop(cond, body, state)
+    bad = (
+        (pol.micro_batches != 1)
+        | (pol.partition == Partition.hfp_greedy)
+        | (pol.max_num_seqs > B)
+        | (pol.max_batched_tokens < pol.max_num_seqs)
+        | (p.hw.pim.channels > C_MAX)
+        | (tr.inp.shape[0] > 0) & (jnp.max(total_len) > opt.max_len)
+    )
+    status = (
+        jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
+        | jnp.where(~mem["fits"] | (cap <= 0), STATUS_CODE["capacity_exceeded"], 0)
+        | jnp.where(out["rejected"].any(), STATUS_CODE["requests_rejected"], 0)
+        | jnp.where(~finished(out), STATUS_CODE["iteration_limit"], 0)
+    ).astype(jnp.int64)
+    out["status"] = status
+    out["weights"] = mem["weights"]
+    out["cap"] = cap
+    return out
+
+
+def summarize(p: DesignPoint, tr: TraceArrays, r: dict, opt: Options) -> dict:
+    """Per-point metrics (:data:`METRICS`) from :func:`simulate`'s result."""
+    ok = (r["end_ns"] >= 0) & ~r["rejected"]
+    arr = _f(tr.arrival)
+    out = _f(tr.out)
+    ttft = r["first_ns"] - arr
+    lat = r["end_ns"] - arr
+    tpot = jnp.where(out > 1, (r["end_ns"] - r["first_ns"]) / jnp.maximum(out - 1, 1), 0.0)
+    queue = r["admit_ns"] - arr
+    n_ok = ok.sum()
+    start = jnp.min(jnp.where(ok, arr, jnp.inf))
+    end = jnp.max(jnp.where(ok, r["end_ns"], -jnp.inf))
+    span = jnp.where(n_ok > 0, end - start, 0.0)
+    safe = jnp.maximum(span, 1e-9)
+
+    def pct(x, q):
+        return jnp.where(n_ok > 0, jnp.nanpercentile(jnp.where(ok, x, jnp.nan), q), 0.0)
+
+    h = r["hist"]
+    cum = jnp.cumsum(h)
+    edges = ITL_LO * 10.0 ** (jnp.arange(_NB + 1) / ITL_BINS)
+
+    def itl_pct(q):
+        target = cum[-1] * q / 100
+        i = jnp.clip(jnp.searchsorted(cum, target), 0, _NB - 1)
+        below = jnp.where(i > 0, cum[jnp.maximum(i - 1, 0)], 0.0)
+        f = jnp.where(h[i] > 0, (target - below) / jnp.maximum(h[i], 1e-300), 0.5)
+        lo, hi = edges[i], edges[i + 1]
+        return jnp.where(cum[-1] > 0, lo * (hi / lo) ** f, 0.0)
+
+    acc = dict(zip(stepmod.STEP_KEYS, r["acc"], strict=True))
+    e_step = sum(acc[k] for k in system.ENERGY_PARTS)
+    host, pol = p.hw.host, p.policy
+    n_dev = _f(jnp.maximum(pol.tp, 1) * jnp.maximum(pol.pp, 1))
+    has_pim = pol.system != SystemKind.gpu
+    idle_W = n_dev * (host.idle_W + host.base_W) + jnp.where(
+        has_pim, n_dev * p.hw.pim.channels * p.hw.energy.bg_mW * 1e-3, 0.0
+    )
+    # idle gaps inside the span (before the first arrival does not count)
+    idle = jnp.maximum(span - acc["step_ns"], 0.0)
+    energy = e_step + idle_W * idle * 1e-9
+    slo = ok & (ttft <= opt.slo_ttft_ns) & (tpot <= opt.slo_tpot_ns)
+    gen_out = jnp.where(ok, out, 0).sum()
+    m = {
+        "requests": n_ok,
+        "rejected": r["rejected"].sum(),
+        "makespan_s": span * 1e-9,
+        "prompt_tok_per_s": jnp.where(ok, _f(tr.inp), 0).sum() / safe * 1e9,
+        "gen_tok_per_s": gen_out / safe * 1e9,
+        "req_per_s": n_ok / safe * 1e9,
+        "host_busy": acc["host_ns"] / safe,
+        "pim_busy": acc["pim_ns"] / safe,
+        "link_busy": acc["link_ns"] / safe,
+        "peak_kv_GB": _f(r["peak_kv"]) * 1e-9,
+        "weights_GB": r["weights"] * 1e-9,
+        "energy_J": energy,
+        "J_per_token": energy / jnp.maximum(gen_out, 1.0),
+        "slo_attainment": slo.sum() / jnp.maximum(n_ok, 1),
+        "preemptions": r["n_preempt"],
+        "steps": r["steps"],
+        "iterations": r["it"],
+        "status": r["status"],
+    }
+    for name, x in (("ttft", ttft), ("tpot", tpot), ("latency", lat), ("queue", queue)):
+        for q in (50, 90, 99):
+            m[f"{name}_p{q}_ms"] = pct(x, q) * 1e-6
+        m[f"{name}_mean_ms"] = (
+            jnp.where(n_ok > 0, jnp.where(ok, x, 0.0).sum() / jnp.maximum(n_ok, 1), 0.0) * 1e-6
+        )
+    for q in (50, 90, 99):
+        m[f"itl_p{q}_ms"] = itl_pct(q) * 1e-6
+    return m
+
+
+METRICS = {
+    "requests": ("requests", "requests served to the end"),
+    "rejected": ("requests", "requests that can never fit the KV capacity"),
+    "makespan_s": ("s", "first arrival to last completion"),
+    "prompt_tok_per_s": ("tokens/s", "prompt tokens / makespan"),
+    "gen_tok_per_s": ("tokens/s", "generated tokens / makespan"),
+    "req_per_s": ("requests/s", "requests served / makespan"),
+    "host_busy": ("1", "GPU/NPU busy time / makespan (one device)"),
+    "pim_busy": ("1", "PIM busy time / makespan"),
+    "link_busy": ("1", "host link busy time / makespan"),
+    "peak_kv_GB": ("GB", "largest KV reservation of a step"),
+    "weights_GB": ("GB", "weights per device"),
+    "energy_J": ("J", "energy of the run: steps, plus idle and base power between them"),
+    "J_per_token": ("J/token", "energy_J / generated tokens"),
+    "slo_attainment": ("1", "requests meeting both the TTFT and the TPOT target"),
+    "preemptions": ("count", "recompute preemptions"),
+    "steps": ("steps", "model steps run"),
+    "iterations": ("count", "simulation loop iterations (events)"),
+    "status": ("bits", "0 = feasible; see dse.point.STATUS_BITS"),
+}
+for _n, _what in (
+    ("ttft", "time to first token"),
+    ("tpot", "time per output token after the first"),
+    ("latency", "arrival to last token"),
+    ("queue", "arrival to first admission"),
+):
+    for _q in (50, 90, 99):
+        METRICS[f"{_n}_p{_q}_ms"] = ("ms", f"{_what}, {_q}th percentile over requests")
+    METRICS[f"{_n}_mean_ms"] = ("ms", f"{_what}, mean over requests")
+for _q in (50, 90, 99):
+    METRICS[f"itl_p{_q}_ms"] = ("ms", f"inter-token latency, {_q}th percentile over tokens")

@@ -1,0 +1,156 @@
+"""One serving step's time, busy time and energy from the batch's composition (DESIGN.md §4.7).
+
+The same step as :mod:`dse.models.system` (its :func:`~dse.models.system.op_durations`, the
+max-plus recurrence :func:`~dse.models.system.stage_ns`, the pipeline and the period
+:func:`~dse.models.system.accounting`), computed from per-slot state in O(slots) so that a
+serving run can evaluate thousands of steps for thousands of design points:
+
+* the PIM attention tile cost of a request, a function of its context alone, is tabulated
+  once per design point (:func:`constants`) up to the trace's longest request, so a step
+  reads one value per request instead of interpolating the kernel grid;
+* one micro-batch (``policy.micro_batches = 1``): the groups are the two halves of
+  sub-batch interleaving (the second empty without it), split as in
+  :func:`dse.models.system.split` (longest context first onto the half with less context);
+* the channel loads of head-first round-robin partitioning come from a circular difference
+  array over the channels instead of a (requests × channels) matrix. Greedy head placement
+  is not supported in serving runs (the simulator flags such points ``bad_parameter``).
+
+The tests hold :func:`evaluate` to :func:`dse.models.system.durations` on random batches.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dse.models import system
+from dse.models.pim_attention import C_MAX, interp_cycles
+from dse.point import DesignPoint
+from dse.policy import Partition, SystemKind
+from dse.workload.dtype import DTYPE_BYTES
+
+__all__ = ["STEP_KEYS", "constants", "evaluate"]
+
+#: what :func:`evaluate` returns: the step (ns), one device's busy time (ns) and energy (J)
+STEP_KEYS = ("step_ns", "host_ns", "pim_ns", "link_ns", *system.ENERGY_PARTS)
+
+
+def _f(x):
+    return jnp.asarray(x, jnp.float64)
+
+
+def constants(p: DesignPoint, max_len: int) -> dict:
+    """What a point's steps share: the kernel grid and per-token GEMV times
+    (:func:`dse.models.system.kernel_times`) and ``tau[L]``, the attention cycles one KV
+    head of a request with ``L`` tokens of context costs its busiest channel, for
+    ``L ≤ max_len`` (token-centric: ``ceil(L / channels)`` tokens per channel; head-first:
+    the whole context on one channel), and ``cum[L] = Σ_{x<L} tau[x]``."""
+    pim, pol = p.hw.pim, p.policy
+    db = DTYPE_BYTES[p.workload.dtype]
+    kern = system.kernel_times(p)
+    banks = jnp.maximum(pim.banks, 1)
+    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
+    channels = jnp.clip(pim.channels, 1, C_MAX)
+    n = jnp.arange(max_len + 1, dtype=jnp.int64)
+    per = jnp.where(pol.partition == Partition.tcp, -(-n // channels), n)
+    tau = interp_cycles(per, kern[0], banks, elems)
+    return {
+        "kern": kern,
+        "tau": tau,
+        "cum": jnp.concatenate([jnp.zeros(1, tau.dtype), jnp.cumsum(tau)]),
+    }
+
+
+def _halves(L, dec, sbi):
+    """Half of each decode slot: with interleaving, longest context first (slot order on
+    ties) onto the half whose context sum is smaller (the first on ties)."""
+    b = L.shape[0]
+
+    def lpt():
+        order = jnp.lexsort((jnp.arange(b), -L, ~dec))
+
+        def body(load, x):
+            h = (load[1] < load[0]).astype(jnp.int64)
+            return load + jnp.stack([(1 - h) * x, h * x]), h
+
+        _, hs = jax.lax.scan(body, jnp.zeros(2, jnp.int64), jnp.where(dec, L, 0)[order])
+        return jnp.zeros(b, jnp.int64).at[order].set(hs)
+
+    return jnp.where(dec, jax.lax.cond(sbi > 0, lpt, lambda: jnp.zeros(b, jnp.int64)), 0)
+
+
+def _round_robin(tau, half, dec, heads, channels):
+    """Busiest channel of each half under head-first round-robin: the request at position
+    ``q`` of its half owns tiles ``q·heads + h`` on channel ``tile mod channels``."""
+    h2 = jnp.stack([dec & (half == 0), dec & (half == 1)])  # (2, B)
+    pos = jnp.cumsum(h2, axis=1) - 1
+    base = (heads // channels) * jnp.where(h2, tau[None, :], 0).sum(axis=1)  # (2,)
+    w = heads % channels
+    start = (pos * heads) % channels
+    width = 2 * C_MAX + 1
+    idx = jnp.arange(2)[:, None] * width
+    val = jnp.where(h2, tau[None, :], 0)
+    diff = jnp.zeros(2 * width, jnp.int64)
+    diff = diff.at[(idx + start).ravel()].add(val.ravel())
+    diff = diff.at[(idx + start + w).ravel()].add(-val.ravel())
+    run = jnp.cumsum(diff.reshape(2, width), axis=1)  # on a doubled circle
+    c = jnp.arange(C_MAX)
+    load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * (c + channels < width)
+    return base + jnp.max(jnp.where(c[None, :] < channels, load, 0), axis=1)
+
+
+def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
+    """One step: decode slots ``dec`` attend over ``L`` tokens (their context including the
+    token they process); prompt-chunk slots ``chunk`` process ``new`` tokens after ``past``
+    (``last``: the chunk ends its prompt, its last token reaches the LM head). All (B,) in
+    slot order. Returns :data:`STEP_KEYS`."""
+    wl, pol, pim, link, mod = p.workload, p.policy, p.hw.pim, p.hw.link, p.hw.module
+    s = system.shape_of(wl)
+    db = DTYPE_BYTES[wl.dtype]
+    kind = pol.system
+    tp = jnp.maximum(pol.tp, 1)
+    pp = jnp.maximum(pol.pp, 1)
+    heads = -(-s["heads"] // tp)
+    channels = jnp.clip(pim.channels, 1, C_MAX)
+    Ld = jnp.where(dec, L, 0)
+
+    half = _halves(Ld, dec, pol.sbi)
+    hot = jnp.stack([dec & (half == 0), dec & (half == 1)]).astype(jnp.float64)  # (2, B)
+    n_dec = hot.sum(axis=1)
+    ctx = hot @ _f(Ld)
+    tau = c["tau"][jnp.clip(Ld, 0, c["tau"].shape[0] - 1)]
+    tcp = pol.partition == Partition.tcp
+    gmax = jnp.where(
+        tcp,
+        heads * (hot @ _f(tau)),
+        _f(_round_robin(tau, half, dec, heads, channels)),
+    )
+    red = system.hub_reduction(p, Ld, dec, channels) * tcp
+    hub = heads * (hot @ red)
+    tail = jnp.max(jnp.where(hot > 0, red[None, :], 0.0), axis=1)
+    busy = jnp.maximum(gmax * pim.tCK_ns, hub) + tail
+
+    # prompt chunks alternate between the halves in slot order
+    pos = jnp.cumsum(chunk) - 1
+    ch = jnp.where(pol.sbi > 0, pos % 2, 0)
+    chot = jnp.stack([chunk & (ch == 0), chunk & (ch == 1)]).astype(jnp.float64)
+    nw, pa = _f(jnp.where(chunk, new, 0)), _f(jnp.where(chunk, past, 0))
+    pr = {
+        "n": chot.sum(axis=1),
+        "last": chot @ _f(chunk & last),
+        "tok": chot @ nw,
+        "pairs": chot @ (nw * pa + nw * (nw + 1) / 2),
+        "kv": chot @ (pa + nw),
+    }
+    d, pim_part, traffic, sz = system.op_durations(p, c["kern"], n_dec, ctx, pr, busy)
+
+    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
+    n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
+    t_hi, t_lo, t_last = system.stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi)
+    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
+    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
+    tok = sz["tok"].sum(keepdims=True)
+    hop = jnp.where((pp > 1) & (tok > 0), l_lat + tok * s["hidden"] * db / l_bw, 0.0)
+    step_ns, _ = system._pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+    acc = system.accounting(p, d, pim_part, traffic, step_ns)
+    return {"step_ns": step_ns, **{k: acc[k] for k in STEP_KEYS[1:]}}
