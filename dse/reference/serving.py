@@ -154,11 +154,10 @@ def simulate(p: DesignPoint, trace, slots: int, max_steps: int = 10_000_000) -> 
         need = sum(units(q.kv + q.want) for q in running)
         first_prefill = not any(q.done < q.plen for q in running)
 
-        def budget(before: int, plen: int) -> tuple[bool, int]:
+        def budget(before: int, plen: int, left: int = left, first: bool = first_prefill):
             if chunked:
                 return before < left, max(0, min(left - before, plen))
-            ok = before + plen <= left or (before == 0 and first_prefill and left > 0)
-            return ok, plen
+            return before + plen <= left or (before == 0 and first and left > 0), plen
 
         waiting_pre = [q for q in slot_of if q is not None and q.state == "preempted"]
         admitted: list[_Req] = []
