@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dse._pytree import replace_paths
 from dse.models import system
 from dse.models.kv_memory import kv_bytes_per_token
 from dse.models.pim_attention import C_MAX
@@ -143,16 +144,20 @@ def memory(p: DesignPoint) -> dict:
 
 
 def units(p: DesignPoint, n, bpt):
-    """KV bytes a request holding ``n`` tokens reserves under ``policy.kv_alloc``."""
+    """KV bytes a request holding ``n`` tokens reserves under ``policy.kv_alloc``: one
+    float64 division (exact for the integer sizes involved, below 2**53)."""
     pol = p.policy
-    n = jnp.asarray(n, jnp.int64)
-    chunk = jnp.maximum(pol.kv_chunk_bytes, 1)
-    block = jnp.maximum(pol.block_size, 1)
-    return jnp.select(
-        [pol.kv_alloc == KvAlloc.static, pol.kv_alloc == KvAlloc.dynamic],
-        [jnp.maximum(p.workload.max_context, 1) * bpt, -(-(n * bpt) // chunk) * chunk],
-        -(-n // block) * block * bpt,
+    static = pol.kv_alloc == KvAlloc.static
+    dynamic = pol.kv_alloc == KvAlloc.dynamic
+    bpt_f = _f(bpt)
+    # ceil(n · a / g) · g · m + s0
+    a = jnp.where(dynamic, bpt_f, jnp.where(static, 0.0, 1.0))
+    g = jnp.where(
+        dynamic, _f(jnp.maximum(pol.kv_chunk_bytes, 1)), _f(jnp.maximum(pol.block_size, 1))
     )
+    m = jnp.where(dynamic, 1.0, bpt_f)
+    s0 = jnp.where(static, _f(jnp.maximum(p.workload.max_context, 1)) * bpt_f, 0.0)
+    return (jnp.ceil(_f(n) * a / g) * g * m + s0).astype(jnp.int64)
 
 
 def _bin(x):
@@ -163,7 +168,34 @@ def _bin(x):
 def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
     """Serve ``tr`` on design point ``p`` (see the module docstring). Returns per-request
     arrays (trace rows in arrival order), the ITL histogram, totals and, with
-    ``opt.log_iters``, the iteration log."""
+    ``opt.log_iters``, the iteration log. For many points use :func:`simulate_batch`."""
+    state, body, finish = _machine(p, tr, opt)
+    return finish(jax.lax.while_loop(lambda st: _active(st, opt), body, state))
+
+
+def simulate_batch(base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options) -> dict:
+    """:func:`simulate` for every point ``replace_paths(base, swept[i])``: the points step
+    together in one loop that runs until the last is done; a finished point's iterations
+    change nothing (its per-request table is written in place, never copied)."""
+
+    def machine(s):
+        return _machine(replace_paths(base, s), tr, opt)
+
+    state = jax.vmap(lambda s: machine(s)[0])(swept)
+    state = jax.lax.while_loop(
+        lambda st: jax.vmap(lambda x: _active(x, opt))(st).any(),
+        lambda st: jax.vmap(lambda s, x: machine(s)[1](x))(swept, st),
+        state,
+    )
+    return jax.vmap(lambda s, x: machine(s)[2](x))(swept, state)
+
+
+def _active(st: dict, opt: Options):
+    return (st["ended"] < st["rej"].shape[0]) & (st["it"] < opt.max_iters)
+
+
+def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
+    """(initial state, one loop iteration, final results) of one point's run."""
     pol = p.policy
     B, N = opt.slots, tr.arrival.shape[0]
     S = jnp.clip(pol.max_num_seqs, 1, B)
@@ -171,7 +203,6 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
     chunked = pol.chunked_prefill > 0
     mem = memory(p)
     cap, bpt = mem["cap"], mem["bpt"]
-    c = stepmod.constants(p, opt.max_len)
     is_static = pol.kv_alloc == KvAlloc.static
     total_len = tr.inp + tr.out
     rejected_req = (units(p, total_len, bpt) > cap) | (
@@ -181,12 +212,7 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
     def u(n):
         return units(p, n, bpt)
 
-    def run_step(L, dec, new, past, last, chunk):
-        return stepmod.evaluate(p, c, L, dec, new, past, last, chunk)
-
     zb = jnp.zeros(B, jnp.int64)
-    zn = jnp.zeros(N, jnp.int64)
-    nan_n = jnp.full(N, -1, jnp.int64)
     L_iter = max(opt.log_iters, 1)
     state = {
         "t": jnp.asarray(0.0),
@@ -206,11 +232,12 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         "out": zb,
         "emit": jnp.zeros(B),  # time of the slot's last token
         # per request (trace row)
-        "admit_ns": nan_n.astype(jnp.float64),
-        "first_ns": nan_n.astype(jnp.float64),
-        "end_ns": nan_n.astype(jnp.float64),
-        "rejected": jnp.zeros(N, bool),
-        "preempts": zn,
+        "s_admit": jnp.zeros(B),  # the slot's request: first admission, first token
+        "s_first": jnp.zeros(B),
+        "s_pre": zb,  # its preemptions
+        # per request (trace row): admission, first token, end (ns), preemptions; written
+        # once, when the request ends
+        "res": jnp.full((N, 4), -1.0),
         # totals
         "hist": jnp.zeros(_NB),
         "acc": jnp.zeros(len(stepmod.STEP_KEYS)),  # Σ over steps of STEP_KEYS
@@ -230,15 +257,17 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         "log_kv": jnp.zeros(L_iter, jnp.int64),
         "log_busy": jnp.zeros((L_iter, 3)),
     }
-    n_req = N
 
-    def finished(st):
-        return st["ended"] >= n_req
-
-    def cond(st):
-        return ~finished(st) & (st["it"] < opt.max_iters)
+    def init():
+        return {**state, "c": stepmod.constants(p, opt.max_len), "rej": rejected_req}
 
     def body(st):
+        c = st["c"]
+        active = _active(st, opt)
+
+        def run_step(L, dec, new, past, last, chunk):
+            return stepmod.evaluate(p, c, L, dec, new, past, last, chunk)
+
         t = st["t"]
         running = st["st"] == 1
         isdec = running & (st["done"] >= st["plen"])
@@ -273,7 +302,7 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         want = jnp.where(run_after, want, 0)
         isdec = isdec & run_after
         partial = partial & run_after
-        preempts = st["preempts"].at[jnp.where(pre_now, st["row"], N)].add(1, mode="drop")
+        s_pre = st["s_pre"] + pre_now
 
         # --- 3. admission ---------------------------------------------------------------------
         waiting_pre = st_arr == 2
@@ -295,7 +324,7 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         inb = rows < N
         rw = jnp.minimum(rows, N - 1)
         arrived = inb & (tr.arrival[rw] <= t)
-        rej = arrived & rejected_req[rw]
+        rej = arrived & st["rej"][rw]
         cand = arrived & ~rej
         plen_w = jnp.where(cand, tr.inp[rw], 0)
         before = jnp.cumsum(plen_w) - plen_w
@@ -342,9 +371,8 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         seq = jnp.where(sel_p, seqc, seq)
         seqc = seqc + admit_pre
         want = jnp.where(sel_p, w_p, want)
-        admit_rows = jnp.where(take, row, N)
-        admit_ns = st["admit_ns"].at[admit_rows].set(t, mode="drop")
-        rejected = st["rejected"].at[jnp.where(rej_w, rw, N)].set(True, mode="drop")
+        s_admit = jnp.where(take, t, st["s_admit"])
+        s_pre = jnp.where(take, 0, s_pre)
         nxt = st["nxt"] + adv
 
         running = st_new == 1
@@ -356,7 +384,7 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         n_dec = isdec.sum()
         k_done = jnp.min(jnp.where(isdec, out - gen, jnp.iinfo(jnp.int64).max))
         pure = ~chunk.any() & any_run
-        need_now = jnp.where(running, u(kv + want), 0).sum()
+        need_now = need + jnp.where(adm_w, mem_w, 0).sum() + jnp.where(admit_pre, u(w_p), 0)
 
         def fits_after(k):  # reservations before step k (1-based) of the interval
             return jnp.where(running, u(kv + k), 0).sum() <= cap
@@ -389,52 +417,75 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
 
         # within the interval the step is interpolated in x(j), the attention tile cycles of
         # the decoding requests (exact per step from the tables); on gpu in j itself
-        on_gpu = pol.system == SystemKind.gpu
-        n_tab = c["cum"].shape[0] - 2
-        Ldec = jnp.where(isdec, L0, 0)
-
-        def x_at(j):  # Σ tau at step j
-            return jnp.where(isdec, c["tau"][jnp.clip(Ldec + j, 0, n_tab)], 0).sum()
-
-        x0, x1 = x_at(0), x_at(K - 1)
-        dx = jnp.where(on_gpu, _f(K - 1), _f(x1 - x0))
-
-        def wsum(k):  # Σ_{j<k} (x(j) - x(0)) / (x(K-1) - x(0))
-            lin = _f(k * (k - 1)) / 2
-            tab = (
-                jnp.where(
-                    isdec,
-                    c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)]
-                    - c["cum"][jnp.clip(Ldec, 0, n_tab + 1)],
-                    0,
-                ).sum()
-                - k * x0
-            )
-            return jnp.where(dx > 0, jnp.where(on_gpu, lin, _f(tab)) / jnp.maximum(dx, 1e-300), 0.0)
-
-        def span(k):
-            return k * t0 + (t1 - t0) * wsum(k)
-
         # an arrival that could be admitted ends the interval at the first step starting after it
         head_arr = tr.arrival[jnp.minimum(nxt, N - 1)]
         watch = pure & ~has_pre & (nxt < N) & (head_arr > t) & (running.sum() < S)
         gap = _f(head_arr) - t
+        n_tab = c["cum"].shape[0] - 2
+        Ldec = jnp.where(isdec, L0, 0)
 
-        def arr_body(x):  # smallest k in [lo, hi] with span(k) ≥ gap
-            lo, hi = x
-            mid = (lo + hi) // 2
-            good = span(mid) >= gap
-            return jnp.where(good, lo, mid + 1), jnp.where(good, mid, hi)
+        def linear():  # gpu: the step is linear in j itself
+            dx = _f(jnp.maximum(K - 1, 1))
 
-        k_arr, _ = jax.lax.while_loop(
-            lambda x: x[0] < x[1],
-            arr_body,
-            (jnp.asarray(1, jnp.int64), jnp.where(watch & (span(K) > gap), K, 1)),
-        )
-        k = jnp.where(watch, jnp.minimum(K, k_arr), K)
+            def wsum(k):  # Σ_{j<k} j / (K - 1)
+                return jnp.where(K > 1, _f(k * (k - 1)) / 2 / dx, 0.0)
+
+            def span(k):
+                return k * t0 + (t1 - t0) * wsum(k)
+
+            # smallest k ≥ 1 with k·t0 + σ·k(k−1)/2 ≥ gap, then exact by ±1
+            sg = jnp.where(K > 1, (t1 - t0) / dx, 0.0)
+            qa, qb = sg / 2, t0 - sg / 2
+            root = (-qb + jnp.sqrt(jnp.maximum(qb * qb + 4 * qa * gap, 0.0))) / jnp.maximum(
+                2 * qa, 1e-300
+            )
+            kq = jnp.where(qa > 1e-9 * t0, root, gap / jnp.maximum(t0, 1e-300))
+            kk = jnp.clip(jnp.ceil(jnp.nan_to_num(kq, posinf=1e18)), 1, K).astype(jnp.int64)
+            for _ in range(2):
+                kk = jnp.where((kk > 1) & (span(kk - 1) >= gap), kk - 1, kk)
+                kk = jnp.where((kk < K) & (span(kk) < gap), kk + 1, kk)
+            k = jnp.where(watch, kk, K)
+            return k, wsum(k), jnp.where(K > 1, _f(jnp.maximum(k - 1, 0)) / dx, 0.0)
+
+        def tabled():  # PIM kinds: in x(j), the decoding requests' attention tile cycles
+            def x_at(j):  # Σ tau at step j
+                return jnp.where(isdec, c["tau"][jnp.clip(Ldec + j, 0, n_tab)], 0).sum()
+
+            x0 = x_at(0)
+            dx = _f(x_at(K - 1) - x0)
+            base = jnp.where(isdec, c["cum"][jnp.clip(Ldec, 0, n_tab + 1)], 0).sum()
+
+            def wsum(k):  # Σ_{j<k} (x(j) - x(0)) / (x(K-1) - x(0))
+                tab = (
+                    jnp.where(isdec, c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)], 0).sum()
+                    - base
+                    - k * x0
+                )
+                return jnp.where(dx > 0, _f(tab) / jnp.maximum(dx, 1e-300), 0.0)
+
+            def span(k):
+                return k * t0 + (t1 - t0) * wsum(k)
+
+            def arr_body(x):  # smallest k in [lo, hi] with span(k) ≥ gap
+                lo, hi = x
+                mid = (lo + hi) // 2
+                good = span(mid) >= gap
+                return jnp.where(good, lo, mid + 1), jnp.where(good, mid, hi)
+
+            k_arr, _ = jax.lax.while_loop(
+                lambda x: x[0] < x[1],
+                arr_body,
+                (jnp.asarray(1, jnp.int64), jnp.where(watch, K, 1)),  # K when none reaches it
+            )
+            k = jnp.where(watch, jnp.minimum(K, k_arr), K)
+            x_last = _f(x_at(jnp.maximum(k - 1, 0)) - x0)
+            return k, wsum(k), jnp.where(dx > 0, x_last / jnp.maximum(dx, 1e-300), 0.0)
+
+        k, wk, f_last = jax.lax.cond(pol.system == SystemKind.gpu, linear, tabled)
         k = jnp.where(any_run, k, 0)
-        dt = span(k)
-        acc_add = k * a0 + (a1 - a0) * wsum(k)
+        wk = jnp.where(any_run, wk, 0.0)
+        dt = k * t0 + (t1 - t0) * wk
+        acc_add = k * a0 + (a1 - a0) * wk
         acc_add = acc_add.at[0].set(dt)
 
         # idle: jump to the next arrival
@@ -451,17 +502,21 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         re_tok = fin_chunk & (gen > 0)
         gen = gen + gen_dec + fin_chunk
         end_now = running & (gen >= out) & (gen_dec + fin_chunk > 0)
-        first_ns = st["first_ns"].at[jnp.where(first_tok, row, N)].set(t_end, mode="drop")
-        end_ns = st["end_ns"].at[jnp.where(end_now, row, N)].set(t_end, mode="drop")
+        written = end_now & active
+        s_first = jnp.where(first_tok, t_end, st["s_first"])
+        res = (
+            st["res"]
+            .at[jnp.where(written, row, N)]
+            .set(jnp.stack([s_admit, s_first, jnp.full(B, t_end), _f(s_pre)], axis=1), mode="drop")
+        )
 
         # ITL histogram: decode tokens at the step times; recomputed prompts' gap since the last
         hist = st["hist"]
-        x_last = jnp.where(on_gpu, _f(jnp.maximum(k - 1, 0)), _f(x_at(jnp.maximum(k - 1, 0)) - x0))
-        last_t = t0 + jnp.where(dx > 0, (t1 - t0) * x_last / jnp.maximum(dx, 1e-300), 0.0)
-        w_dec = _f(n_dec * k) / 2
+        last_t = t0 + (t1 - t0) * f_last
+        w_dec = _f(n_dec * k) / 2 * active
         hist = hist.at[_bin(t0)].add(jnp.where(any_run, w_dec, 0.0))
         hist = hist.at[_bin(last_t)].add(jnp.where(any_run, w_dec, 0.0))
-        hist = hist.at[_bin(t_end - emit)].add(_f(re_tok))
+        hist = hist.at[_bin(t_end - emit)].add(_f(re_tok & active))
         emit = jnp.where(isdec | fin_chunk, t_end, emit)
 
         st_fin = jnp.where(end_now, 0, st_new)
@@ -484,11 +539,10 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
             gen=gen,
             out=out,
             emit=emit,
-            admit_ns=admit_ns,
-            first_ns=first_ns,
-            end_ns=end_ns,
-            rejected=rejected,
-            preempts=preempts,
+            s_admit=s_admit,
+            s_first=s_first,
+            s_pre=s_pre,
+            res=res,
             hist=hist,
             acc=st["acc"] + jnp.where(any_run, acc_add, 0.0),
             idle_ns=st["idle_ns"] + (t_idle - t),
@@ -499,8 +553,14 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
             ),
             n_preempt=st["n_preempt"] + pre_now.sum(),
         )
+        # a finished point's iteration changes no slot (nothing runs or waits); its scalars
+        # must not move either
+        new_state = {
+            k: jnp.where(active, v, st[k]) if k != "c" and v.ndim == 0 else v
+            for k, v in new_state.items()
+        }
         if opt.log_iters:
-            i = jnp.minimum(st["it"], opt.log_iters - 1)
+            i = jnp.where(active, jnp.minimum(st["it"], opt.log_iters - 1), opt.log_iters)
             new_state.update(
                 log_t=st["log_t"].at[i].set(t),
                 log_k=st["log_k"].at[i].set(k),
@@ -514,7 +574,21 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
             )
         return new_state
 
-    out = jax.lax.while_loop(cond, body, state)
+    def finish(out):
+        return _results(p, tr, opt, out, mem, cap, B, total_len)
+
+    return init(), body, finish
+
+
+def _results(p, tr, opt, out, mem, cap, B, total_len):
+    pol = p.policy
+    out = dict(out)
+    alive = _active(out, opt)
+    out.pop("c")
+    res = out.pop("res")
+    out["admit_ns"], out["first_ns"], out["end_ns"] = res[:, 0], res[:, 1], res[:, 2]
+    out["preempts"] = res[:, 3].astype(jnp.int64)
+    out["rejected"] = out.pop("rej")  # every request reaches the head of the queue
     bad = (
         (pol.micro_batches != 1)
         | (pol.partition == Partition.hfp_greedy)
@@ -527,7 +601,7 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
         jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
         | jnp.where(~mem["fits"] | (cap <= 0), STATUS_CODE["capacity_exceeded"], 0)
         | jnp.where(out["rejected"].any(), STATUS_CODE["requests_rejected"], 0)
-        | jnp.where(~finished(out), STATUS_CODE["iteration_limit"], 0)
+        | jnp.where(alive, STATUS_CODE["iteration_limit"], 0)
     ).astype(jnp.int64)
     out["status"] = status
     out["weights"] = mem["weights"]

@@ -86,7 +86,8 @@ def _round_robin(tau, half, dec, heads, channels):
     pos = jnp.cumsum(h2, axis=1) - 1
     base = (heads // channels) * jnp.where(h2, tau[None, :], 0).sum(axis=1)  # (2,)
     w = heads % channels
-    start = (pos * heads) % channels
+    q = _f(pos * heads)  # (q mod channels) in float64: exact here, and no integer division
+    start = (q - jnp.floor(q / channels) * channels).astype(jnp.int64)
     width = 2 * C_MAX + 1
     idx = jnp.arange(2)[:, None] * width
     val = jnp.where(h2, tau[None, :], 0)
@@ -97,6 +98,25 @@ def _round_robin(tau, half, dec, heads, channels):
     c = jnp.arange(C_MAX)
     load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * (c + channels < width)
     return base + jnp.max(jnp.where(c[None, :] < channels, load, 0), axis=1)
+
+
+def _one_group_stage(d, merged, n_lo, n_hi):
+    """:func:`dse.models.system.stage_ns` when only the first half holds requests (no
+    interleaving): every op waits for the one before it, so a stage of ``n`` layers takes
+    ``n · (pre + X + post)`` (+ the LM head on the last), with ``X = max(pattn, xin + att +
+    xout)``, or ``max(pattn, xin) + att + xout`` when host and PIM are one device."""
+    g = {k: v[0] for k, v in d.items()}
+    x = jnp.where(
+        merged,
+        jnp.maximum(g["pattn"], g["xin"]) + g["att"] + g["xout"],
+        jnp.maximum(g["pattn"], g["xin"] + g["att"] + g["xout"]),
+    )
+    layer = g["pre"] + x + g["post"]
+    return (
+        (n_hi * layer)[None],
+        (n_lo * layer)[None],
+        (n_lo * layer + g["lm"])[None],
+    )
 
 
 def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
@@ -146,7 +166,12 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
 
     merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
     n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
-    t_hi, t_lo, t_last = system.stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi)
+    n_lo = jnp.maximum(n_lo, 1)
+    t_hi, t_lo, t_last = jax.lax.cond(
+        pol.sbi > 0,
+        lambda: system.stage_ns(d, merged, n_lo, n_hi),
+        lambda: _one_group_stage(d, merged, n_lo, n_hi),
+    )
     l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
     l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
     tok = sz["tok"].sum(keepdims=True)
