@@ -114,16 +114,26 @@ def groups_of(live, micro_batches):
 
 
 def busy_by_group(
-    lengths, group, slot, heads, channels, partition, grid_cycles, banks, elems, n_groups: int
+    lengths,
+    group,
+    slot,
+    heads,
+    channels,
+    partition,
+    grid_cycles,
+    banks,
+    elems,
+    n_groups: int,
+    c_max: int = C_MAX,
 ):
     """Channel busy cycles of one layer on one module, per group of requests.
 
     ``lengths`` (B,), ``group`` (B,) the group of each request (-1: none), ``slot`` (B,) its
     position within its group (the round-robin order), ``heads`` KV heads on the module,
-    ``channels`` ≤ :data:`C_MAX`. Returns (the busiest channel of each group (n_groups,),
-    each channel's busy cycles summed over the groups (C_MAX,)); channels beyond ``channels``
-    stay 0."""
-    c_idx = jnp.arange(C_MAX)
+    ``channels`` ≤ ``c_max`` (default :data:`C_MAX`). Returns (the busiest channel of each
+    group (n_groups,), each channel's busy cycles summed over the groups (c_max,)); channels
+    beyond ``channels`` stay 0."""
+    c_idx = jnp.arange(c_max)
     on_chan = c_idx < channels
     tau = interp_cycles(lengths, grid_cycles, banks, elems)  # (B,) one head, whole context
 
@@ -157,18 +167,18 @@ def busy_by_group(
         return summed(heads * per)
 
     def greedy():
-        return _greedy(tau, group, heads, channels, n_groups)
+        return _greedy(tau, group, heads, channels, n_groups, c_max)
 
     return jax.lax.switch(jnp.clip(partition, 0, 2), [round_robin, greedy, token_centric])
 
 
-def _greedy(tau, group, heads, channels, n_groups: int):
+def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
     """Tiles of each group longest first (request order on ties), each onto the group's
     least-loaded channel (lowest index on ties)."""
     live = group >= 0
     order = jnp.lexsort((-tau, jnp.where(live, group, n_groups)))  # groups in turn
     n_tiles = live.sum() * heads
-    off = jnp.where(jnp.arange(C_MAX) < channels, 0, _FULL)
+    off = jnp.where(jnp.arange(c_max) < channels, 0, _FULL)
 
     def one_group():  # no micro-batches: place every tile, no group bookkeeping
         def body(t, load):
@@ -194,7 +204,7 @@ def _greedy(tau, group, heads, channels, n_groups: int):
             total = jnp.where(end, total + busy, total)
             return jnp.where(end, off, load), total, gmax
 
-        init = (off, jnp.zeros(C_MAX, jnp.int64), jnp.zeros(n_groups, jnp.int64))
+        init = (off, jnp.zeros(c_max, jnp.int64), jnp.zeros(n_groups, jnp.int64))
         _, total, gmax = jax.lax.fori_loop(0, n_tiles, body, init)
         return gmax, total
 

@@ -265,11 +265,14 @@ def kernel_times(p: DesignPoint):
     return _kernel_times(p, s, shapes_k, shapes_m)
 
 
-def durations(p: DesignPoint, lengths, live, prompts: dict | None = None, kern=None):
+def durations(
+    p: DesignPoint, lengths, live, prompts: dict | None = None, kern=None, c_max: int = C_MAX
+):
     """Per-group op durations (ns, arrays of :data:`G`) and the accounting the step needs.
 
     ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
     (:func:`prompt_sums`). ``kern``: :func:`kernel_times` of the point, when already known.
+    ``c_max``: channels the arrays hold (serving runs allow more than the step model).
 
     Returns ``(d, pim_part, traffic, sizes)``: ``d[op]`` for op in :data:`OPS`; ``pim_part``
     the PIM's share of each op's time (``pim_only`` splits GEMV from vector work); ``traffic``
@@ -290,10 +293,10 @@ def durations(p: DesignPoint, lengths, live, prompts: dict | None = None, kern=N
     banks = jnp.maximum(pim.banks, 1)
     elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
     heads_mod = -(-s["heads"] // tp)
-    channels = jnp.clip(pim.channels, 1, C_MAX)
+    channels = jnp.clip(pim.channels, 1, c_max)
     lens = jnp.where(live, lengths, 0)
     gmax, chan = busy_by_group(
-        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, G
+        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, G, c_max
     )
     red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
     hub = heads_mod * (red @ onehot)

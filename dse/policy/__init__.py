@@ -120,7 +120,9 @@ class Policy:
         high=1,
         default=0,
     )
-    max_num_seqs: int = leaf("serving: requests running at once (vLLM max_num_seqs)", low=1, default=128)
+    max_num_seqs: int = leaf(
+        "serving: requests running at once (vLLM max_num_seqs)", low=1, default=128
+    )
     max_batched_tokens: int = leaf(
         "serving: tokens one step processes (vLLM max_num_batched_tokens)", low=1, default=2048
     )

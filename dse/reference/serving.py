@@ -21,7 +21,7 @@ import numpy as np
 from dse.models import system
 from dse.point import DesignPoint
 from dse.policy import KvAlloc, SystemKind
-from dse.serving.step import STEP_KEYS
+from dse.serving.step import C_SERVE, STEP_KEYS
 
 __all__ = ["reference_step", "simulate"]
 
@@ -36,7 +36,7 @@ def reference_step(p: DesignPoint):
         pol, wl = p.policy, p.workload
         s = system.shape_of(wl)
         pr = system.chunk_sums(new, past, last, chunk, 1, pol.sbi)
-        d, pim_part, traffic, sz = system.durations(p, L, dec, prompts=pr, kern=kern)
+        d, pim_part, traffic, sz = system.durations(p, L, dec, prompts=pr, kern=kern, c_max=C_SERVE)
         kind = pol.system
         merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
         pp = jnp.maximum(pol.pp, 1)

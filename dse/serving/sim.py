@@ -57,7 +57,6 @@ import numpy as np
 from dse._pytree import replace_paths
 from dse.models import system
 from dse.models.kv_memory import kv_bytes_per_token
-from dse.models.pim_attention import C_MAX
 from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import KvAlloc, Partition, SystemKind
 from dse.serving import step as stepmod
@@ -594,7 +593,7 @@ def _results(p, tr, opt, out, mem, cap, B, total_len):
         | (pol.partition == Partition.hfp_greedy)
         | (pol.max_num_seqs > B)
         | (pol.max_batched_tokens < pol.max_num_seqs)
-        | (p.hw.pim.channels > C_MAX)
+        | (p.hw.pim.channels > stepmod.C_SERVE)
         | (tr.inp.shape[0] > 0) & (jnp.max(total_len) > opt.max_len)
     )
     status = (

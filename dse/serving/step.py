@@ -24,12 +24,16 @@ import jax
 import jax.numpy as jnp
 
 from dse.models import system
-from dse.models.pim_attention import C_MAX, interp_cycles
+from dse.models.pim_attention import interp_cycles
 from dse.point import DesignPoint
 from dse.policy import Partition, SystemKind
 from dse.workload.dtype import DTYPE_BYTES
 
-__all__ = ["STEP_KEYS", "constants", "evaluate"]
+__all__ = ["C_SERVE", "STEP_KEYS", "constants", "evaluate"]
+
+#: PIM channels per module a serving run allows (LLMServingSim puts one on each DIMM: 64 on
+#: its 512 GB example node); the step model's own bound is 32
+C_SERVE = 128
 
 #: what :func:`evaluate` returns: the step (ns), one device's busy time (ns) and energy (J)
 STEP_KEYS = ("step_ns", "host_ns", "pim_ns", "link_ns", *system.ENERGY_PARTS)
@@ -50,7 +54,7 @@ def constants(p: DesignPoint, max_len: int) -> dict:
     kern = system.kernel_times(p)
     banks = jnp.maximum(pim.banks, 1)
     elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
-    channels = jnp.clip(pim.channels, 1, C_MAX)
+    channels = jnp.clip(pim.channels, 1, C_SERVE)
     n = jnp.arange(max_len + 1, dtype=jnp.int64)
     per = jnp.where(pol.partition == Partition.tcp, -(-n // channels), n)
     tau = interp_cycles(per, kern[0], banks, elems)
@@ -88,14 +92,14 @@ def _round_robin(tau, half, dec, heads, channels):
     w = heads % channels
     q = _f(pos * heads)  # (q mod channels) in float64: exact here, and no integer division
     start = (q - jnp.floor(q / channels) * channels).astype(jnp.int64)
-    width = 2 * C_MAX + 1
+    width = 2 * C_SERVE + 1
     idx = jnp.arange(2)[:, None] * width
     val = jnp.where(h2, tau[None, :], 0)
     diff = jnp.zeros(2 * width, jnp.int64)
     diff = diff.at[(idx + start).ravel()].add(val.ravel())
     diff = diff.at[(idx + start + w).ravel()].add(-val.ravel())
     run = jnp.cumsum(diff.reshape(2, width), axis=1)  # on a doubled circle
-    c = jnp.arange(C_MAX)
+    c = jnp.arange(C_SERVE)
     load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * (c + channels < width)
     return base + jnp.max(jnp.where(c[None, :] < channels, load, 0), axis=1)
 
@@ -131,7 +135,7 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     tp = jnp.maximum(pol.tp, 1)
     pp = jnp.maximum(pol.pp, 1)
     heads = -(-s["heads"] // tp)
-    channels = jnp.clip(pim.channels, 1, C_MAX)
+    channels = jnp.clip(pim.channels, 1, C_SERVE)
     Ld = jnp.where(dec, L, 0)
 
     half = _halves(Ld, dec, pol.sbi)
