@@ -100,7 +100,8 @@ def _round_robin(tau, half, dec, heads, channels):
     diff = diff.at[(idx + start + w).ravel()].add(-val.ravel())
     run = jnp.cumsum(diff.reshape(2, width), axis=1)  # on a doubled circle
     c = jnp.arange(C_SERVE)
-    load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * (c + channels < width)
+    wrap = (c + channels < width)[None, :]
+    load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * wrap
     return base + jnp.max(jnp.where(c[None, :] < channels, load, 0), axis=1)
 
 
