@@ -414,8 +414,6 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         a1 = jnp.stack([e1[k] for k in stepmod.STEP_KEYS])
         t0, t1 = a0[0], a1[0]
 
-        # within the interval the step is interpolated in x(j), the attention tile cycles of
-        # the decoding requests (exact per step from the tables); on gpu in j itself
         # an arrival that could be admitted ends the interval at the first step starting after it
         head_arr = tr.arrival[jnp.minimum(nxt, N - 1)]
         watch = pure & ~has_pre & (nxt < N) & (head_arr > t) & (running.sum() < S)
@@ -426,11 +424,8 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         def linear():  # gpu: the step is linear in j itself
             dx = _f(jnp.maximum(K - 1, 1))
 
-            def wsum(k):  # Σ_{j<k} j / (K - 1)
-                return jnp.where(K > 1, _f(k * (k - 1)) / 2 / dx, 0.0)
-
-            def span(k):
-                return k * t0 + (t1 - t0) * wsum(k)
+            def span(k):  # Σ_{j<k} step(j)
+                return k * t0 + (t1 - t0) * jnp.where(K > 1, _f(k * (k - 1)) / 2 / dx, 0.0)
 
             # smallest k ≥ 1 with k·t0 + σ·k(k−1)/2 ≥ gap, then exact by ±1
             sg = jnp.where(K > 1, (t1 - t0) / dx, 0.0)
@@ -444,26 +439,47 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
                 kk = jnp.where((kk > 1) & (span(kk - 1) >= gap), kk - 1, kk)
                 kk = jnp.where((kk < K) & (span(kk) < gap), kk + 1, kk)
             k = jnp.where(watch, kk, K)
-            return k, wsum(k), jnp.where(K > 1, _f(jnp.maximum(k - 1, 0)) / dx, 0.0)
+            last = t0 + jnp.where(K > 1, (t1 - t0) * _f(jnp.maximum(k - 1, 0)) / dx, 0.0)
+            return k, span(k), last
 
-        def tabled():  # PIM kinds: in x(j), the decoding requests' attention tile cycles
-            def x_at(j):  # Σ tau at step j
-                return jnp.where(isdec, c["tau"][jnp.clip(Ldec + j, 0, n_tab)], 0).sum()
+        def tabled():
+            # PIM kinds: the step is linear in each half's attention time, which is the
+            # tCK-scaled sum over its requests of (tiles on the busiest channel) × tau(L + j),
+            # exact from the tables while the split, the busiest channel and the critical
+            # path stay what they are at both ends; otherwise the interval is one step
+            same = (
+                jnp.all(jnp.where(isdec, e0["half"] == e1["half"], True))
+                & jnp.all(e0["star"] == e1["star"])
+                & jnp.all(e0["on_gmax"] == e1["on_gmax"])
+                & jnp.all(jnp.abs(e0["hubtail"] - e1["hubtail"]) <= 1e-9 * jnp.abs(e1["hubtail"]))
+            )
+            d_att = e1["att"] - e0["att"]
+            s_lin = jnp.where(d_att[0] > 0, (t1 - t0) / jnp.maximum(d_att[0], 1e-300), 0.0)
+            s_no = jnp.stack([s_lin, 0.0])
+            sb = pol.sbi > 0
+            slope = jnp.where(sb, e0["slope"], s_no)
+            agree = jnp.where(
+                sb,
+                jnp.all(jnp.abs(e0["slope"] - e1["slope"]) <= 1e-9 * (1 + jnp.abs(e0["slope"])))
+                & (jnp.abs(t0 + slope @ d_att - t1) <= 1e-9 * t1),
+                (d_att[0] > 0) | (jnp.abs(t1 - t0) <= 1e-12 * t1),
+            )
+            exact = same & agree
+            KK = jnp.where(exact, K, 1)
+            f = jnp.where(
+                isdec,
+                jnp.where(e0["half"] == 1, slope[1], slope[0])
+                * e0["weight"]
+                * jnp.where(e0["half"] == 1, e0["on_gmax"][1], e0["on_gmax"][0])
+                * p.hw.pim.tCK_ns,
+                0.0,
+            )
+            tau0 = c["tau"][jnp.clip(Ldec, 0, n_tab)]
+            cum0 = c["cum"][jnp.clip(Ldec, 0, n_tab + 1)]
 
-            x0 = x_at(0)
-            dx = _f(x_at(K - 1) - x0)
-            base = jnp.where(isdec, c["cum"][jnp.clip(Ldec, 0, n_tab + 1)], 0).sum()
-
-            def wsum(k):  # Σ_{j<k} (x(j) - x(0)) / (x(K-1) - x(0))
-                tab = (
-                    jnp.where(isdec, c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)], 0).sum()
-                    - base
-                    - k * x0
-                )
-                return jnp.where(dx > 0, _f(tab) / jnp.maximum(dx, 1e-300), 0.0)
-
-            def span(k):
-                return k * t0 + (t1 - t0) * wsum(k)
+            def span(k):  # Σ_{j<k} step(j)
+                inc = c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)] - cum0 - k * tau0
+                return k * t0 + f @ _f(inc)
 
             def arr_body(x):  # smallest k in [lo, hi] with span(k) ≥ gap
                 lo, hi = x
@@ -474,17 +490,21 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             k_arr, _ = jax.lax.while_loop(
                 lambda x: x[0] < x[1],
                 arr_body,
-                (jnp.asarray(1, jnp.int64), jnp.where(watch, K, 1)),  # K when none reaches it
+                (jnp.asarray(1, jnp.int64), jnp.where(watch, KK, 1)),  # KK when none reaches
             )
-            k = jnp.where(watch, jnp.minimum(K, k_arr), K)
-            x_last = _f(x_at(jnp.maximum(k - 1, 0)) - x0)
-            return k, wsum(k), jnp.where(dx > 0, x_last / jnp.maximum(dx, 1e-300), 0.0)
+            k = jnp.where(watch, jnp.minimum(KK, k_arr), KK)
+            km1 = jnp.maximum(k - 1, 0)
+            last = t0 + f @ _f(c["tau"][jnp.clip(Ldec + km1, 0, n_tab)] - tau0)
+            return k, span(k), last
 
-        k, wk, f_last = jax.lax.cond(pol.system == SystemKind.gpu, linear, tabled)
+        k, dt, last_t = jax.lax.cond(pol.system == SystemKind.gpu, linear, tabled)
         k = jnp.where(any_run, k, 0)
-        wk = jnp.where(any_run, wk, 0.0)
-        dt = k * t0 + (t1 - t0) * wk
-        acc_add = k * a0 + (a1 - a0) * wk
+        dt = jnp.where(any_run, dt, 0.0)
+        # busy time and energy: the same share of their change as the step time's
+        frac = jnp.where(
+            jnp.abs(t1 - t0) > 0, (dt - k * t0) / jnp.where(t1 != t0, t1 - t0, 1.0), 0.0
+        )
+        acc_add = k * a0 + (a1 - a0) * frac
         acc_add = acc_add.at[0].set(dt)
 
         # idle: jump to the next arrival
@@ -511,7 +531,6 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
 
         # ITL histogram: decode tokens at the step times; recomputed prompts' gap since the last
         hist = st["hist"]
-        last_t = t0 + (t1 - t0) * f_last
         w_dec = _f(n_dec * k) / 2 * active
         hist = hist.at[_bin(t0)].add(jnp.where(any_run, w_dec, 0.0))
         hist = hist.at[_bin(last_t)].add(jnp.where(any_run, w_dec, 0.0))

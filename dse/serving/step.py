@@ -84,8 +84,10 @@ def _halves(L, dec, sbi):
 
 
 def _round_robin(tau, half, dec, heads, channels):
-    """Busiest channel of each half under head-first round-robin: the request at position
-    ``q`` of its half owns tiles ``q·heads + h`` on channel ``tile mod channels``."""
+    """Head-first round-robin: the request at position ``q`` of its half owns tiles
+    ``q·heads + h`` on channel ``tile mod channels``. Returns each half's busiest channel
+    (lowest index on ties) and its load, and how many tiles each request has on its half's
+    busiest channel."""
     h2 = jnp.stack([dec & (half == 0), dec & (half == 1)])  # (2, B)
     pos = jnp.cumsum(h2, axis=1) - 1
     base = (heads // channels) * jnp.where(h2, tau[None, :], 0).sum(axis=1)  # (2,)
@@ -102,7 +104,13 @@ def _round_robin(tau, half, dec, heads, channels):
     c = jnp.arange(C_SERVE)
     wrap = (c + channels < width)[None, :]
     load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * wrap
-    return base + jnp.max(jnp.where(c[None, :] < channels, load, 0), axis=1)
+    load = jnp.where(c[None, :] < channels, load, -1)
+    star = jnp.argmax(load, axis=1)  # (2,)
+    off = _f(star[:, None] - start)  # the busiest channel's offset from the request's first
+    off = off - jnp.floor(off / channels) * channels
+    tiles = heads // channels + (off < w)  # (2, B)
+    mine = jnp.where(half == 1, tiles[1], tiles[0])
+    return base + jnp.max(load, axis=1), star, jnp.where(dec, mine, 0)
 
 
 def _one_group_stage(d, merged, n_lo, n_hi):
@@ -145,14 +153,12 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     ctx = hot @ _f(Ld)
     tau = c["tau"][jnp.clip(Ld, 0, c["tau"].shape[0] - 1)]
     tcp = pol.partition == Partition.tcp
-    gmax = jnp.where(
-        tcp,
-        heads * (hot @ _f(tau)),
-        _f(_round_robin(tau, half, dec, heads, channels)),
-    )
+    g_rr, star, w_rr = _round_robin(tau, half, dec, heads, channels)
+    gmax = jnp.where(tcp, heads * (hot @ _f(tau)), _f(g_rr))
     red = system.hub_reduction(p, Ld, dec, channels) * tcp
     hub = heads * (hot @ red)
     tail = jnp.max(jnp.where(hot > 0, red[None, :], 0.0), axis=1)
+    on_gmax = gmax * pim.tCK_ns >= hub
     busy = jnp.maximum(gmax * pim.tCK_ns, hub) + tail
 
     # prompt chunks alternate between the halves in slot order
@@ -167,20 +173,43 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
         "pairs": chot @ (nw * pa + nw * (nw + 1) / 2),
         "kv": chot @ (pa + nw),
     }
-    d, pim_part, traffic, sz = system.op_durations(p, c["kern"], n_dec, ctx, pr, busy)
 
-    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
-    n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
-    n_lo = jnp.maximum(n_lo, 1)
-    t_hi, t_lo, t_last = jax.lax.cond(
-        pol.sbi > 0,
-        lambda: system.stage_ns(d, merged, n_lo, n_hi),
-        lambda: _one_group_stage(d, merged, n_lo, n_hi),
-    )
-    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
-    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
-    tok = sz["tok"].sum(keepdims=True)
-    hop = jnp.where((pp > 1) & (tok > 0), l_lat + tok * s["hidden"] * db / l_bw, 0.0)
-    step_ns, _ = system._pipeline(t_hi, t_lo, t_last, hop, pp, rem)
-    acc = system.accounting(p, d, pim_part, traffic, step_ns)
-    return {"step_ns": step_ns, **{k: acc[k] for k in STEP_KEYS[1:]}}
+    def from_busy(busy):
+        d, pim_part, traffic, sz = system.op_durations(p, c["kern"], n_dec, ctx, pr, busy)
+
+        merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
+        n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
+        n_lo = jnp.maximum(n_lo, 1)
+        t_hi, t_lo, t_last = jax.lax.cond(
+            pol.sbi > 0,
+            lambda: system.stage_ns(d, merged, n_lo, n_hi),
+            lambda: _one_group_stage(d, merged, n_lo, n_hi),
+        )
+        l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
+        l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
+        tok = sz["tok"].sum(keepdims=True)
+        hop = jnp.where((pp > 1) & (tok > 0), l_lat + tok * s["hidden"] * db / l_bw, 0.0)
+        step_ns, _ = system._pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+        acc = system.accounting(p, d, pim_part, traffic, step_ns)
+        return step_ns, acc
+
+    (step_ns, acc) = from_busy(busy)
+
+    def slopes():  # ∂step/∂(attention time of each half): the critical path's counts
+        one = jnp.eye(2)
+        return jnp.stack([jax.jvp(from_busy, (busy,), (one[h],))[1][0] for h in (0, 1)])
+
+    # without interleaving the step is n·(…+ att_0 + …): linear in the first half's time
+    slope = jax.lax.cond(pol.sbi > 0, slopes, lambda: jnp.zeros(2))
+    return {
+        "step_ns": step_ns,
+        **{k: acc[k] for k in STEP_KEYS[1:]},
+        # what an event interval needs (dse.serving.sim)
+        "half": half,
+        "weight": jnp.where(tcp, heads, w_rr) * dec,  # tiles on the half's busiest channel
+        "star": jnp.where(tcp, 0, star),
+        "on_gmax": on_gmax,
+        "hubtail": jnp.where(on_gmax, 0.0, hub) + tail,
+        "att": busy,
+        "slope": slope,
+    }
