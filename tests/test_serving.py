@@ -147,9 +147,9 @@ def _agreement(n_points: int, seed: int) -> None:
 
 
 def test_vectorized_equals_reference():
-    """Per-request TTFT, TPOT and latency within 0.5% of the per-step reference on 20
+    """Per-request TTFT, TPOT and latency within 0.5% of the per-step reference on 8
     random points × 3 traces (the slow target runs 50)."""
-    _agreement(20, seed=1)
+    _agreement(8, seed=1)
 
 
 @pytest.mark.slow
@@ -184,11 +184,11 @@ def test_step_equals_system_model():
 
 
 def test_properties():
-    """Over 64 random points × the three traces: nobody ends before arriving, first token
+    """Over random points × the three traces: nobody ends before arriving, first token
     no later than the last, every generated token counted, KV reservations within capacity,
     a step count bounded below by the longest output."""
     for name in ("example", "sharegpt40", "neupims32"):
-        base, points, tr, ta, out = _batched(20, name, 1)
+        base, points, tr, ta, out = _batched(8, name, 1)
         arr = np.asarray(ta.arrival, float)
         for i in range(len(points)):
             if out["status"][i] & 1:
@@ -199,8 +199,9 @@ def test_properties():
             assert np.all(out["admit_ns"][i][ok] >= arr[ok])
             assert out["gen_tok"][i] >= np.asarray(ta.out)[ok].sum()  # + recomputed tokens
             assert out["peak_kv"][i] <= out["cap"][i]
-            assert out["steps"][i] >= np.asarray(ta.out)[ok].max()
-            assert out["it"][i] <= out["steps"][i] + 1
+            assert out["steps"][i] >= np.asarray(ta.out)[ok].max(initial=0)
+            # an iteration runs ≥ 1 step, or admits, rejects or waits for an arrival
+            assert out["it"][i] <= out["steps"][i] + 2 * len(tr) + 1
 
 
 def test_same_seed_same_results():
