@@ -64,14 +64,45 @@ def _ini_loader(node: Mapping[str, Any], prov: Provenance) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if f"hw.pim.{k}" not in overridden}
 
 
+def _chunk_request(c: Mapping[str, Any]) -> int:
+    """Points per compiled call: the config's ``chunk_size``, at most the model's limit."""
+    size = c.get("chunk_size", 262144)
+    cap = MODELS[c.get("model", "pim_gemv")].max_chunk
+    return min(size, cap) if cap else size
+
+
+def with_cluster(overrides: Sequence[str]) -> list[str]:
+    """``serving.cluster=<LLMServingSim cluster JSON>`` among the overrides: the cluster's own
+    overrides (host and pim presets, fields; :mod:`dse.serving.cluster`) go first, so the
+    command line's later ones win."""
+    out = list(overrides)
+    for ov in overrides:
+        key, _, value = ov.lstrip("+~").partition("=")
+        if key == "serving.cluster" and value and value != "null":
+            if "," in value:
+                raise ConfigError("command line", "serving.cluster", "one cluster config", value)
+            from dse.serving.cluster import read_cluster
+
+            mine = {o.lstrip("+~").partition("=")[0] for o in out}
+            own = [
+                o for o in read_cluster(value).hydra_overrides() if o.partition("=")[0] not in mine
+            ]
+            return own + out
+    return out
+
+
 def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignPoint, Space]:
     """Config → (plain config dict, base design point, space). Raises ConfigError."""
     c = _container(cfg)
     prov = provenance or Provenance()
     model = c.get("model", "pim_gemv")
-    if model not in MODELS:
-        raise ConfigError(prov.source_of("model"), "model", f"one of {list(MODELS)}", model)
+    if model not in MODELS and model != "serving":
+        raise ConfigError(prov.source_of("model"), "model", f"one of {[*MODELS, 'serving']}", model)
     base = from_config(c, prov, loader=_ini_loader)
+    if model == "serving":
+        from dse.serving.model import configure
+
+        configure(c, base)
     try:
         space = build_space(c.get("space") or {}, base)
     except ConfigError as err:  # name the file or override that set the offending key
@@ -126,7 +157,9 @@ def run(
     store.open({"study": c.get("study"), "points": space.num_points})
     resumed = store.completed()
     enable_compilation_cache()
-    chunk_size = chunk_size_for(space, c.get("chunk_size", 262144))
+    chunk_size = chunk_size_for(
+        space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
+    )
     evaluated = 0
     for res in evaluate(
         space,
@@ -303,6 +336,7 @@ def _compose(
     from hydra.core.global_hydra import GlobalHydra
 
     register_configs()
+    overrides = with_cluster(overrides)
     cdir = Path(config_dir or CONF_DIR).resolve()
     GlobalHydra.instance().clear()
     try:
@@ -381,7 +415,9 @@ def explore(
         res = run(cfg, output_dir, prov, console=_quiet_console())
         return pd.read_parquet(res.dir / "points.parquet")
     c, base, space = build(cfg, prov)
-    size = chunk_size_for(space, c.get("chunk_size", 262144))
+    size = chunk_size_for(
+        space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
+    )
     frames = [r.frame for r in evaluate(space, c.get("model", "pim_gemv"), size, labels=_labels(c))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -693,6 +729,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # exceptions reach us instead of Hydra's printer
     entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
     saved = sys.argv
+    try:
+        argv = _expand_cluster_argv(argv)
+    except ConfigError as err:
+        _fail(err.oneline(), user_full_error, err)
     sys.argv = [saved[0] if saved else "dse", *argv]
     try:
         entry()
@@ -708,6 +748,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.argv = saved
         if not user_full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _expand_cluster_argv(argv: list[str]) -> list[str]:
+    """:func:`with_cluster` on the overrides of a command line (options kept in place)."""
+    _, _, overrides = _argv_config(argv)
+    expanded = with_cluster(overrides)
+    extra = expanded[: len(expanded) - len(overrides)]
+    return [*extra, *argv] if extra else argv
 
 
 def _fail(line: str, full: bool, exc: BaseException) -> None:

@@ -123,6 +123,31 @@ class OutputConfig:
 
 
 @dataclasses.dataclass
+class SyntheticConfig:
+    n: int = 1000  # requests
+    rate: float = 10.0  # Poisson arrivals, requests/s
+    seed: int = 0
+    input_dist: str = "sharegpt"  # dse.workload.lengths.LengthDist name
+    output_dist: typing.Optional[str] = None  # noqa: UP045  None: the input trace's pairs
+    input_len: int = 512  # fixed input length
+    output_len: int = 128  # fixed output length
+
+
+@dataclasses.dataclass
+class ServingConfig:
+    """model=serving: the trace and the simulation's settings."""
+
+    dataset: typing.Optional[str] = None  # noqa: UP045  LLMServingSim JSONL or NeuPIMs CSV
+    neupims_output_toks: int = 128  # output length for a NeuPIMs CSV trace
+    cluster: typing.Optional[str] = None  # noqa: UP045  LLMServingSim cluster config JSON
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    slots: int = 0  # request slots (0: policy.max_num_seqs)
+    max_skip: int = 256  # steps one event interval may cover
+    slo_ttft_ms: float = 1000.0
+    slo_tpot_ms: float = 100.0
+
+
+@dataclasses.dataclass
 class Config:
     study: str = "default"
     model: str = "pim_gemv"
@@ -131,6 +156,7 @@ class Config:
     policy: PolicyConfig = MISSING  # type: ignore[valid-type]
     space: SpaceConfig = field(default_factory=SpaceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     chunk_size: int = 262144  # design points per compiled call (the last chunk is padded)
     resume: bool = False  # continue the newest unfinished run of the same config
     progress: bool = True

@@ -61,6 +61,13 @@ def trace_count(model: str = "pim_gemv") -> int:
 def _batched(model: str) -> Callable:
     spec = MODELS[model]
     fn, block = spec.fn, spec.block
+    if spec.batched is not None:
+
+        def whole(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
+            _TRACES[model] = _TRACES.get(model, 0) + 1
+            return spec.batched(base, swept)
+
+        return jax.jit(whole)
 
     def one(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
         _TRACES[model] = _TRACES.get(model, 0) + 1  # runs at trace time only
@@ -89,7 +96,7 @@ def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> 
     """The compiled executable for this structure, and the seconds spent compiling it."""
     treedef = jax.tree_util.tree_structure(base)
     shapes = tuple((k, v.shape, v.dtype.str) for k, v in sorted(swept.items()))
-    key = (model, treedef, shapes)
+    key = (model, MODELS[model].key, treedef, shapes)
     if key in _EXECUTABLES:
         return _EXECUTABLES[key], 0.0
     t0 = time.perf_counter()
@@ -110,11 +117,12 @@ class ChunkResult:
     raw_points: int
 
 
-def chunk_size_for(space: Space, requested: int) -> int:
+def chunk_size_for(space: Space, requested: int, minimum: int = _MIN_CHUNK) -> int:
     """The chunk size actually used: ``requested`` or, for small spaces, the next power of
-    two ≥ the points of one static combination (so a 10k-point space is not padded to 256k)."""
+    two ≥ the points of one static combination (so a 10k-point space is not padded to 256k),
+    at least ``minimum``."""
     per = max(space.points_per_combo, 1)
-    size = _MIN_CHUNK
+    size = minimum
     while size < per and size < requested:
         size *= 2
     return max(min(size, requested), 1)
@@ -150,7 +158,7 @@ def evaluate(
     ``skip(combo, index)`` returning True skips a chunk (resume). ``labels`` become constant
     string columns (e.g. the preset name) in every frame.
     """
-    size = chunk_size_for(space, chunk_size)
+    size = chunk_size_for(space, chunk_size, 1 if MODELS[model].max_chunk else _MIN_CHUNK)
     per = space.points_per_combo
     n_chunks = -(-per // size) if per else 0
     total = n_chunks * space.num_combos

@@ -22,7 +22,9 @@ class ModelSpec:
 
     ``metrics``: name → (unit, description); ``objective``: the metric the best-points table
     sorts by and whether lower is better; ``tradeoff``: default (x, y) of the plot.
-    ``block``: points per vectorized block inside one call (0: all at once). Models with a
+    ``batched``: a model that runs whole chunks itself (serving: the points of a chunk step
+    through one simulation loop together); ``fn`` is then unused. ``block``: points per
+    vectorized block inside one call (0: all at once). Models with a
     data-dependent loop run each block until its own slowest point is done, on arrays that
     stay in cache. ``cost``: a point's loop trip count (cheap, closed form); the evaluator
     sorts each call's points by it so that every block holds points of similar length.
@@ -37,6 +39,9 @@ class ModelSpec:
     headline: tuple[str, ...]
     block: int = 0
     cost: Callable | None = None
+    batched: Callable | None = None  # (base, swept) → metrics of every point, jit-able
+    max_chunk: int = 0  # most points per call (0: the config's chunk_size)
+    key: str = ""  # what else the compiled function depends on (a serving run's trace)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -80,6 +85,7 @@ MODELS: dict[str, ModelSpec] = {
         block=1024,
         cost=system.channel_key,
     ),
+    # "serving" is installed by dse.serving.model.configure (the trace is part of the model)
     "steady": ModelSpec(
         fn=system.steady,
         metrics=system.METRICS,

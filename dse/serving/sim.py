@@ -78,6 +78,7 @@ class Options:
     max_skip: int = 256  # steps one event interval may cover
     max_iters: int = 100_000  # loop iterations before a point is flagged iteration_limit
     log_iters: int = 0  # per-iteration records kept (single-point runs); 0: none
+    token_times: int = 0  # > 0: keep every request's token times (up to this many tokens)
     slo_ttft_ns: float = 1e9
     slo_tpot_ns: float = 1e8
 
@@ -246,15 +247,15 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         "peak_kv": jnp.asarray(0, jnp.int64),
         "n_preempt": jnp.asarray(0, jnp.int64),
         # iteration log
-        "log_t": jnp.zeros(L_iter),
-        "log_k": jnp.zeros(L_iter, jnp.int64),
-        "log_t0": jnp.zeros(L_iter),
-        "log_tlast": jnp.zeros(L_iter),
-        "log_row": jnp.zeros((L_iter, B), jnp.int64) - 1,
-        "log_dec": jnp.zeros((L_iter, B), bool),
-        "log_pre": jnp.zeros(L_iter, jnp.int64),
-        "log_kv": jnp.zeros(L_iter, jnp.int64),
-        "log_busy": jnp.zeros((L_iter, 3)),
+        "log_t": jnp.zeros(L_iter),  # start of the iteration
+        "log_dt": jnp.zeros(L_iter),  # its duration
+        "log_k": jnp.zeros(L_iter, jnp.int64),  # steps
+        "log_batch": jnp.zeros(L_iter, jnp.int64),  # running requests
+        "log_pre": jnp.zeros(L_iter, jnp.int64),  # prompt tokens processed
+        "log_dec": jnp.zeros(L_iter, jnp.int64),  # tokens decoded
+        "log_kv": jnp.zeros(L_iter, jnp.int64),  # KV bytes reserved
+        "log_busy": jnp.zeros((L_iter, 3)),  # host, PIM, link busy ns
+        "tok_t": jnp.zeros((N, max(opt.token_times, 1))),  # token times (opt.token_times)
     }
 
     def init():
@@ -581,14 +582,20 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             i = jnp.where(active, jnp.minimum(st["it"], opt.log_iters - 1), opt.log_iters)
             new_state.update(
                 log_t=st["log_t"].at[i].set(t),
+                log_dt=st["log_dt"].at[i].set(dt),
                 log_k=st["log_k"].at[i].set(k),
-                log_t0=st["log_t0"].at[i].set(t0),
-                log_tlast=st["log_tlast"].at[i].set(last_t),
-                log_row=st["log_row"].at[i].set(jnp.where(isdec | fin_chunk, row, -1)),
-                log_dec=st["log_dec"].at[i].set(isdec),
+                log_batch=st["log_batch"].at[i].set(running.sum()),
                 log_pre=st["log_pre"].at[i].set(jnp.where(chunk, want, 0).sum()),
+                log_dec=st["log_dec"].at[i].set(n_dec * k),
                 log_kv=st["log_kv"].at[i].set(need_now),
                 log_busy=st["log_busy"].at[i].set(acc_add[1:4]),
+            )
+        if opt.token_times:  # one step per iteration (max_skip = 1): one token per emitter
+            idx = jnp.where(active & (isdec | fin_chunk), row, N)
+            new_state["tok_t"] = (
+                st["tok_t"]
+                .at[idx, jnp.clip(gen - 1, 0, opt.token_times - 1)]
+                .set(t_end, mode="drop")
             )
         return new_state
 

@@ -1,0 +1,88 @@
+"""The serving simulation as an evaluator model (``python -m dse model=serving``).
+
+The trace is part of the model, not of the design point: :func:`configure` builds it from
+the config's ``serving`` node (an LLMServingSim dataset, a NeuPIMs CSV or a synthetic
+workload) and installs :data:`dse.models.MODELS` ``["serving"]``, whose batched function
+runs :func:`dse.serving.sim.simulate_batch` over a whole chunk of points in one call and
+returns :data:`dse.serving.sim.METRICS` per point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from dse._pytree import replace_paths
+from dse.errors import ConfigError
+from dse.models import MODELS, ModelSpec
+from dse.point import DesignPoint
+from dse.serving import sim, traces
+
+__all__ = ["SPEC", "configure", "load_trace"]
+
+SPEC = ModelSpec(
+    fn=None,
+    metrics=sim.METRICS,
+    categories={},
+    objective="gen_tok_per_s",
+    minimize=False,
+    tradeoff=("gen_tok_per_s", "ttft_p99_ms"),
+    headline=("gen_tok_per_s", "ttft_p50_ms", "tpot_p50_ms", "J_per_token", "slo_attainment"),
+    max_chunk=1024,
+)
+
+
+def load_trace(node: Mapping[str, Any], source: str = "serving") -> traces.Trace:
+    """The trace a ``serving`` config node names: ``dataset`` (LLMServingSim JSONL, or a
+    NeuPIMs ``.csv`` with ``neupims_output_toks``) or, without one, ``synthetic``."""
+    path = node.get("dataset")
+    if path:
+        if str(path).endswith(".csv"):
+            return traces.read_neupims_csv(path, int(node.get("neupims_output_toks", 128)))
+        return traces.read_jsonl(path)
+    syn = dict(node.get("synthetic") or {})
+    try:
+        return traces.synthetic(
+            int(syn.get("n", 1000)),
+            float(syn.get("rate", 10.0)),
+            int(syn.get("seed", 0)),
+            syn.get("input_dist", "sharegpt"),
+            syn.get("output_dist"),
+            int(syn.get("input_len", 512)),
+            int(syn.get("output_len", 128)),
+        )
+    except KeyError as err:
+        raise ConfigError(source, "serving.synthetic", "a known length distribution", err) from None
+
+
+def configure(c: Mapping[str, Any], base: DesignPoint) -> sim.Options:
+    """Install ``MODELS["serving"]`` for the config's trace and options."""
+    node = dict(c.get("serving") or {})
+    tr = load_trace(node)
+    if len(tr) == 0:
+        raise ConfigError(tr.source or "serving", "serving.dataset", "at least one request", 0)
+    slots = max(int(node.get("slots") or 0), int(base.policy.max_num_seqs), 1)
+    opt = sim.Options(
+        slots=slots,
+        max_len=int((tr.input_toks + tr.output_toks).max()) + 1,
+        max_skip=int(node.get("max_skip", 256)),
+        slo_ttft_ns=float(node.get("slo_ttft_ms", 1000.0)) * 1e6,
+        slo_tpot_ns=float(node.get("slo_tpot_ms", 100.0)) * 1e6,
+    )
+    ta = sim.TraceArrays.from_trace(tr)
+
+    def batched(b: DesignPoint, swept: dict) -> dict:
+        r = sim.simulate_batch(b, swept, ta, opt)
+        return jax.vmap(lambda s, x: sim.summarize(replace_paths(b, s), ta, x, opt))(swept, r)
+
+    digest = hashlib.sha1(
+        np.concatenate([np.asarray(x) for x in (ta.arrival, ta.inp, ta.out)]).tobytes()
+        + repr(opt).encode()
+    ).hexdigest()[:12]
+    MODELS["serving"] = dataclasses.replace(SPEC, batched=batched, key=digest)
+    return opt
