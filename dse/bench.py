@@ -10,7 +10,9 @@
 3. Decode-step attention (``pim_attention``): a batch of 64 requests with QMSum context
    lengths (a new seed per point) on the HBM3-PIM stack for Llama-3.1-8B, per partitioning
    policy, beside the plain-Python per-channel reference's rate.
-4. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
+4. The serving simulation: a 1,000-request ShareGPT trace × 1,024 design points in one
+   call, again with every output doubled, beside the per-step reference's time per point.
+5. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
    (default 10,000,000): wall time, evaluation time, points/s, recompiles after the first
    chunk, and the process's peak resident memory.
 """
@@ -28,6 +30,92 @@ from pathlib import Path
 import numpy as np
 
 from dse.explore import evaluate_points, trace_count
+
+
+def serving_throughput(
+    n_points: int = 1024, n_requests: int = 1000, rate: float = 4.0, reps: int = 2
+) -> dict:
+    """The serving simulation (:mod:`dse.serving.sim`) on LLMServingSim's PIM example node
+    (Llama-3.1-8B, RTX PRO 6000, DDR4-PIM attention offload): a ``n_requests``-request
+    ShareGPT trace (prompt/output pairs, Poisson arrivals at ``rate``/s) × ``n_points`` design
+    points (PIM channels, tCCD_mac, tRCD_mac and GPU bandwidth drawn per point) in one call;
+    then every output doubled; beside it the per-step reference's time on one point."""
+    import jax
+
+    from dse.cli import _compose, build
+    from dse.config import CONF_DIR
+    from dse.reference.serving import simulate as ref_simulate
+    from dse.serving import sim, traces
+
+    cfg, prov = _compose(
+        [
+            "space=single",
+            "model=serving",
+            f"serving.cluster={CONF_DIR / 'serving/single_node_pim_instance.json'}",
+            "workload=llama3_8b_step",
+            "policy.system=gpu_pim",
+            "policy.kv_alloc=paged",
+        ]
+    )
+    _, base, _ = build(cfg, prov)
+    rng = np.random.default_rng(0)
+    swept = {
+        "hw.pim.channels": rng.choice([16, 32, 48, 64], n_points),
+        "hw.pim.tCCD_mac": rng.integers(2, 9, n_points),
+        "hw.pim.tRCD_mac": rng.integers(14, 40, n_points),
+        "hw.host.mem_GBps": rng.uniform(1200.0, 1800.0, n_points),
+    }
+    out = {}
+    for label, factor in (("trace", 1), ("outputs_doubled", 2)):
+        tr = traces.synthetic(n_requests, rate, seed=0, input_dist="sharegpt")
+        tr = traces.Trace(tr.arrival_ns, tr.input_toks, tr.output_toks * factor, tr.source)
+        ta = sim.TraceArrays.from_trace(tr)
+        opt = sim.Options(
+            slots=int(base.policy.max_num_seqs),
+            max_len=int((tr.input_toks + tr.output_toks).max()) + 1,
+        )
+
+        def run(s, t, opt=opt):
+            r = sim.simulate_batch(base, s, t, opt)
+            return jax.vmap(lambda q, x: sim.summarize(replace(base, q), t, x, opt))(s, r)
+
+        from dse._pytree import replace_paths as replace
+
+        t0 = time.perf_counter()
+        exe = jax.jit(run).lower(swept, ta).compile()
+        compile_s = time.perf_counter() - t0
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            m = jax.block_until_ready(exe(swept, ta))
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        row = {
+            "points": n_points,
+            "requests": n_requests,
+            "generated_tokens": int(tr.output_toks.sum()),
+            "compile_s": round(compile_s, 2),
+            "eval_s_best": round(best, 3),
+            "simulations_per_s": round(n_points / best, 1),
+            "iterations_max": int(np.max(m["iterations"])),
+            "steps_median": int(np.median(m["steps"])),
+            "infeasible": int(np.count_nonzero(np.asarray(m["status"]))),
+            "gen_tok_per_s_median": round(float(np.median(m["gen_tok_per_s"])), 1),
+            "ttft_p50_ms_median": round(float(np.median(m["ttft_p50_ms"])), 1),
+        }
+        if factor == 1:
+            p0 = replace(base, {k: v[0] for k, v in swept.items()})
+            t0 = time.perf_counter()
+            ref = ref_simulate(p0, tr, opt.slots)
+            ref_s = time.perf_counter() - t0
+            row["reference_s_per_point"] = round(ref_s, 2)
+            row["reference_steps"] = ref["steps"]
+            row["speedup"] = round(ref_s / (best / n_points))
+        out[label] = row
+    out["doubling_ratio"] = round(
+        out["outputs_doubled"]["eval_s_best"] / out["trace"]["eval_s_best"], 2
+    )
+    return out
 
 
 def _peak_rss_mb() -> float:
@@ -311,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-large", action="store_true", help="skip the pipeline benchmark")
     ap.add_argument(
         "--only",
-        choices=["gemv", "kernel", "attention", "system", "pipeline"],
+        choices=["gemv", "kernel", "attention", "system", "serving", "pipeline"],
         help="run one benchmark (default: all)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -389,6 +477,26 @@ def main(argv: list[str] | None = None) -> None:
                     f"{a['reference_points_per_s']:,.2f} points/s "
                     f"({a['reference_identical']} identical) -> {a['speedup']:,}x"
                 )
+    if run_("serving"):
+        out["serving"] = sv = serving_throughput()
+        if not args.json:
+            for label in ("trace", "outputs_doubled"):
+                a = sv[label]
+                print(
+                    f"serving simulation ({label}: {a['requests']:,} ShareGPT requests, "
+                    f"{a['generated_tokens']:,} generated tokens, LLMServingSim's PIM node), "
+                    f"{a['points']:,} design points in one call: compile {a['compile_s']:.1f} s, "
+                    f"evaluation {a['eval_s_best']:.2f} s -> {a['simulations_per_s']:,.1f} "
+                    f"simulations/s (≤ {a['iterations_max']:,} events, median "
+                    f"{a['steps_median']:,} steps)"
+                    + (
+                        f"; per-step reference {a['reference_s_per_point']:.1f} s per point "
+                        f"({a['reference_steps']:,} steps) -> {a['speedup']:,}x"
+                        if "speedup" in a
+                        else ""
+                    )
+                )
+            print(f"serving: doubling every output costs {sv['doubling_ratio']}x the time")
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()
