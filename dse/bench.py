@@ -60,7 +60,7 @@ def serving_throughput(
     _, base, _ = build(cfg, prov)
     rng = np.random.default_rng(0)
     swept = {
-        "hw.pim.channels": rng.choice([16, 32, 48, 64], n_points),
+        "hw.pim.channels": rng.choice([32, 48, 64], n_points),  # 256-512 GB of DIMMs
         "hw.pim.tCCD_mac": rng.integers(2, 9, n_points),
         "hw.pim.tRCD_mac": rng.integers(14, 40, n_points),
         "hw.host.mem_GBps": rng.uniform(1200.0, 1800.0, n_points),

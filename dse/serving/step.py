@@ -153,7 +153,12 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     ctx = hot @ _f(Ld)
     tau = c["tau"][jnp.clip(Ld, 0, c["tau"].shape[0] - 1)]
     tcp = pol.partition == Partition.tcp
-    g_rr, star, w_rr = _round_robin(tau, half, dec, heads, channels)
+    zb = jnp.zeros_like(Ld)
+    g_rr, star, w_rr = jax.lax.cond(
+        tcp,
+        lambda: (jnp.zeros(2, tau.dtype), jnp.zeros(2, jnp.int64), zb),
+        lambda: _round_robin(tau, half, dec, heads, channels),
+    )
     gmax = jnp.where(tcp, heads * (hot @ _f(tau)), _f(g_rr))
     red = system.hub_reduction(p, Ld, dec, channels) * tcp
     hub = heads * (hot @ red)
