@@ -5,7 +5,6 @@ properties of the runs."""
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ from dse.reference.serving import reference_step
 from dse.reference.serving import simulate as ref_simulate
 from dse.serving import sim, traces
 from dse.serving import step as stepmod
-from tests.conftest import SHARED, default_point
+from tests.conftest import SHARED
 
 SLOTS = 16
 LLMSS = SHARED / "reference/llmservingsim/workloads"
@@ -228,9 +227,10 @@ def test_cost_grows_with_events_not_tokens():
     tr4 = traces.Trace(tr.arrival_ns, tr.input_toks, tr.output_toks * 4)
     p = replace_paths(_base(), {"policy.max_num_seqs": SLOTS})
     its = []
+    opt = _options(tr4)
+    run = jax.jit(lambda x: sim.simulate(p, x, opt))
     for t in (tr, tr4):
-        opt = _options(tr4)
-        r = jax.jit(lambda x: sim.simulate(p, x, opt))(sim.TraceArrays.from_trace(t))
+        r = run(sim.TraceArrays.from_trace(t))
         its.append(int(r["it"]))
         assert int(r["status"]) == 0
     assert its[1] < 1.3 * its[0], its
