@@ -33,17 +33,25 @@ scheduler one step at a time in plain Python and the tests hold the two together
 **Event skipping.** When a step has no prompt chunk, the batch stays the same until the
 next *event*: a request finishes (``min`` remaining tokens), the KV reservations outgrow
 the capacity (found by bisection on the number of steps), or an arriving request could be
-admitted. Between events every context grows by one token per step, and the step time is
-taken as linear in the step index between its exact values at the first and last step of
-the interval, so the interval's time, busy time and energy are closed forms and one loop
-iteration covers the whole interval: the cost grows with events, not with generated tokens.
-Intervals are capped at ``max_skip`` steps.
+admitted. Between events every context grows by one token per step. On ``gpu`` the step
+time is linear in the step index; on the PIM kinds it is linear in each half's attention
+time, which is the sum over its requests of (tiles on the busiest channel) × the tabulated
+tile cycles at the grown context (:mod:`dse.serving.step`), so the interval's time, and the
+step at which an arrival falls, are exact sums over tables; busy time and energy take the
+same share of their change. The closed form is used only where it is exact — the same split
+into halves, busiest channel, attention branch and (with interleaving) the same critical
+path, from the step's slopes, at both ends of the interval — otherwise the iteration runs
+one step. Two things are taken to hold inside an interval when they hold at both ends: the
+busiest channel of head-first round-robin (when the heads are not a multiple of the
+channels) and, on ``gpu``, the memory-bound branch of decode attention's roofline. One loop iteration covers a whole interval: the cost grows with events, not with
+generated tokens. Intervals are capped at ``max_skip`` steps.
 
 **Outputs per request** (ns): first admission, first token, end; per point: the metrics in
 :data:`METRICS`. Inter-token latencies go into a log-spaced histogram
-(:data:`ITL_BINS` bins per decade) for their percentiles; ``log`` keeps a per-iteration
-record from which :func:`dse.serving.run.request_table` rebuilds every request's token
-times (single-point runs).
+(:data:`ITL_BINS` bins per decade) for their percentiles. ``log_iters`` keeps a record per
+iteration (the step log) and ``token_times`` every request's token times; with
+``max_skip = 1`` (one step per iteration) they give LLMServingSim's per-request ITL lists
+(:func:`dse.serving.run.request_table`).
 """
 
 from __future__ import annotations
