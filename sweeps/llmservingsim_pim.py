@@ -367,8 +367,8 @@ def report(agree, share, sat, ratio, cross, run_s: float) -> str:
         "## 2. ShareGPT, 300 requests as given (10 requests/s)",
         "",
         "Event-skipping run (each interval between events in one closed form, exact against "
-        "the per-step reference). Busy fractions are busy time / makespan; J/token is the energy of the "
-        "whole run divided by the generated tokens.",
+        "the per-step reference). Busy fractions are busy time / makespan; J/token is the "
+        "energy of the whole run divided by the generated tokens.",
         "",
         "| config | mem_eff | gen tok/s | req/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) "
         "| GPU busy | PIM busy | J/token | preemptions | status |",
