@@ -43,8 +43,9 @@ into halves, busiest channel, attention branch and (with interleaving) the same 
 path, from the step's slopes, at both ends of the interval — otherwise the iteration runs
 one step. Two things are taken to hold inside an interval when they hold at both ends: the
 busiest channel of head-first round-robin (when the heads are not a multiple of the
-channels) and, on ``gpu``, the memory-bound branch of decode attention's roofline. One loop iteration covers a whole interval: the cost grows with events, not with
-generated tokens. Intervals are capped at ``max_skip`` steps.
+channels) and, on ``gpu``, the memory-bound branch of decode attention's roofline. One
+loop iteration covers a whole interval: the cost grows with events, not with generated
+tokens. Intervals are capped at ``max_skip`` steps.
 
 **Outputs per request** (ns): first admission, first token, end; per point: the metrics in
 :data:`METRICS`. Inter-token latencies go into a log-spaced histogram
