@@ -143,11 +143,12 @@ def _agreement(n_points: int, seed: int) -> None:
             assert out["steps"][i] == ref["steps"], (name, i)
             checked += 1
         assert checked >= 0.9 * n_points, (name, checked)
+        _properties(points, tr, ta, out)
 
 
 def test_vectorized_equals_reference():
     """Per-request TTFT, TPOT and latency within 0.5% of the per-step reference on 8
-    random points × 3 traces (the slow target runs 50)."""
+    random points × 3 traces (the slow target runs 50), and properties of the same runs."""
     _agreement(8, seed=1)
 
 
@@ -182,25 +183,23 @@ def test_step_equals_system_model():
             assert float(got[k]) == pytest.approx(want[k], rel=1e-9, abs=1e-12), (k, q)
 
 
-def test_properties():
-    """Over random points × the three traces: nobody ends before arriving, first token
-    no later than the last, every generated token counted, KV reservations within capacity,
-    a step count bounded below by the longest output."""
-    for name in ("example", "sharegpt40", "neupims32"):
-        base, points, tr, ta, out = _batched(8, name, 1)
-        arr = np.asarray(ta.arrival, float)
-        for i in range(len(points)):
-            if out["status"][i] & 1:
-                continue
-            ok = ~out["rejected"][i]
-            first, end = out["first_ns"][i][ok], out["end_ns"][i][ok]
-            assert np.all(first > arr[ok]) and np.all(end >= first)
-            assert np.all(out["admit_ns"][i][ok] >= arr[ok])
-            assert out["gen_tok"][i] >= np.asarray(ta.out)[ok].sum()  # + recomputed tokens
-            assert out["peak_kv"][i] <= out["cap"][i]
-            assert out["steps"][i] >= np.asarray(ta.out)[ok].max(initial=0)
-            # an iteration runs ≥ 1 step, or admits, rejects or waits for an arrival
-            assert out["it"][i] <= out["steps"][i] + 2 * len(tr) + 1
+def _properties(points, tr, ta, out) -> None:
+    """Nobody ends before arriving, first token no later than the last, every generated token
+    counted, KV reservations within capacity, a step count bounded below by the longest
+    output, an iteration count bounded by the steps and the requests."""
+    arr = np.asarray(ta.arrival, float)
+    for i in range(len(points)):
+        if out["status"][i] & 1:
+            continue
+        ok = ~out["rejected"][i]
+        first, end = out["first_ns"][i][ok], out["end_ns"][i][ok]
+        assert np.all(first > arr[ok]) and np.all(end >= first)
+        assert np.all(out["admit_ns"][i][ok] >= arr[ok])
+        assert out["gen_tok"][i] >= np.asarray(ta.out)[ok].sum()  # + recomputed tokens
+        assert out["peak_kv"][i] <= out["cap"][i]
+        assert out["steps"][i] >= np.asarray(ta.out)[ok].max(initial=0)
+        # an iteration runs ≥ 1 step, or admits, rejects or waits for an arrival
+        assert out["it"][i] <= out["steps"][i] + 2 * len(tr) + 1
 
 
 def test_same_seed_same_results():
