@@ -38,8 +38,10 @@ def serving_throughput(
     """The serving simulation (:mod:`dse.serving.sim`) on LLMServingSim's PIM example node
     (Llama-3.1-8B, RTX PRO 6000, DDR4-PIM attention offload): a ``n_requests``-request
     ShareGPT trace (prompt/output pairs, Poisson arrivals at ``rate``/s) × ``n_points`` design
-    points (PIM channels, tCCD_mac, tRCD_mac and GPU bandwidth drawn per point) in one call;
-    then every output doubled; beside it the per-step reference's time on one point."""
+    points (PIM channels, tCCD_mac, tRCD_mac and GPU bandwidth drawn per point) in one call,
+    with token-centric attention partitioning; then every output doubled; then head-first
+    round-robin partitioning; beside each first run the per-step reference's time on one
+    point."""
     import jax
 
     from dse.cli import _compose, build
@@ -57,7 +59,7 @@ def serving_throughput(
             "policy.kv_alloc=paged",
         ]
     )
-    _, base, _ = build(cfg, prov)
+    _, base0, _ = build(cfg, prov)
     rng = np.random.default_rng(0)
     swept = {
         "hw.pim.channels": rng.choice([32, 48, 64], n_points),  # 256-512 GB of DIMMs
@@ -65,8 +67,16 @@ def serving_throughput(
         "hw.pim.tRCD_mac": rng.integers(14, 40, n_points),
         "hw.host.mem_GBps": rng.uniform(1200.0, 1800.0, n_points),
     }
+    from dse._pytree import replace_paths as replace
+
     out = {}
-    for label, factor in (("trace", 1), ("outputs_doubled", 2)):
+    runs = (
+        ("token-centric", "tcp", 1),
+        ("token-centric, outputs doubled", "tcp", 2),
+        ("head-first round-robin", "hfp_rr", 1),
+    )
+    for label, partition, factor in runs:
+        base = replace(base0, {"policy.partition": {"tcp": 2, "hfp_rr": 0}[partition]})
         tr = traces.synthetic(n_requests, rate, seed=0, input_dist="sharegpt")
         tr = traces.Trace(tr.arrival_ns, tr.input_toks, tr.output_toks * factor, tr.source)
         ta = sim.TraceArrays.from_trace(tr)
@@ -75,11 +85,9 @@ def serving_throughput(
             max_len=int((tr.input_toks + tr.output_toks).max()) + 1,
         )
 
-        def run(s, t, opt=opt):
+        def run(s, t, opt=opt, base=base):
             r = sim.simulate_batch(base, s, t, opt)
             return jax.vmap(lambda q, x: sim.summarize(replace(base, q), t, x, opt))(s, r)
-
-        from dse._pytree import replace_paths as replace
 
         t0 = time.perf_counter()
         exe = jax.jit(run).lower(swept, ta).compile()
@@ -91,6 +99,8 @@ def serving_throughput(
             times.append(time.perf_counter() - t0)
         best = min(times)
         row = {
+            "partition": partition,
+            "outputs": f"x{factor}",
             "points": n_points,
             "requests": n_requests,
             "generated_tokens": int(tr.output_toks.sum()),
@@ -113,7 +123,8 @@ def serving_throughput(
             row["speedup"] = round(ref_s / (best / n_points))
         out[label] = row
     out["doubling_ratio"] = round(
-        out["outputs_doubled"]["eval_s_best"] / out["trace"]["eval_s_best"], 2
+        out["token-centric, outputs doubled"]["eval_s_best"] / out["token-centric"]["eval_s_best"],
+        2,
     )
     return out
 
@@ -480,8 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     if run_("serving"):
         out["serving"] = sv = serving_throughput()
         if not args.json:
-            for label in ("trace", "outputs_doubled"):
-                a = sv[label]
+            for label, a in sv.items():
+                if not isinstance(a, dict):
+                    continue
                 print(
                     f"serving simulation ({label}: {a['requests']:,} ShareGPT requests, "
                     f"{a['generated_tokens']:,} generated tokens, LLMServingSim's PIM node), "

@@ -182,11 +182,22 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
     return finish(jax.lax.while_loop(lambda st: _active(st, opt), body, state))
 
 
-def simulate_batch(base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options) -> dict:
-    """:func:`simulate` for every point ``replace_paths(base, swept[i])``: the points step
-    together in one loop that runs until the last is done; a finished point's iterations
-    change nothing (its per-request table is written in place, never copied)."""
+def simulate_batch(
+    base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options, block: int = 256
+) -> dict:
+    """:func:`simulate` for every point ``replace_paths(base, swept[i])``: the points of a
+    block of ``block`` step together in one loop that runs until the block's last is done (a
+    finished point's iterations change nothing; its per-request table is written in place);
+    blocks run one after another, each on a working set that stays in cache."""
+    n = next(iter(swept.values())).shape[0] if swept else 1
+    if swept and n > block and n % block == 0:
+        blocks = jax.tree.map(lambda v: v.reshape(n // block, block, *v.shape[1:]), swept)
+        out = jax.lax.map(lambda s: _batch(base, s, tr, opt), blocks)
+        return jax.tree.map(lambda v: v.reshape(n, *v.shape[2:]), out)
+    return _batch(base, swept, tr, opt)
 
+
+def _batch(base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options) -> dict:
     def machine(s):
         return _machine(replace_paths(base, s), tr, opt)
 
