@@ -142,6 +142,7 @@ def test_bad_dataset_line(tmp_path, capsys):
     assert "bad.jsonl:2" in err
 
 
+@pytest.mark.slow
 def test_hydra_sweep_one_row_per_point(tmp_path):
     """The same cluster as a sweep: two PIM channel counts × interleaving on/off in one call."""
     from dse.cli import main as dse_main
