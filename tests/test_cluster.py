@@ -23,8 +23,8 @@ EXAMPLE_CSVS = sorted(OUTPUTS.glob("*.csv"))
 
 
 def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    """A shared reference file: its absence is a broken checkout, not a reason to skip."""
+    assert path.exists(), f"{path} missing (set DSE_SHARED to the shared/ folder)"
     return path
 
 

@@ -11,14 +11,15 @@ import pytest
 from dse.errors import ConfigError
 from dse.serving import read_jsonl, read_neupims_csv, synthetic, write_jsonl
 from dse.workload.lengths import load_trace
+from tests.conftest import SHARED as SHARED_ROOT
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+SHARED = SHARED_ROOT / "reference"
 LSS = SHARED / "llmservingsim" / "workloads"
 
 
 def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip("shared/reference not available")
+    """A shared reference file: its absence is a broken checkout, not a reason to skip."""
+    assert path.exists(), f"{path} missing (set DSE_SHARED to the shared/ folder)"
     return path
 
 

@@ -565,10 +565,30 @@ def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
 # ------------------------------------------------------------------------------------------
 
 
+def schedule(p: DesignPoint, d: dict, tok, stage=None):
+    """The step from its op durations ``d`` and the tokens of each group ``tok`` (both
+    ``2m`` groups): stage times (``stage``, default :func:`stage_ns`), the hand-offs between
+    pipeline stages, the flow shop. Returns ``(step_ns, period, merged, n_lo, hop)``."""
+    pol, link, mod = p.policy, p.hw.link, p.hw.module
+    s = shape_of(p.workload)
+    db = DTYPE_BYTES[p.workload.dtype]
+    kind = pol.system
+    pp = jnp.maximum(pol.pp, 1)
+    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
+    n_lo, n_hi, rem = split_layers(s["layers"], pp)
+    t_hi, t_lo, t_last = (stage or stage_ns)(d, merged, jnp.maximum(n_lo, 1), n_hi)
+    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
+    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
+    mb_tok = tok.reshape(-1, 2).sum(axis=1)
+    hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * db / l_bw, 0.0)
+    step_ns, period = _pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+    return step_ns, period, merged, n_lo, hop
+
+
 def _prepare(p: DesignPoint, steady_state: bool) -> dict:
     """Admission, op durations, stage times and the pipeline of one point."""
     hw, wl, pol = p.hw, p.workload, p.policy
-    host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
+    host, pim = hw.host, hw.pim
     s = shape_of(wl)
     db = DTYPE_BYTES[wl.dtype]
     kind = pol.system
@@ -614,14 +634,7 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
 
     # --- durations and schedule -----------------------------------------------------------
     d, pim_part, traffic, sz = durations(p, lengths, live)
-    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
-    n_lo, n_hi, rem = split_layers(s["layers"], pp)
-    t_hi, t_lo, t_last = stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi)
-    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
-    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
-    mb_tok = sz["tok"].reshape(M_SYS, 2).sum(axis=1)
-    hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * db / l_bw, 0.0)
-    step_ns, period = _pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+    step_ns, period, merged, n_lo, hop = schedule(p, d, sz["tok"])
     period = jnp.maximum(period, 1e-9)
     return {
         "kv": kv,

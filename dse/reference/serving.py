@@ -20,7 +20,7 @@ import numpy as np
 
 from dse.models import system
 from dse.point import DesignPoint
-from dse.policy import KvAlloc, SystemKind
+from dse.policy import KvAlloc
 from dse.serving.step import C_SERVE, STEP_KEYS
 
 __all__ = ["reference_step", "simulate"]
@@ -28,21 +28,10 @@ __all__ = ["reference_step", "simulate"]
 
 @jax.jit
 def _step(p: DesignPoint, kern, L, dec, new, past, last, chunk) -> dict:
-    pol, wl = p.policy, p.workload
-    s = system.shape_of(wl)
+    pol = p.policy
     pr = system.chunk_sums(new, past, last, chunk, 1, pol.sbi)
     d, pim_part, traffic, sz = system.durations(p, L, dec, prompts=pr, kern=kern, c_max=C_SERVE)
-    kind = pol.system
-    merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
-    pp = jnp.maximum(pol.pp, 1)
-    n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
-    t_hi, t_lo, t_last = system.stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi)
-    link, mod = p.hw.link, p.hw.module
-    l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
-    l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
-    mb_tok = sz["tok"].reshape(system.M_SYS, 2).sum(axis=1)
-    hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * sz["db"] / l_bw, 0.0)
-    step_ns, _ = system._pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+    step_ns, *_ = system.schedule(p, d, sz["tok"])
     acc = system.accounting(p, d, pim_part, traffic, step_ns)
     return {"step_ns": step_ns, **{k: acc[k] for k in STEP_KEYS[1:]}}
 

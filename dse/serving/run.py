@@ -4,7 +4,6 @@ table, a step log and the metrics out. Used by ``python -m dse.serving`` and the
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 
 import jax
@@ -16,8 +15,6 @@ from dse.serving import sim
 from dse.serving.traces import Trace
 
 __all__ = ["RunOutput", "run_point", "request_table", "step_lines"]
-
-log = logging.getLogger("dse.serving")
 
 
 @dataclasses.dataclass

@@ -261,8 +261,6 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         # totals
         "hist": jnp.zeros(_NB),
         "acc": jnp.zeros(len(stepmod.STEP_KEYS)),  # Σ over steps of STEP_KEYS
-        "idle_ns": jnp.asarray(0.0),
-        "prompt_tok": jnp.asarray(0, jnp.int64),
         "gen_tok": jnp.asarray(0, jnp.int64),
         "peak_kv": jnp.asarray(0, jnp.int64),
         "n_preempt": jnp.asarray(0, jnp.int64),
@@ -584,8 +582,6 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             res=res,
             hist=hist,
             acc=st["acc"] + jnp.where(any_run, acc_add, 0.0),
-            idle_ns=st["idle_ns"] + (t_idle - t),
-            prompt_tok=st["prompt_tok"] + jnp.where(chunk, want, 0).sum(),
             gen_tok=st["gen_tok"] + (gen_dec + fin_chunk).sum(),
             peak_kv=jnp.maximum(
                 st["peak_kv"], jnp.maximum(need_now, jnp.where(running, u(kv), 0).sum())

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from dse.models import system
 from dse.models.pim_attention import interp_cycles
 from dse.point import DesignPoint
-from dse.policy import Partition, SystemKind
+from dse.policy import Partition
 from dse.workload.dtype import DTYPE_BYTES
 
 __all__ = ["C_SERVE", "STEP_KEYS", "constants", "evaluate"]
@@ -137,12 +137,9 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     token they process); prompt-chunk slots ``chunk`` process ``new`` tokens after ``past``
     (``last``: the chunk ends its prompt, its last token reaches the LM head). All (B,) in
     slot order. Returns :data:`STEP_KEYS`."""
-    wl, pol, pim, link, mod = p.workload, p.policy, p.hw.pim, p.hw.link, p.hw.module
+    wl, pol, pim = p.workload, p.policy, p.hw.pim
     s = system.shape_of(wl)
-    db = DTYPE_BYTES[wl.dtype]
-    kind = pol.system
     tp = jnp.maximum(pol.tp, 1)
-    pp = jnp.maximum(pol.pp, 1)
     heads = -(-s["heads"] // tp)
     channels = jnp.clip(pim.channels, 1, C_SERVE)
     Ld = jnp.where(dec, L, 0)
@@ -182,19 +179,14 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     def from_busy(busy):
         d, pim_part, traffic, sz = system.op_durations(p, c["kern"], n_dec, ctx, pr, busy)
 
-        merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
-        n_lo, n_hi, rem = system.split_layers(s["layers"], pp)
-        n_lo = jnp.maximum(n_lo, 1)
-        t_hi, t_lo, t_last = jax.lax.cond(
-            pol.sbi > 0,
-            lambda: system.stage_ns(d, merged, n_lo, n_hi),
-            lambda: _one_group_stage(d, merged, n_lo, n_hi),
-        )
-        l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
-        l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
-        tok = sz["tok"].sum(keepdims=True)
-        hop = jnp.where((pp > 1) & (tok > 0), l_lat + tok * s["hidden"] * db / l_bw, 0.0)
-        step_ns, _ = system._pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+        def stage(d, merged, n_lo, n_hi):
+            return jax.lax.cond(
+                pol.sbi > 0,
+                lambda: system.stage_ns(d, merged, n_lo, n_hi),
+                lambda: _one_group_stage(d, merged, n_lo, n_hi),
+            )
+
+        step_ns, *_ = system.schedule(p, d, sz["tok"], stage)
         acc = system.accounting(p, d, pim_part, traffic, step_ns)
         return step_ns, acc
 
