@@ -67,10 +67,10 @@ COUNTS = {"n_mac": "MAC", "n_act": "ACT", "n_wr_inp": "WR-INP", "n_rd_out": "RD-
 
 @pytest.mark.parametrize("sched", [0, 1, 2])
 def test_model_equals_reference(sched):
-    """150 random points per policy (500 in the slow target): cycles identical where every
+    """60 random points per policy (500 in the slow target): cycles identical where every
     tile is issued, within 0.5% where the model extrapolates a periodic pattern; command
     counts identical."""
-    _model_equals_reference(sched, 150, 30)
+    _model_equals_reference(sched, 60, 12)
 
 
 @pytest.mark.slow
