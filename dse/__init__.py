@@ -4,11 +4,15 @@ The Python API mirrors the command line: :func:`explore` takes the same Hydra ov
 ``python -m dse`` and returns the results table.
 """
 
-from dse import explore as _explore  # noqa: F401  (enables x64 before anything else)
-from dse.cli import explore, run
-from dse.errors import ConfigError
-from dse.point import DesignPoint, decode_status, from_config
-from dse.space import Space, build_space
+from dse.host import use_host_cores
+
+use_host_cores()  # before JAX starts its CPU backend
+
+from dse import explore as _explore  # noqa: E402, F401  (enables x64 before anything else)
+from dse.cli import explore, run  # noqa: E402
+from dse.errors import ConfigError  # noqa: E402
+from dse.point import DesignPoint, decode_status, from_config  # noqa: E402
+from dse.space import Space, build_space  # noqa: E402
 
 __version__ = "0.1.0"
 

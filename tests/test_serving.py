@@ -202,6 +202,22 @@ def _properties(points, tr, ta, out) -> None:
         assert out["it"][i] <= out["steps"][i] + 2 * len(tr) + 1
 
 
+def test_points_split_over_devices_give_the_same_results():
+    """compile_batch runs each device's share of the points (one device per CPU core, as
+    ``import dse`` asks of XLA): the same per-request times and step counts as one device."""
+    from dse.host import host_cores
+
+    if host_cores() > 1:
+        assert jax.local_device_count() > 1
+    base, points, tr, ta, one = _batched(4, "sharegpt40", 1)
+    run = sim.compile_batch(base, _swept(points), ta, _options(tr), metrics=False)
+    split = {k: np.asarray(v) for k, v in run(base, _swept(points), ta).items()}
+    for k in ("admit_ns", "first_ns", "end_ns", "acc", "hist"):
+        np.testing.assert_allclose(split[k], one[k], rtol=1e-12, atol=1e-6, err_msg=k)
+    for k in ("steps", "it", "status", "preempts"):
+        np.testing.assert_array_equal(split[k], one[k], err_msg=k)
+
+
 def test_same_seed_same_results():
     tr1 = traces.synthetic(
         30, 5.0, seed=7, input_dist="sharegpt", output_dist="fixed", output_len=20

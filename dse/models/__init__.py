@@ -22,9 +22,10 @@ class ModelSpec:
 
     ``metrics``: name → (unit, description); ``objective``: the metric the best-points table
     sorts by and whether lower is better; ``tradeoff``: default (x, y) of the plot.
-    ``batched``: a model that runs whole chunks itself (serving: the points of a chunk step
-    through one simulation loop together); ``fn`` is then unused. ``block``: points per
-    vectorized block inside one call (0: all at once). Models with a
+    ``batched``: a model that compiles whole chunks itself, ``batched(base, swept)`` → a
+    compiled ``(base, swept)`` → metrics of every point (serving: the points of a chunk step
+    through one simulation loop together, split over the devices); ``fn`` is then unused.
+    ``block``: points per vectorized block inside one call (0: all at once). Models with a
     data-dependent loop run each block until its own slowest point is done, on arrays that
     stay in cache. ``cost``: a point's loop trip count (cheap, closed form); the evaluator
     sorts each call's points by it so that every block holds points of similar length.
@@ -39,7 +40,7 @@ class ModelSpec:
     headline: tuple[str, ...]
     block: int = 0
     cost: Callable | None = None
-    batched: Callable | None = None  # (base, swept) → metrics of every point, jit-able
+    batched: Callable | None = None  # (base, swept) → compiled (base, swept) → metrics
     max_chunk: int = 0  # most points per call (0: the config's chunk_size)
     key: str = ""  # what else the compiled function depends on (a serving run's trace)
 

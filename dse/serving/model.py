@@ -3,7 +3,7 @@
 The trace is part of the model, not of the design point: :func:`configure` builds it from
 the config's ``serving`` node (an LLMServingSim dataset, a NeuPIMs CSV or a synthetic
 workload) and installs :data:`dse.models.MODELS` ``["serving"]``, whose batched function
-runs :func:`dse.serving.sim.simulate_batch` over a whole chunk of points in one call and
+compiles :func:`dse.serving.sim.compile_batch` for a whole chunk of points (one call) and
 returns :data:`dse.serving.sim.METRICS` per point.
 """
 
@@ -14,10 +14,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import numpy as np
 
-from dse._pytree import replace_paths
 from dse.errors import ConfigError
 from dse.models import MODELS, ModelSpec
 from dse.point import DesignPoint
@@ -76,9 +74,9 @@ def configure(c: Mapping[str, Any], base: DesignPoint) -> sim.Options:
     )
     ta = sim.TraceArrays.from_trace(tr)
 
-    def batched(b: DesignPoint, swept: dict) -> dict:
-        r = sim.simulate_batch(b, swept, ta, opt)
-        return jax.vmap(lambda s, x: sim.summarize(replace_paths(b, s), ta, x, opt))(swept, r)
+    def batched(b: DesignPoint, swept: dict):
+        run = sim.compile_batch(b, swept, ta, opt, metrics=True)
+        return lambda b, s: run(b, s, ta)
 
     digest = hashlib.sha1(
         np.concatenate([np.asarray(x) for x in (ta.arrival, ta.inp, ta.out)]).tobytes()

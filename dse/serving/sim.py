@@ -58,6 +58,7 @@ iteration (the step log) and ``token_times`` every request's token times; with
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -72,10 +73,20 @@ from dse.serving import step as stepmod
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.llm import SHAPE_COLUMNS, param_count
 
-__all__ = ["ITL_BINS", "METRICS", "Options", "TraceArrays", "simulate", "summarize"]
+__all__ = [
+    "ITL_BINS",
+    "METRICS",
+    "Options",
+    "TraceArrays",
+    "compile_batch",
+    "simulate",
+    "simulate_batch",
+    "summarize",
+]
 
 ITL_LO, ITL_DECADES, ITL_BINS = 1e3, 8, 400  # ITL histogram: 1 µs to 100 s, 400 per decade
 _NB = ITL_DECADES * ITL_BINS
+ADMIT_WINDOW = 16  # queue rows one admission pass looks at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +196,51 @@ def simulate(p: DesignPoint, tr: TraceArrays, opt: Options) -> dict:
 def simulate_batch(
     base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options, block: int = 256
 ) -> dict:
-    """:func:`simulate` for every point ``replace_paths(base, swept[i])``: the points of a
-    block of ``block`` step together in one loop that runs until the block's last is done (a
-    finished point's iterations change nothing; its per-request table is written in place);
-    blocks run one after another, each on a working set that stays in cache."""
+    """:func:`simulate` for every point ``replace_paths(base, swept[i])``, traceable (one
+    device): the points of a block of ``block`` step together in one loop that runs until the
+    block's last is done (a finished point's iterations change nothing; its per-request table
+    is written in place); blocks run one after another, each on a working set that stays in
+    cache. :func:`compile_batch` compiles the same for several devices."""
+    return _blocks(base, swept, tr, opt, block)
+
+
+def compile_batch(
+    base: DesignPoint,
+    swept: dict,
+    tr: TraceArrays,
+    opt: Options,
+    block: int = 256,
+    metrics: bool = False,
+):
+    """Compile :func:`simulate_batch` (with ``metrics``: :func:`summarize` of every point
+    instead) for the shapes of ``(base, swept, tr)``; returns ``run(base, swept, tr)``. With
+    several local devices (on the CPU, one per core: :mod:`dse.host`) and a point count they
+    divide, each device runs its own share of the points, side by side."""
+    fn = functools.partial(_run, opt=opt, block=block, metrics=metrics)
+    n = next(iter(swept.values())).shape[0] if swept else 1
+    nd = jax.local_device_count()
+    if not swept or nd < 2 or n % nd:
+        return jax.jit(fn).lower(base, swept, tr).compile()
+
+    def split(s):
+        return {k: jnp.reshape(v, (nd, n // nd, *jnp.shape(v)[1:])) for k, v in s.items()}
+
+    exe = jax.pmap(fn, in_axes=(None, 0, None)).lower(base, split(swept), tr).compile()
+
+    def run(b, s, t):
+        return jax.tree.map(lambda v: v.reshape(n, *v.shape[2:]), exe(b, split(s), t))
+
+    return run
+
+
+def _run(base, swept, tr, opt, block, metrics):
+    r = _blocks(base, swept, tr, opt, block)
+    if not metrics:
+        return r
+    return jax.vmap(lambda s, x: summarize(replace_paths(base, s), tr, x, opt))(swept, r)
+
+
+def _blocks(base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options, block: int) -> dict:
     n = next(iter(swept.values())).shape[0] if swept else 1
     if swept and n > block and n % block == 0:
         blocks = jax.tree.map(lambda v: v.reshape(n // block, block, *v.shape[1:]), swept)
@@ -212,6 +264,17 @@ def _batch(base: DesignPoint, swept: dict, tr: TraceArrays, opt: Options) -> dic
 
 def _active(st: dict, opt: Options):
     return (st["ended"] < st["rej"].shape[0]) & (st["it"] < opt.max_iters)
+
+
+def _first_k(t0, t1, K, gap, hi):
+    """Smallest ``k`` in ``[1, hi]`` with ``Σ_{j<k} step(j) ≥ gap`` were the step linear in
+    ``j`` from ``t0`` (``j = 0``) to ``t1`` (``j = K − 1``)."""
+    dx = _f(jnp.maximum(K - 1, 1))
+    sg = jnp.where(K > 1, (t1 - t0) / dx, 0.0)
+    qa, qb = sg / 2, t0 - sg / 2
+    root = (-qb + jnp.sqrt(jnp.maximum(qb * qb + 4 * qa * gap, 0.0))) / jnp.maximum(2 * qa, 1e-300)
+    kq = jnp.where(qa > 1e-9 * t0, root, gap / jnp.maximum(t0, 1e-300))
+    return jnp.clip(jnp.ceil(jnp.nan_to_num(kq, posinf=1e18)), 1, hi).astype(jnp.int64)
 
 
 def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
@@ -337,42 +400,71 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         vp = jnp.argmin(jnp.where(waiting_pre, st["row"], N + 1))
         ok_b, w_p = budget(jnp.asarray(0, jnp.int64), plen[vp])
         admit_pre = has_pre & ~any_pre & (n_run < S) & (left > 0) & ok_b & (need + u(w_p) <= cap)
-        # (b) arrived requests from the head of the queue, a window of B rows
-        rows = st["nxt"] + jnp.arange(B)
-        inb = rows < N
-        rw = jnp.minimum(rows, N - 1)
-        arrived = inb & (tr.arrival[rw] <= t)
-        rej = arrived & st["rej"][rw]
-        cand = arrived & ~rej
-        plen_w = jnp.where(cand, tr.inp[rw], 0)
-        before = jnp.cumsum(plen_w) - plen_w
-        ok_budget, w_w = budget(before, plen_w)
-        cnt_before = jnp.cumsum(cand) - cand
-        mem_w = jnp.where(cand, u(w_w), 0)
-        fits = need + jnp.cumsum(mem_w) <= cap
-        ok = cand & ok_budget & (n_run + cnt_before < S) & fits & (left > 0)
-        fail = ~inb | ~arrived | (cand & ~ok)
-        clear = jnp.cumsum(fail) == 0
-        new_ok = ~has_pre & ~any_pre
-        adm_w = clear & ok & new_ok
-        rej_w = clear & rej & new_ok
-        adv = jnp.where(new_ok, clear.sum(), 0)
-
-        # slots for the admitted window rows: k-th admitted → k-th empty slot
+        # (b) arrived requests from the head of the queue, ADMIT_WINDOW rows at a time: a
+        # further window only when every row of the last one went through
         empty = st_arr == 0
-        rank_e = jnp.cumsum(empty) - 1
-        rank_a = jnp.cumsum(adm_w) - 1
-        n_adm = adm_w.sum()
-        by_rank = (
-            jnp.zeros(B, jnp.int64).at[jnp.where(adm_w, rank_a, B)].set(jnp.arange(B), mode="drop")
+        rank_e = jnp.cumsum(empty) - 1  # k-th admitted request → k-th empty slot
+        W = min(B, ADMIT_WINDOW)
+
+        def window(a):
+            rows = a["nxt"] + jnp.arange(W)
+            inb = rows < N
+            rw = jnp.minimum(rows, N - 1)
+            arrived = inb & (tr.arrival[rw] <= t)
+            rej = arrived & st["rej"][rw]
+            cand = arrived & ~rej
+            plen_w = jnp.where(cand, tr.inp[rw], 0)
+            ok_budget, w_w = budget(a["tok"] + jnp.cumsum(plen_w) - plen_w, plen_w)
+            cnt_before = a["cnt"] + jnp.cumsum(cand) - cand
+            mem_w = jnp.where(cand, u(w_w), 0)
+            fits = need + a["mem"] + jnp.cumsum(mem_w) <= cap
+            ok = cand & ok_budget & (n_run + cnt_before < S) & fits & (left > 0)
+            fail = ~inb | ~arrived | (cand & ~ok)
+            clear = (jnp.cumsum(fail) == 0) & a["more"]
+            adm_w = clear & ok
+            n_adm = adm_w.sum()
+            rank_a = jnp.cumsum(adm_w) - 1
+            by_rank = (
+                jnp.zeros(W, jnp.int64)
+                .at[jnp.where(adm_w, rank_a, W)]
+                .set(jnp.arange(W), mode="drop")
+            )
+            k = rank_e - a["cnt"]
+            take = empty & (k >= 0) & (k < n_adm)
+            widx = by_rank[jnp.clip(k, 0, W - 1)]
+            new_row = rw[widx]
+            return {
+                "nxt": a["nxt"] + clear.sum(),
+                "tok": a["tok"] + jnp.where(adm_w, plen_w, 0).sum(),
+                "cnt": a["cnt"] + n_adm,
+                "mem": a["mem"] + jnp.where(adm_w, mem_w, 0).sum(),
+                "n_rej": a["n_rej"] + (clear & rej).sum(),
+                "more": a["more"] & clear.all(),
+                "row": jnp.where(take, new_row, a["row"]),
+                "take": a["take"] | take,
+                "want": jnp.where(take, w_w[widx], a["want"]),
+            }
+
+        zero = jnp.asarray(0, jnp.int64)
+        adm = window(
+            {
+                "nxt": st["nxt"],
+                "tok": zero,
+                "cnt": zero,
+                "mem": zero,
+                "n_rej": zero,
+                "more": ~has_pre & ~any_pre,
+                "row": st["row"],
+                "take": jnp.zeros(B, bool),
+                "want": want,
+            }
         )
-        take = empty & (rank_e < n_adm)
-        widx = by_rank[jnp.clip(rank_e, 0, B - 1)]
-        new_row = rw[widx]
+        adm = jax.lax.while_loop(lambda a: a["more"] & (a["nxt"] < N), window, adm)
+        take, new_row, n_adm = adm["take"], adm["row"], adm["cnt"]
 
         seq = st["seq"]
         seqc = st["seqc"]
-        row = jnp.where(take, new_row, st["row"])
+        row = new_row
         st_new = jnp.where(take, 1, st_arr)
         seq = jnp.where(take, seqc + rank_e, seq)
         seqc = seqc + n_adm
@@ -381,7 +473,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         kv = jnp.where(take, 0, kv)
         gen = jnp.where(take, 0, st["gen"])
         out = jnp.where(take, tr.out[new_row], st["out"])
-        want = jnp.where(take, w_w[widx], want)
+        want = adm["want"]
         emit = st["emit"]
         # the preempted request's re-admission
         sel_p = (jnp.arange(B) == vp) & admit_pre
@@ -391,7 +483,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         want = jnp.where(sel_p, w_p, want)
         s_admit = jnp.where(take, t, st["s_admit"])
         s_pre = jnp.where(take, 0, s_pre)
-        nxt = st["nxt"] + adv
+        nxt = adm["nxt"]
 
         running = st_new == 1
         chunk = running & (done < plen) & (want > 0)
@@ -402,7 +494,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
         n_dec = isdec.sum()
         k_done = jnp.min(jnp.where(isdec, out - gen, jnp.iinfo(jnp.int64).max))
         pure = ~chunk.any() & any_run
-        need_now = need + jnp.where(adm_w, mem_w, 0).sum() + jnp.where(admit_pre, u(w_p), 0)
+        need_now = need + adm["mem"] + jnp.where(admit_pre, u(w_p), 0)
 
         def fits_after(k):  # reservations before step k (1-based) of the interval
             return jnp.where(running, u(kv + k), 0).sum() <= cap
@@ -447,13 +539,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
                 return k * t0 + (t1 - t0) * jnp.where(K > 1, _f(k * (k - 1)) / 2 / dx, 0.0)
 
             # smallest k ≥ 1 with k·t0 + σ·k(k−1)/2 ≥ gap, then exact by ±1
-            sg = jnp.where(K > 1, (t1 - t0) / dx, 0.0)
-            qa, qb = sg / 2, t0 - sg / 2
-            root = (-qb + jnp.sqrt(jnp.maximum(qb * qb + 4 * qa * gap, 0.0))) / jnp.maximum(
-                2 * qa, 1e-300
-            )
-            kq = jnp.where(qa > 1e-9 * t0, root, gap / jnp.maximum(t0, 1e-300))
-            kk = jnp.clip(jnp.ceil(jnp.nan_to_num(kq, posinf=1e18)), 1, K).astype(jnp.int64)
+            kk = _first_k(t0, t1, K, gap, K)
             for _ in range(2):
                 kk = jnp.where((kk > 1) & (span(kk - 1) >= gap), kk - 1, kk)
                 kk = jnp.where((kk < K) & (span(kk) < gap), kk + 1, kk)
@@ -480,7 +566,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             agree = jnp.where(
                 sb,
                 jnp.all(jnp.abs(e0["slope"] - e1["slope"]) <= 1e-9 * (1 + jnp.abs(e0["slope"])))
-                & (jnp.abs(t0 + slope @ d_att - t1) <= 1e-9 * t1),
+                & (jnp.abs(t0 + stepmod._mv(slope, d_att) - t1) <= 1e-9 * t1),
                 (d_att[0] > 0) | (jnp.abs(t1 - t0) <= 1e-12 * t1),
             )
             exact = same & agree
@@ -498,7 +584,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
 
             def span(k):  # Σ_{j<k} step(j)
                 inc = c["cum"][jnp.clip(Ldec + k, 0, n_tab + 1)] - cum0 - k * tau0
-                return k * t0 + f @ _f(inc)
+                return k * t0 + stepmod._mv(f, _f(inc))
 
             def arr_body(x):  # smallest k in [lo, hi] with span(k) ≥ gap
                 lo, hi = x
@@ -513,7 +599,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             )
             k = jnp.where(watch, jnp.minimum(KK, k_arr), KK)
             km1 = jnp.maximum(k - 1, 0)
-            last = t0 + f @ _f(c["tau"][jnp.clip(Ldec + km1, 0, n_tab)] - tau0)
+            last = t0 + stepmod._mv(f, _f(c["tau"][jnp.clip(Ldec + km1, 0, n_tab)] - tau0))
             return k, span(k), last
 
         k, dt, last_t = jax.lax.cond(pol.system == SystemKind.gpu, linear, tabled)
@@ -566,7 +652,7 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
             seqc=seqc,
             it=st["it"] + 1,
             steps=st["steps"] + k,
-            ended=st["ended"] + end_now.sum() + rej_w.sum(),
+            ended=st["ended"] + end_now.sum() + adm["n_rej"],
             row=row_fin,
             st=st_fin,
             seq=seq,
