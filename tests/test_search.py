@@ -1,0 +1,156 @@
+"""Population search (dse.search.run): known optima on an analytic function and on an
+exhaustive grid of the GEMV model, constraints never broken by a returned optimum, and bad
+search configs named by key."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dse.errors import ConfigError
+from dse.models import MODELS
+from dse.search.params import parse_params
+from dse.search.run import Constraint, Problem, search
+from tests.conftest import default_point
+
+# an analytic "model": a shifted sphere over a float, an integer range and a category, with
+# its minimum 0 at tCK_ns = 0.8, tCCD_mac = 5, policy.sched = 2
+OPT = {"hw.pim.tCK_ns": 0.8, "hw.pim.tCCD_mac": 5, "policy.sched": 2}
+
+
+def _sphere(p):
+    f = (
+        (p.hw.pim.tCK_ns - 0.8) ** 2 * 10
+        + (p.hw.pim.tCCD_mac - 5.0) ** 2 / 4
+        + jnp.where(p.policy.sched == 2, 0.0, 1.0)
+    )
+    return {"f": f, "status": jnp.asarray(0, jnp.int64)}
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    spec = dataclasses.replace(
+        MODELS["pim_gemv"], fn=_sphere, metrics={"f": ("1", "sphere"), "status": ("bits", "")}
+    )
+    MODELS["test_sphere"] = spec
+    yield "test_sphere"
+    MODELS.pop("test_sphere", None)
+
+
+SPHERE_PARAMS = {
+    "hw.pim.tCK_ns": {"low": 0.25, "high": 2.0},
+    "hw.pim.tCCD_mac": {"low": 1, "high": 16},
+    "policy.sched": {"type": "cat"},
+}
+
+
+@pytest.mark.parametrize("strategy", ["cmaes", "ga"])
+def test_reaches_the_analytic_optimum(sphere, strategy):
+    prob = Problem(default_point(), sphere, parse_params(SPHERE_PARAMS), "f", True, batch=64)
+    r = search(prob, strategy, population=64, generations=60, seed=1)
+    assert r.best is not None
+    assert r.best["hw.pim.tCCD_mac"] == OPT["hw.pim.tCCD_mac"]
+    assert r.best["policy.sched"] == OPT["policy.sched"]
+    assert abs(r.best["hw.pim.tCK_ns"] - 0.8) < 0.02  # f ≤ 0.004
+    assert len(r.history) == r.evaluations
+
+
+GEMV = {
+    "hw.pim.lanes": {"type": "int", "values": [1, 2, 4, 8, 16, 32]},
+    "hw.pim.banks": {"type": "int", "values": [4, 8, 16, 32]},
+    "hw.pim.tCCD_mac": {"low": 1, "high": 8},
+    "hw.pim.tRCD_mac": {"low": 10, "high": 40},
+}
+BUDGET = "hw.pim.lanes * hw.pim.banks <= 64"
+
+
+@pytest.fixture(scope="module")
+def gemv_grid():
+    """Every point of the grid (6 × 4 × 8 × 31 = 5,952) and its feasible optimum."""
+    prob = Problem(
+        default_point(),
+        "pim_gemv",
+        parse_params(GEMV),
+        "time_ns",
+        True,
+        [Constraint.parse(BUDGET, "search.constraints[0]")],
+        batch=1024,
+    )
+    r = search(prob, "grid")
+    return prob, r
+
+
+def test_grid_is_exhaustive_and_its_optimum_is_the_brute_force_one(gemv_grid):
+    prob, r = gemv_grid
+    h = r.history
+    assert len(h) == 6 * 4 * 8 * 31
+    combos = set(itertools.product(*(q.values for q in prob.params)))
+    seen = set(map(tuple, h[[q.path for q in prob.params]].to_numpy().astype(int).tolist()))
+    assert seen == combos
+    ok = (h["hw.pim.lanes"] * h["hw.pim.banks"] <= 64) & (h["status"] == 0)
+    assert (h["feasible"] == ok).all()
+    assert r.best["time_ns"] == h.loc[ok, "time_ns"].min()
+
+
+@pytest.mark.parametrize("strategy", ["cmaes", "ga"])
+def test_population_search_reaches_the_grid_optimum_within_1pct(gemv_grid, strategy):
+    prob, grid = gemv_grid
+    r = search(prob, strategy, population=64, generations=30, seed=0)
+    assert r.best["time_ns"] <= 1.01 * grid.best["time_ns"]
+    assert r.evaluations <= 0.35 * len(grid.history)
+    # no returned optimum, and no point marked feasible, breaks the constraint
+    assert r.best["hw.pim.lanes"] * r.best["hw.pim.banks"] <= 64
+    f = r.history[r.history["feasible"]]
+    assert (f["hw.pim.lanes"] * f["hw.pim.banks"] <= 64).all()
+
+
+def test_random_search_respects_bounds_and_levels(gemv_grid):
+    prob, _ = gemv_grid
+    r = search(prob, "random", population=128, max_evals=512, seed=3)
+    h = r.history
+    assert len(h) == 512 and r.stopped == "max_evals"
+    for q in prob.params:
+        assert set(h[q.path].astype(int)) <= set(q.values)
+
+
+@pytest.mark.parametrize(
+    ("node", "key"),
+    [
+        ({"hw.pim.lanez": {"low": 1, "high": 4}}, "search.params.hw.pim.lanez"),
+        ({"workload.dtype": {"type": "cat"}}, "search.params.workload.dtype"),
+        ({"hw.pim.lanes": {"low": 8, "high": 4}}, "search.params.hw.pim.lanes"),
+        (
+            {"hw.pim.lanes": {"type": "float", "low": 1, "high": 4}},
+            "search.params.hw.pim.lanes.type",
+        ),
+        (
+            {"policy.sched": {"type": "cat", "choices": ["static", "bogus"]}},
+            "search.params.policy.sched.choices",
+        ),
+        ({"hw.pim.tCK_ns": {"low": 0.5, "hgh": 1}}, "search.params.hw.pim.tCK_ns.hgh"),
+    ],
+)
+def test_bad_params_name_the_key(node, key):
+    with pytest.raises(ConfigError) as err:
+        parse_params(node)
+    assert err.value.key == key
+
+
+def test_bad_constraint_and_objective_name_the_key(gemv_grid):
+    prob, _ = gemv_grid
+    with pytest.raises(ConfigError) as err:
+        Constraint.parse("lanes 64", "search.constraints[1]")
+    assert err.value.key == "search.constraints[1]"
+    bad = dataclasses.replace(
+        prob, constraints=[Constraint.parse("nope <= 1", "search.constraints[0]")]
+    )
+    with pytest.raises(ConfigError) as err:
+        bad.evaluate({q.path: np.asarray([q.values[0]]) for q in prob.params})
+    assert err.value.key == "search.constraints[0]" and "time_ns" in err.value.expected
+    with pytest.raises(ConfigError) as err:
+        Problem(default_point(), "pim_gemv", prob.params, "tokens", True)
+    assert err.value.key == "search.objective"
