@@ -157,6 +157,7 @@ class Config:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    search: dict[str, Any] = field(default_factory=dict)  # python -m dse.search (conf/search/)
     chunk_size: int = 262144  # design points per compiled call (the last chunk is padded)
     resume: bool = False  # continue the newest unfinished run of the same config
     progress: bool = True

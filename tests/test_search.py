@@ -154,3 +154,45 @@ def test_bad_constraint_and_objective_name_the_key(gemv_grid):
     with pytest.raises(ConfigError) as err:
         Problem(default_point(), "pim_gemv", prob.params, "tokens", True)
     assert err.value.key == "search.objective"
+
+
+def test_cli_writes_history_best_and_plot(tmp_path, capsys):
+    """``python -m dse.search`` on its default problem (CMA-ES on the GEMV model with a
+    multiplier budget): the files, and a best point that is the history's best feasible row
+    and keeps the budget."""
+    import json
+
+    import pandas as pd
+
+    from dse.search.cli import main
+
+    main([f"output.dir={tmp_path}", "progress=false", "search.generations=8"])
+    h = pd.read_parquet(tmp_path / "history.parquet")
+    best = json.loads((tmp_path / "best.json").read_text())
+    figures = json.loads((tmp_path / "search.json").read_text())
+    assert (tmp_path / "convergence.png").stat().st_size > 0
+    assert figures["evaluations"] == len(h) <= 8 * 64
+    feas = h[h["feasible"]]
+    assert best["time_ns"] == feas["time_ns"].min()
+    assert best["hw.pim.lanes"] * best["hw.pim.banks"] <= 256
+    assert best["policy.sched"] in ("static", "pingpong", "dynamic")
+    assert "best feasible point" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("search.strategy=anneal", "search.strategy"),
+        ("+search.budget=3", "search.budget"),
+        ("search.population=0", "search.population"),
+        ("search.objective=tokens", "search.objective"),
+    ],
+)
+def test_cli_bad_input_exits_2_naming_the_key(tmp_path, capsys, override, key):
+    from dse.search.cli import main
+
+    with pytest.raises(SystemExit) as ex:
+        main([f"output.dir={tmp_path}", "progress=false", override])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert f"key '{key}'" in err and "cmaes.yaml" in err, err

@@ -102,6 +102,7 @@ class Problem:
     source: str = "search"
 
     def __post_init__(self) -> None:
+        self._fields = field_info()
         metrics = set(MODELS[self.model].metrics) | set(self.extra_metrics)
         if self.objective not in metrics:
             names = ", ".join(sorted(metrics))
@@ -125,34 +126,30 @@ class Problem:
         swept = {}
         for q in self.params:
             v = np.asarray(chunk[q.path])
-            dtype = np.int64 if field_info()[q.path].field.type == "int" else np.float64
+            dtype = np.int64 if self._fields[q.path].field.type == "int" else np.float64
             swept[q.path] = np.concatenate([v, np.repeat(v[:1], pad)]).astype(dtype)
         out, _, _ = evaluate_points(self.base, swept, self.model)
         cols = {k: np.asarray(v)[:n] for k, v in out.items() if np.ndim(v) >= 1}
         if self.extra is not None:
             cols.update({k: np.asarray(v)[:n] for k, v in self.extra(self.base, swept).items()})
-        df = pd.DataFrame({q.path: np.asarray(chunk[q.path]) for q in self.params})
-        for k, v in cols.items():
-            if k not in df:
-                df[k] = v
-        env = {**{c: df[c].to_numpy() for c in df.columns}}
-        for q in self.params:  # constraints may name fields that are not searched
-            env.setdefault(q.path, df[q.path].to_numpy())
+        data = {q.path: np.asarray(chunk[q.path]) for q in self.params}
+        data.update({k: v for k, v in cols.items() if k not in data})
+        env = {k: v for k, v in data.items() if np.asarray(v).dtype.kind in "biuf"}
         viol = np.zeros(n)
         for c in self.constraints:
             for name in _DOTTED.findall(c.lhs + " " + c.rhs):
-                if name not in env and name in field_info():
+                if name not in env and name in self._fields:
                     env[name] = np.full(n, float(np.asarray(get_path(self.base, name))))
             viol += c.violation(env, self.source)
-        status = df["status"].to_numpy() if "status" in df else np.zeros(n, np.int64)
-        obj = df[self.objective].to_numpy(dtype=np.float64)
+        status = np.asarray(data.get("status", np.zeros(n, np.int64)))
+        obj = np.asarray(data[self.objective], dtype=np.float64)
         bad = (status != 0) | ~np.isfinite(obj)
         feasible = ~bad & (viol == 0)
         signed = obj if self.minimize else -obj
-        df["feasible"] = feasible
-        df["violation"] = np.where(bad, np.inf, viol)
-        df["fitness"] = np.where(feasible, signed, _BIG * (1.0 + np.where(bad, 1.0, viol)))
-        return df
+        data["feasible"] = feasible
+        data["violation"] = np.where(bad, np.inf, viol)
+        data["fitness"] = np.where(feasible, signed, _BIG * (1.0 + np.where(bad, 1.0, viol)))
+        return pd.DataFrame(data)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,274 @@
+"""``python -m dse.search``: a population search over design-point parameters as a Hydra app.
+
+The config is ``conf/search.yaml``: the usual design point (``pim=``, ``host=``,
+``workload=``, ``policy=``, ``model=``) and a ``search`` node (``search=cmaes|ga|random|grid``
+in ``conf/search/``) naming the strategy, the parameters, the constraints and the stopping
+rules. The run directory receives ``history.parquet`` (and ``.csv``: every evaluated
+candidate), ``best.json``, ``search.json`` (the figures of the run) and ``convergence.png``.
+Bad input gives one line naming the file and key, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.cli import (
+    _argv_config,
+    _container,
+    _fail,
+    _hydra_error,
+    _provenance,
+    build,
+)
+from dse.config import CONF_DIR, register_configs
+from dse.errors import ConfigError
+from dse.models import MODELS
+from dse.search.params import parse_params
+from dse.search.run import STRATEGIES, Constraint, Problem, SearchResult, search
+
+__all__ = ["main", "run_search"]
+
+_KEYS = {
+    "strategy",
+    "objective",
+    "minimize",
+    "population",
+    "generations",
+    "max_evals",
+    "patience",
+    "tol",
+    "seed",
+    "grid_levels",
+    "batch",
+    "params",
+    "constraints",
+}
+
+
+def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem, dict]:
+    """The :class:`~dse.search.run.Problem` and the search settings of a composed config."""
+    node = dict(c.get("search") or {})
+    unknown = sorted(set(node) - _KEYS)
+    if unknown:
+        raise ConfigError(source, f"search.{unknown[0]}", "one of " + ", ".join(sorted(_KEYS)))
+    model = c.get("model", "pim_gemv")
+    spec = MODELS[model]
+    params = parse_params(node.get("params") or {}, source)
+    cons = node.get("constraints") or []
+    if isinstance(cons, str):
+        cons = [cons]
+    constraints = [
+        Constraint.parse(t, f"search.constraints[{i}]", source) for i, t in enumerate(cons)
+    ]
+    objective = node.get("objective") or spec.objective
+    minimize = spec.minimize if node.get("minimize") is None else bool(node["minimize"])
+    strategy = node.get("strategy", "cmaes")
+    if strategy not in STRATEGIES:
+        raise ConfigError(source, "search.strategy", "one of " + ", ".join(STRATEGIES), strategy)
+    settings = {"strategy": strategy}
+    for key, default in (
+        ("population", 64),
+        ("generations", 60),
+        ("patience", 0),
+        ("seed", 0),
+        ("grid_levels", 8),
+        ("batch", node.get("population", 64)),  # one call per generation
+    ):
+        value = node.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(source, f"search.{key}", "a non-negative integer", value)
+        settings[key] = value
+    for key in ("population", "batch", "grid_levels"):
+        if settings[key] < 1:
+            raise ConfigError(source, f"search.{key}", "a positive integer", settings[key])
+    settings["max_evals"] = node.get("max_evals")
+    settings["tol"] = float(node.get("tol", 0.0))
+    prob = Problem(
+        base,
+        model,
+        params,
+        objective,
+        minimize,
+        constraints,
+        batch=settings.pop("batch"),
+        source=source,
+    )
+    return prob, settings
+
+
+def run_search(
+    cfg: Any, out: Path, prov: Any = None, progress: bool = True, source: str = "search"
+) -> SearchResult:
+    """Run the search a composed config describes and write its files into ``out``;
+    ``source`` names the search config file in error messages."""
+    c, base, _ = build(cfg, prov)
+    prob, settings = problem_from(c, base, source)
+    bar = _bar(progress)
+    t0 = time.perf_counter()
+    try:
+        result = search(prob, progress=bar, **settings)
+    finally:
+        if bar is not None:
+            bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    result.history.to_parquet(out / "history.parquet", index=False)
+    result.history.to_csv(out / "history.csv", index=False)
+    figures = {
+        "model": prob.model,
+        "objective": prob.objective,
+        "minimize": prob.minimize,
+        **settings,
+        "evaluations": result.evaluations,
+        "generations_run": result.generations,
+        "stopped": result.stopped,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "evaluations_per_s": round(result.evaluations / max(result.seconds, 1e-9), 1),
+        "feasible": int(result.history["feasible"].sum()) if len(result.history) else 0,
+    }
+    (out / "search.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    best = None
+    if result.best is not None:
+        best = {q.path: q.label(result.best[q.path]) for q in prob.params}
+        best[prob.objective] = result.best[prob.objective]
+        best["eval"] = result.best["eval"]
+    (out / "best.json").write_text(json.dumps(best, indent=2, default=str) + "\n")
+    _plot(result, prob, out / "convergence.png")
+    _print(prob, result, figures, best, out)
+    return result
+
+
+class _bar:
+    """A rich progress bar on a terminal; elsewhere nothing (the summary follows)."""
+
+    def __new__(cls, enabled: bool):
+        if not enabled or not sys.stderr.isatty():
+            return None
+        return super().__new__(cls)
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._p = Progress(
+            TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[b]}")
+        )
+        self._t = self._p.add_task("", total=None, b="")
+        self._p.start()
+
+    def __call__(self, done: int, total: int, best: float | None) -> None:
+        b = "no feasible point yet" if best is None else f"best {best:.6g}"
+        self._p.update(self._t, completed=done, total=total, b=b)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _plot(result: SearchResult, prob: Problem, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = result.history
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if len(h):
+        obj = h[prob.objective].to_numpy(dtype=float)
+        feas = h["feasible"].to_numpy()
+        ax.scatter(h["eval"][~feas], obj[~feas], s=4, c="0.8", label="infeasible")
+        ax.scatter(h["eval"][feas], obj[feas], s=4, c="C0", alpha=0.5, label="feasible")
+        signed = np.where(feas, obj if prob.minimize else -obj, np.inf)
+        run = np.minimum.accumulate(signed)
+        ok = np.isfinite(run)
+        ax.plot(h["eval"][ok], (run if prob.minimize else -run)[ok], c="C3", label="best so far")
+        ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(prob.objective)
+    ax.set_title(f"{prob.model}: {prob.objective} ({'min' if prob.minimize else 'max'})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _print(prob: Problem, result: SearchResult, figures: dict, best: Any, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    console.print(
+        f"search [bold]{figures['strategy']}[/]: {result.evaluations:,} evaluations in "
+        f"{result.generations} generations, {figures['seconds']} s "
+        f"({figures['evaluations_per_s']:,} /s), stopped: {result.stopped}"
+    )
+    if best is None:
+        console.print("[red]no feasible point found[/] (see history.csv: violation)")
+    else:
+        t = Table(title=f"best feasible point ({prob.objective})")
+        t.add_column("parameter")
+        t.add_column("value", justify="right")
+        for k, v in best.items():
+            t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        console.print(t)
+    console.print(f"wrote {out}/history.parquet, best.json, search.json, convergence.png")
+
+
+def _task(cfg: Any) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    out = Path(cfg.output.dir) if cfg.output.get("dir") else Path(hc.runtime.output_dir)
+    dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}
+    cdir = dirs.get("command-line", dirs.get("main", CONF_DIR))
+    prov = _provenance(
+        dict(hc.runtime.choices), list(hc.overrides.task), cdir, hc.job.config_name or "search"
+    )
+    choice = dict(hc.runtime.choices).get("search")
+    group_file = next((d / "search" / f"{choice}.yaml" for d in (cdir, CONF_DIR) if choice), None)
+    source = str(group_file) if group_file is not None and group_file.exists() else "search"
+    try:
+        progress = bool(_container(cfg).get("progress", True))
+        result = run_search(cfg, out, prov, progress=progress, source=source)
+    except ConfigError as err:
+        _fail(err.oneline(), os.environ.get("DSE_FULL_ERROR") == "1", err)
+        raise
+    if result.best is None:
+        return None
+    return float(result.best[prob_objective(cfg)])
+
+
+def prob_objective(cfg: Any) -> str:
+    node = _container(cfg).get("search") or {}
+    return node.get("objective") or MODELS[_container(cfg).get("model", "pim_gemv")].objective
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m dse.search``: Hydra app; bad input → one line on stderr, exit 2."""
+    import hydra
+
+    register_configs()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    entry = hydra.main(config_path=str(CONF_DIR), config_name="search", version_base="1.3")(_task)
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "dse.search", *argv]
+    try:
+        entry()
+    except ConfigError as err:
+        _fail(err.oneline(), full, err)
+    except Exception as exc:
+        cdir, cname, overrides = _argv_config(argv)
+        err = _hydra_error(exc, overrides, cdir, cname if cname != "config" else "search")
+        if err is None:
+            raise
+        _fail(err.oneline(), full, exc)
+    finally:
+        sys.argv = saved
+        if not full:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
