@@ -1,0 +1,308 @@
+"""dse.search.pareto against brute force: an O(n²) dominance check for the fronts, exact
+unit-cell counting and Monte Carlo for the hypervolume, closed forms for small cases."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from dse.errors import ConfigError
+from dse.search.pareto import hypervolume, pareto_front, pareto_mask, plot_front
+
+
+def brute_mask(values: np.ndarray, minimize) -> np.ndarray:
+    """O(n²) definition: row i is on the front iff it has no NaN and no NaN-free row j is
+    <= it everywhere and < it somewhere (after negating maximized columns)."""
+    v = np.asarray(values, float)
+    v = np.where(np.asarray(minimize, bool)[None, :], v, -v)
+    ok = ~np.isnan(v).any(axis=1)
+    out = np.zeros(len(v), bool)
+    for i in np.flatnonzero(ok):
+        others = v[ok]
+        dominated = ((others <= v[i]).all(axis=1) & (others < v[i]).any(axis=1)).any()
+        out[i] = not dominated
+    return out
+
+
+def random_matrix(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """Values with many ties and exact duplicates (small integer grids), some continuous
+    columns, a sprinkle of NaN rows/cells and of ±inf."""
+    if rng.random() < 0.6:
+        v = rng.integers(0, int(rng.integers(2, 6)), size=(n, k)).astype(float)
+    else:
+        v = rng.normal(size=(n, k))
+    if n and rng.random() < 0.5:  # exact duplicates of existing rows
+        dup = rng.integers(0, n, size=max(1, n // 4))
+        v[rng.integers(0, n, size=dup.size)] = v[dup]
+    if n and rng.random() < 0.5:
+        v[rng.random((n, k)) < 0.08] = np.nan
+    if n and rng.random() < 0.2:
+        v[rng.random((n, k)) < 0.05] = rng.choice([np.inf, -np.inf])
+    return v
+
+
+def test_pareto_mask_matches_brute_force_on_random_inputs():
+    rng = np.random.default_rng(20240611)
+    checked = 0
+    for _ in range(600):
+        k = int(rng.choice([1, 2, 2, 3, 3, 4]))
+        n = int(rng.integers(0, 70))
+        v = random_matrix(rng, n, k)
+        minimize = rng.random(k) < 0.5
+        got = pareto_mask(v, minimize)
+        np.testing.assert_array_equal(got, brute_mask(v, minimize), err_msg=f"{v!r} {minimize}")
+        checked += n
+    assert checked > 10_000
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(0, 40), st.sampled_from([2, 3])),
+        elements=st.one_of(st.integers(-3, 3).map(float), st.just(np.nan)),
+    ),
+    st.data(),
+)
+def test_pareto_mask_hypothesis(values, data):
+    minimize = data.draw(
+        st.lists(st.booleans(), min_size=values.shape[1], max_size=values.shape[1])
+    )
+    np.testing.assert_array_equal(pareto_mask(values, minimize), brute_mask(values, minimize))
+
+
+def test_pareto_mask_small_cases_by_hand():
+    v = np.array([[1, 5], [2, 2], [2, 2], [3, 1], [3, 3], [np.nan, 0], [1, 6], [4, 1]])
+    # (2,2) twice kept; (3,3) dominated by (2,2); (1,6) by (1,5); (4,1) by (3,1); NaN never
+    np.testing.assert_array_equal(pareto_mask(v, [True, True]), [1, 1, 1, 1, 0, 0, 0, 0])
+    # maximize both: (4,1) and (1,6) and (3,3) survive, (2,2) is dominated by (3,3)
+    np.testing.assert_array_equal(pareto_mask(v, [False, False]), [0, 0, 0, 0, 1, 0, 1, 1])
+    assert not pareto_mask(np.full((3, 2), np.nan), [True, True]).any()
+    assert pareto_mask(np.zeros((0, 3)), [True] * 3).shape == (0,)
+    with pytest.raises(ValueError, match="minimize flags"):
+        pareto_mask(v, [True])
+
+
+def _check_front_property(v: np.ndarray, mask: np.ndarray, minimize) -> None:
+    """Independent check for sizes brute force cannot handle: front rows are mutually
+    non-dominated, and every other row is dominated by some front row."""
+    s = np.where(np.asarray(minimize)[None, :], v, -v)
+    ok = ~np.isnan(s).any(axis=1)
+    assert not mask[~ok].any()
+    s, mask = s[ok], mask[ok]
+    f = s[mask]
+    le = (f[None, :, :] <= f[:, None, :]).all(axis=2)
+    lt = (f[None, :, :] < f[:, None, :]).any(axis=2)
+    assert not (le & lt).any()
+    rest = s[~mask]
+    for lo in range(0, len(rest), 20_000):
+        r = rest[lo : lo + 20_000]
+        dom = ((f[None, :, :] <= r[:, None, :]).all(axis=2)) & (
+            (f[None, :, :] < r[:, None, :]).any(axis=2)
+        )
+        assert dom.any(axis=1).all()
+
+
+def test_pareto_mask_million_points_2d_is_fast_and_correct():
+    rng = np.random.default_rng(7)
+    v = rng.random((1_000_000, 2))
+    v[::1000] = np.round(v[::1000], 2)  # some ties
+    t0 = time.perf_counter()
+    mask = pareto_mask(v, [True, False])
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 5.0, elapsed  # O(n log n): ~0.3 s on one core
+    _check_front_property(v, mask, np.array([True, False]))
+
+
+def test_pareto_mask_3d_larger_input():
+    rng = np.random.default_rng(11)
+    v = rng.random((30_000, 3))
+    minimize = np.array([True, False, True])
+    mask = pareto_mask(v, minimize)
+    _check_front_property(v, mask, minimize)
+    sub = rng.choice(len(v), 400, replace=False)  # brute force on a subsample
+    np.testing.assert_array_equal(pareto_mask(v[sub], minimize), brute_mask(v[sub], minimize))
+    # many ties and duplicates on a large front (integer points near the plane
+    # x + y + z = 40), NaN rows, at a size that takes the pivot pre-pass
+    xy = rng.integers(0, 20, size=(8_000, 2))
+    g = np.c_[xy, 40 - xy.sum(axis=1) + rng.integers(0, 3, 8_000)].astype(float)
+    g[rng.random(8_000) < 0.05, 1] = np.nan
+    mask = pareto_mask(g, [True, True, True])
+    assert mask.sum() > 500
+    _check_front_property(g, mask, np.array([True, True, True]))
+    # a front of every row (the plane x + y + z = 1) and a 4-D Gaussian cloud
+    plane = rng.random((5_000, 3))
+    plane[:, 2] = 1.0 - plane[:, 0] - plane[:, 1]
+    assert pareto_mask(plane, [True, True, True]).all()
+    cloud = rng.normal(size=(8_000, 4))
+    _check_front_property(cloud, pareto_mask(cloud, [False] * 4), np.array([False] * 4))
+
+
+# --- hypervolume -----------------------------------------------------------------------
+
+
+def test_hypervolume_single_point_is_product_of_differences():
+    p = np.array([[1.0, 10.0, 0.5]])
+    ref = np.array([4.0, 2.0, 3.0])
+    minimize = [True, False, True]
+    assert hypervolume(p, ref, minimize) == pytest.approx((4 - 1) * (10 - 2) * (3 - 0.5), 1e-12)
+    assert hypervolume(p[:, :2], ref[:2], minimize[:2]) == pytest.approx(24.0, 1e-12)
+    assert hypervolume(p[:, :1], ref[:1], minimize[:1]) == pytest.approx(3.0, 1e-12)
+
+
+def test_hypervolume_two_points_2d_by_hand():
+    # minimize both, ref (4, 4): rectangles 3x1 and 2x3 overlap in 2x1 -> 3 + 6 - 2 = 7
+    p = np.array([[1.0, 3.0], [2.0, 1.0]])
+    assert hypervolume(p, np.array([4.0, 4.0]), [True, True]) == pytest.approx(7.0, 1e-12)
+    # the same points with a maximized second objective mirrored: y -> -y, ref -4
+    q = p * np.array([1.0, -1.0])
+    assert hypervolume(q, np.array([4.0, -4.0]), [True, False]) == pytest.approx(7.0, 1e-12)
+    # points not strictly better than ref in every objective add nothing; nor do
+    # dominated points, duplicates and NaN rows
+    extra = np.array([[0.0, 4.0], [5.0, 0.0], [3.0, 3.0], [1.0, 3.0], [np.nan, 0.0]])
+    assert hypervolume(np.r_[p, extra], np.array([4.0, 4.0]), [True, True]) == pytest.approx(
+        7.0, 1e-12
+    )
+    assert hypervolume(np.zeros((0, 2)), np.array([1.0, 1.0]), [True, True]) == 0.0
+
+
+def _grid_hypervolume(points: np.ndarray, ref: np.ndarray) -> int:
+    """Exact brute force for integer points (minimization): count the unit cells
+    [c, c+1) with integer lower corner c < ref that some point is <= (all coordinates)."""
+    axes = [np.arange(int(points[:, j].min()), int(ref[j])) for j in range(points.shape[1])]
+    cells = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, points.shape[1])
+    inside = points[(points < ref).all(axis=1)]
+    dominated = np.zeros(len(cells), bool)
+    for p in inside:
+        dominated |= (p <= cells).all(axis=1)
+    return int(dominated.sum())
+
+
+@pytest.mark.parametrize("k,n,grid", [(3, 40, 12), (3, 150, 16), (4, 25, 8), (5, 10, 5)])
+def test_hypervolume_matches_exact_cell_count_on_integer_fronts(k, n, grid):
+    rng = np.random.default_rng(1000 * k + n)
+    for _ in range(5):
+        pts = rng.integers(0, grid, size=(n, k)).astype(float)
+        ref = rng.integers(grid // 2, grid + 1, size=k).astype(float)
+        want = _grid_hypervolume(pts, ref)
+        assert hypervolume(pts, ref, [True] * k) == pytest.approx(want, abs=1e-9)
+        # mixed directions: maximize the negated columns, same volume
+        flip = rng.random(k) < 0.5
+        sign = np.where(flip, -1.0, 1.0)
+        assert hypervolume(pts * sign, ref * sign, ~flip) == pytest.approx(want, abs=1e-9)
+
+
+def test_hypervolume_monte_carlo_random_3d_fronts():
+    """Continuous random 3-D fronts (points near the unit sphere's negative octant) against
+    a seeded Monte-Carlo estimate with 250,000 uniform samples of the box [min, ref].
+    Tolerance: 5 standard errors of the estimate, 5 * sqrt(p(1-p)/N) * box volume (at most
+    0.5% of the box volume)."""
+    rng = np.random.default_rng(3)
+    n_samples = 250_000
+    for n in (5, 60, 150):
+        d = np.abs(rng.normal(size=(n, 3)))
+        pts = 1.0 - d / np.linalg.norm(d, axis=1, keepdims=True) * rng.uniform(0.8, 1.0, (n, 1))
+        ref = np.array([1.1, 1.05, 1.2])
+        lo = pts.min(axis=0)
+        vol = float(np.prod(ref - lo))
+        x = lo + rng.random((n_samples, 3)) * (ref - lo)
+        hit = np.zeros(n_samples, bool)
+        for p in pts:
+            hit |= (p <= x).all(axis=1)
+        frac = hit.mean()
+        est = vol * frac
+        tol = 5 * vol * np.sqrt(frac * (1 - frac) / n_samples)
+        got = hypervolume(pts, ref, [True, True, True])
+        assert abs(got - est) <= tol, (n, got, est, tol)
+
+
+def test_hypervolume_3d_slab_reduces_to_2d():
+    rng = np.random.default_rng(5)
+    p2 = rng.random((50, 2))
+    ref2 = np.array([1.0, 1.0])
+    p3 = np.c_[p2, np.full(50, 0.25)]
+    hv2 = hypervolume(p2, ref2, [True, True])
+    assert hypervolume(p3, np.r_[ref2, 2.0], [True] * 3) == pytest.approx(hv2 * 1.75, 1e-12)
+    # permutation invariance and dominated points add nothing
+    p4 = np.r_[p3, p3 + 0.01][rng.permutation(100)]
+    assert hypervolume(p4, np.r_[ref2, 2.0], [True] * 3) == pytest.approx(hv2 * 1.75, 1e-12)
+
+
+# --- tables --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "point_id": np.arange(8),
+            "time_ns": [5.0, 3.0, 3.0, 8.0, 1.0, 2.0, np.nan, 4.0],
+            "tokens_per_J": [10.0, 8.0, 8.0, 20.0, 100.0, 7.0, 50.0, 8.0],
+            "status_code": [0, 0, 0, 0, 8, 0, 0, 0],
+            "status": pd.Categorical(
+                ["ok", "ok", "ok", "ok", "capacity_exceeded", "ok", "ok", "ok"]
+            ),
+            "name": list("abcdefgh"),
+        }
+    )
+
+
+def test_pareto_front_excludes_infeasible_and_sorts(table):
+    front = pareto_front(table, {"time_ns": "min", "tokens_per_J": "max"})
+    # by hand: row 4 (1 ns, 100) would dominate every row but is infeasible; row 6 has a
+    # NaN time; rows 1 and 2 are the duplicate (3, 8), both kept; row 7 (4, 8) is
+    # dominated by (3, 8); (2, 7), (5, 10) and (8, 20) are each best somewhere
+    by_hand = [5, 1, 2, 0, 3]
+    assert front["point_id"].tolist() == by_hand
+    assert front["time_ns"].is_monotonic_increasing
+    # a numeric status column behaves the same
+    t2 = table.drop(columns=["status_code"]).assign(status=table["status_code"])
+    assert (
+        pareto_front(t2, {"time_ns": "min", "tokens_per_J": "max"})["point_id"].tolist() == by_hand
+    )
+    # without any status column row 4 wins alone (1 ns, 100 tokens/J)
+    t3 = table.drop(columns=["status", "status_code"])
+    assert pareto_front(t3, {"time_ns": "min", "tokens_per_J": "max"})["point_id"].tolist() == [4]
+
+
+def test_pareto_front_parquet_roundtrip(table, tmp_path):
+    path = tmp_path / "points.parquet"
+    table.to_parquet(path)
+    back = pd.read_parquet(path)
+    a = pareto_front(table, {"tokens_per_J": "max", "time_ns": "min"})
+    b = pareto_front(back, {"tokens_per_J": "max", "time_ns": "min"})
+    assert a["point_id"].tolist() == b["point_id"].tolist() == [5, 1, 2, 0, 3]
+    assert a["tokens_per_J"].is_monotonic_increasing
+
+
+def test_pareto_front_unknown_column_names_available(table):
+    with pytest.raises(ConfigError) as err:
+        pareto_front(table, {"time_ns": "min", "tokens_per_j": "max"})
+    assert err.value.key == "tokens_per_j"
+    assert "tokens_per_J" in str(err.value) and "status_code" in str(err.value)
+    with pytest.raises(ConfigError, match="'min' or 'max'"):
+        pareto_front(table, {"time_ns": "minimize"})
+    with pytest.raises(ConfigError, match="numeric"):
+        pareto_front(table, {"name": "min"})
+    with pytest.raises(ConfigError):
+        pareto_front(table, {})
+
+
+def test_plot_front_writes_png(table, tmp_path):
+    import matplotlib.image as mpimg
+
+    front = pareto_front(table, {"time_ns": "min", "tokens_per_J": "max"})
+    out = plot_front(table, "time_ns", "tokens_per_J", front, tmp_path / "front.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(out)
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    mask = table["point_id"].isin(front["point_id"]).to_numpy()
+    out2 = plot_front(table, "time_ns", "tokens_per_J", mask, tmp_path / "mask.png")
+    assert out2.stat().st_size > 1000
+    with pytest.raises(ConfigError):
+        plot_front(table, "time", "tokens_per_J", front, tmp_path / "bad.png")
