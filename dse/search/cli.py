@@ -31,8 +31,9 @@ from dse.cli import (
 from dse.config import CONF_DIR, register_configs
 from dse.errors import ConfigError
 from dse.models import MODELS
+from dse.search.area import AREA_METRICS
 from dse.search.params import parse_params
-from dse.search.run import STRATEGIES, Constraint, Problem, SearchResult, search
+from dse.search.run import STRATEGIES, Constraint, Problem, SearchResult, area_metrics, search
 
 __all__ = ["main", "run_search"]
 
@@ -98,6 +99,8 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
         objective,
         minimize,
         constraints,
+        extra=area_metrics,
+        extra_metrics=tuple(AREA_METRICS),
         batch=settings.pop("batch"),
         source=source,
     )

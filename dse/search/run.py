@@ -21,23 +21,25 @@ optima never violate a constraint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
-from dse._pytree import get_path
+from dse._pytree import get_path, replace_paths
 from dse.errors import ConfigError
 from dse.explore import evaluate_points
 from dse.models import MODELS
 from dse.point import DesignPoint, field_info
 from dse.search.params import Param
 
-__all__ = ["STRATEGIES", "Constraint", "Problem", "SearchResult", "search"]
+__all__ = ["STRATEGIES", "Constraint", "Problem", "SearchResult", "area_metrics", "search"]
 
 STRATEGIES = ("cmaes", "ga", "random", "grid")
 _BIG = 1e18  # infeasible points rank after every feasible one
@@ -150,6 +152,19 @@ class Problem:
         data["violation"] = np.where(bad, np.inf, viol)
         data["fitness"] = np.where(feasible, signed, _BIG * (1.0 + np.where(bad, 1.0, viol)))
         return pd.DataFrame(data)
+
+
+@functools.partial(jax.jit, static_argnums=())
+def _area_batch(base: DesignPoint, swept: dict) -> dict:
+    from dse.search.area import AreaParams, area
+
+    return jax.vmap(lambda s: area(replace_paths(base, s), AreaParams()))(swept)
+
+
+def area_metrics(base: DesignPoint, swept: dict) -> dict:
+    """:func:`dse.search.area.area` of every point (default technology parameters), as a
+    :class:`Problem`'s ``extra``."""
+    return {k: np.asarray(v) for k, v in _area_batch(base, swept).items()}
 
 
 @dataclasses.dataclass
