@@ -125,6 +125,96 @@ def serving_throughput(
     return out
 
 
+SEARCH_PARAMS = {
+    "hw.pim.lanes": {"type": "int", "low": 1, "high": 64},
+    "hw.pim.banks": {"type": "int", "values": [4, 8, 16, 32]},
+    "hw.pim.tCCD_mac": {"type": "int", "low": 1, "high": 16},
+    "hw.pim.tRCD_mac": {"type": "int", "low": 10, "high": 49},
+}
+SEARCH_BUDGET = "pim_logic_mm2 <= 6"
+
+
+def search_benchmark(seeds: int = 10, population: int = 128, budget: float = 0.05) -> dict:
+    """The search on a 4-parameter PIM problem with a known optimum: the fastest FFN GEMV
+    (``pim_gemv``, AiM GDDR6 preset) over MAC lanes 1–64, 4–32 banks, tCCD_mac 1–16 and
+    tRCD_mac 10–49 (163,840 grid points) with PIM logic within 6 mm² per channel. The grid
+    is evaluated exhaustively for the optimum; then each strategy runs ``seeds`` times with
+    at most ``budget`` of the grid's evaluations, and the rate of evaluations is measured on
+    warm (compiled) calls."""
+    from dse.cli import _compose, build
+    from dse.search.area import AREA_METRICS
+    from dse.search.params import parse_params
+    from dse.search.run import Constraint, Problem, area_metrics, search
+
+    cfg, prov = _compose(["space=single"])
+    _, base, _ = build(cfg, prov)
+    params = parse_params(SEARCH_PARAMS, "bench")
+    grid_n = int(np.prod([len(q.values) for q in params]))
+
+    def problem(batch):
+        return Problem(
+            base,
+            "pim_gemv",
+            params,
+            "time_ns",
+            True,
+            [Constraint.parse(SEARCH_BUDGET, "bench")],
+            extra=area_metrics,
+            extra_metrics=tuple(AREA_METRICS),
+            batch=batch,
+        )
+
+    grid_prob = problem(16384)
+    search(grid_prob, "grid")  # compile
+    t0 = time.perf_counter()
+    grid = search(grid_prob, "grid")
+    grid_s = time.perf_counter() - t0
+    opt = grid.best["time_ns"]
+    out = {
+        "grid_points": grid_n,
+        "optimum_time_ns": opt,
+        "optimum": {q.path: grid.best[q.path] for q in params},
+        "grid_evals_per_s": round(grid_n / grid_s),
+    }
+    max_evals = int(budget * grid_n)
+    prob = problem(population)
+    for strategy in ("cmaes", "ga", "random"):
+        search(prob, strategy, population=population, generations=2, seed=0)  # compile
+        rows = []
+        for seed in range(seeds):
+            r = search(
+                prob,
+                strategy,
+                population=population,
+                generations=10_000,
+                max_evals=max_evals,
+                seed=seed,
+            )
+            h = r.history
+            feas = h["feasible"].to_numpy()
+            t = np.where(feas, h["time_ns"].to_numpy(), np.inf)
+            within = np.flatnonzero(np.minimum.accumulate(t) <= 1.01 * opt)
+            rows.append(
+                {
+                    "best_gap": r.best["time_ns"] / opt - 1 if r.best else np.inf,
+                    "evals_to_1pct": int(within[0]) + 1 if len(within) else None,
+                    "evals": r.evaluations,
+                    "rate": r.evaluations / r.seconds,
+                }
+            )
+        hit = [x["evals_to_1pct"] for x in rows if x["evals_to_1pct"] is not None]
+        out[strategy] = {
+            "runs": seeds,
+            "max_evals": max_evals,
+            "within_1pct": len(hit),
+            "evals_to_1pct_median": int(np.median(hit)) if hit else None,
+            "evals_to_1pct_max": max(hit) if hit else None,
+            "best_gap_max": round(float(max(x["best_gap"] for x in rows)), 5),
+            "evals_per_s_median": round(float(np.median([x["rate"] for x in rows]))),
+        }
+    return out
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
@@ -406,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-large", action="store_true", help="skip the pipeline benchmark")
     ap.add_argument(
         "--only",
-        choices=["gemv", "kernel", "attention", "system", "serving", "pipeline"],
+        choices=["gemv", "kernel", "attention", "system", "serving", "search", "pipeline"],
         help="run one benchmark (default: all)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -505,6 +595,23 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )
             print(f"serving: doubling every output costs {sv['doubling_ratio']}x the time")
+    if run_("search"):
+        out["search"] = se = search_benchmark()
+        if not args.json:
+            print(
+                f"search problem: {se['grid_points']:,} grid points (4 parameters), optimum "
+                f"{se['optimum_time_ns']:.0f} ns at {se['optimum']} (exhaustive grid "
+                f"{se['grid_evals_per_s']:,} evaluations/s)"
+            )
+            for strategy in ("cmaes", "ga", "random"):
+                a = se[strategy]
+                print(
+                    f"search {strategy}: {a['within_1pct']}/{a['runs']} runs within 1% of the "
+                    f"optimum using ≤ {a['max_evals']:,} evaluations "
+                    f"({a['max_evals'] / se['grid_points']:.0%} of the grid; median "
+                    f"{a['evals_to_1pct_median']}, worst {a['evals_to_1pct_max']}); worst final "
+                    f"gap {a['best_gap_max']:.2%}; {a['evals_per_s_median']:,} evaluations/s"
+                )
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()
