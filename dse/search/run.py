@@ -25,6 +25,7 @@ import functools
 import itertools
 import re
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -298,7 +299,9 @@ def _cmaes(problem: Problem, track: _Tracker, population: int, generations: int,
             for i, q in enumerate(cats):
                 values[q.path] = np.asarray(q.values)[[int(np.argmax(s.c[i])) for s in sols]]
             fit = track(values)
-            opt.tell(list(zip(sols, fit.tolist(), strict=True)))
+            with warnings.catch_warnings():  # its box penalty on a flat (all infeasible) batch
+                warnings.simplefilter("ignore", RuntimeWarning)
+                opt.tell(list(zip(sols, fit.tolist(), strict=True)))
             if opt.should_stop():
                 track.stopped = "converged"
                 break
