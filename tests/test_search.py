@@ -197,3 +197,24 @@ def test_cli_bad_input_exits_2_naming_the_key(tmp_path, capsys, override, key):
     assert ex.value.code == 2
     err = capsys.readouterr().err
     assert f"key '{key}'" in err and "cmaes.yaml" in err, err
+
+
+def test_adam_strategy_reaches_the_analytic_optimum_and_rejects_categories(sphere):
+    params = parse_params({k: v for k, v in SPHERE_PARAMS.items() if k != "policy.sched"})
+    prob = Problem(
+        default_point(),
+        sphere,
+        params,
+        "f",
+        True,
+        [Constraint.parse("hw.pim.tCK_ns >= 0.85", "search.constraints[0]")],
+        batch=16,
+    )
+    r = search(prob, "adam", population=16, generations=150, seed=0, lr=0.1)
+    # the constrained optimum: tCK_ns on the bound 0.85, tCCD_mac 5, f = 1 + 10·0.05² = 1.025
+    assert r.best is not None and r.best["hw.pim.tCCD_mac"] == 5
+    assert r.best["hw.pim.tCK_ns"] >= 0.85
+    assert r.best["f"] <= 1.025 * 1.01
+    with pytest.raises(ConfigError) as err:
+        search(dataclasses.replace(prob, params=parse_params(SPHERE_PARAMS)), "adam")
+    assert err.value.key == "search.params.policy.sched"

@@ -38,6 +38,7 @@ from dse.search.run import STRATEGIES, Constraint, Problem, SearchResult, area_m
 __all__ = ["main", "run_search"]
 
 _KEYS = {
+    "lr",
     "strategy",
     "objective",
     "minimize",
@@ -92,6 +93,7 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
             raise ConfigError(source, f"search.{key}", "a positive integer", settings[key])
     settings["max_evals"] = node.get("max_evals")
     settings["tol"] = float(node.get("tol", 0.0))
+    settings["lr"] = float(node.get("lr", 0.05))
     prob = Problem(
         base,
         model,

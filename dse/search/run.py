@@ -42,7 +42,7 @@ from dse.search.params import Param
 
 __all__ = ["STRATEGIES", "Constraint", "Problem", "SearchResult", "area_metrics", "search"]
 
-STRATEGIES = ("cmaes", "ga", "random", "grid")
+STRATEGIES = ("cmaes", "ga", "random", "grid", "adam")
 _BIG = 1e18  # infeasible points rank after every feasible one
 _CMP = re.compile(r"(<=|>=|<|>)")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
@@ -192,10 +192,14 @@ def search(
     tol: float = 0.0,
     grid_levels: int = 8,
     progress: Callable[[int, int, float | None], None] | None = None,
+    lr: float = 0.05,
 ) -> SearchResult:
     """Run ``strategy`` on ``problem``. Stops after ``generations`` generations,
     ``max_evals`` evaluations, the strategy's own convergence, or ``patience`` generations
-    whose best feasible fitness improved by less than ``tol`` (relative)."""
+    whose best feasible fitness improved by less than ``tol`` (relative). ``adam``: gradient
+    descent (:func:`dse.search.gradient.adam_search`) from ``population`` starts for
+    ``generations`` steps at learning rate ``lr``, constraints as a penalty; every start's
+    final point is then evaluated exactly, and the best feasible one is returned."""
     if strategy not in STRATEGIES:
         raise ConfigError(problem.source, "search.strategy", "one of " + ", ".join(STRATEGIES))
     budget = max_evals if max_evals else population * generations
@@ -207,8 +211,10 @@ def search(
         _de(problem, state, population, generations, seed)
     elif strategy == "random":
         _random(problem, state, population, budget, seed)
-    else:
+    elif strategy == "grid":
         _grid(problem, state, grid_levels)
+    else:
+        _adam(problem, state, population, generations, seed, lr)
     return state.result(time.perf_counter() - t0)
 
 
@@ -363,3 +369,77 @@ def _grid(problem: Problem, track: _Tracker, levels: int):
         track.stopped = "grid done"
     except _Stop:
         pass
+
+
+def _adam(problem: Problem, track: _Tracker, starts: int, steps: int, seed: int, lr: float):
+    from dse.search.gradient import adam_search
+
+    for q in problem.params:
+        if q.kind == "cat" or (q.kind == "int" and len(q.values) != q.high - q.low + 1):
+            raise ConfigError(
+                problem.source,
+                f"search.params.{q.path}",
+                "a float or an integer range (low, high) for adam",
+                q.kind if q.kind == "cat" else "explicit values",
+            )
+    paths = [q.path for q in problem.params]
+    bounds = {q.path: (q.low, q.high) for q in problem.params}
+    res = adam_search(
+        problem.base,
+        problem.model,
+        paths,
+        bounds,
+        metric=problem.objective,
+        minimize=problem.minimize,
+        starts=starts,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        penalty=_penalty(problem),
+    )
+    finals = res["starts"]
+    try:
+        track({p: finals[p].to_numpy() for p in paths})
+        track.stopped = "steps"
+    except _Stop:
+        pass
+
+
+def _penalty(problem: Problem):
+    """The constraints as a smooth penalty in the units of the objective (relative violation
+    squared × 1e3 × |objective at the base point|), traceable by JAX; area metrics from
+    :func:`dse.search.area.area`."""
+    if not problem.constraints:
+        return None
+    import jax.numpy as jnp
+
+    from dse.search.area import AreaParams, area
+
+    base_metrics = problem.evaluate(
+        {q.path: np.asarray([q.from_unit(0.5)]) for q in problem.params}
+    )
+    scale = 1e3 * max(abs(float(base_metrics[problem.objective].iloc[0])), 1e-12)
+    exprs = [
+        (
+            _DOTTED.sub(lambda m: m.group(1).replace(".", "__"), c.lhs),
+            _DOTTED.sub(lambda m: m.group(1).replace(".", "__"), c.rhs),
+            c.op,
+        )
+        for c in problem.constraints
+    ]
+    names = set(_DOTTED.findall(" ".join(c.lhs + " " + c.rhs for c in problem.constraints)))
+
+    def penalty(point, metrics):
+        env = {k: v for k, v in metrics.items()}
+        env.update(area(point, AreaParams()))
+        for name in names:
+            env[name.replace(".", "__")] = jnp.asarray(get_path(point, name), jnp.float64)
+        total = 0.0
+        for lhs, rhs, op in exprs:
+            a = eval(lhs, {"__builtins__": {}}, env)  # noqa: S307 (parsed comparison sides)
+            b = eval(rhs, {"__builtins__": {}}, env)  # noqa: S307
+            gap = (a - b) if op in ("<=", "<") else (b - a)
+            total = total + (jnp.maximum(gap, 0.0) / jnp.maximum(jnp.abs(b), 1e-12)) ** 2
+        return scale * total
+
+    return penalty
