@@ -15,6 +15,16 @@ import pandas as pd  # noqa: E402
 __all__ = ["tradeoff_plot", "pareto_mask"]
 
 
+def save_figure(fig, path: Path, **savefig) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix or '.png'}")
+    fig.savefig(tmp, **savefig)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def pareto_mask(x: np.ndarray, y: np.ndarray, maximize_y: bool = True) -> np.ndarray:
     """Points not dominated when smaller ``x`` and larger (or smaller) ``y`` are better."""
     x = np.asarray(x, float)
@@ -89,8 +99,4 @@ def tradeoff_plot(
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -31,6 +31,7 @@ from dse.cli import (
 from dse.config import CONF_DIR, register_configs
 from dse.errors import ConfigError
 from dse.models import MODELS
+from dse.report import save_figure
 from dse.search.area import AREA_METRICS
 from dse.search.params import parse_params
 from dse.search.run import STRATEGIES, Constraint, Problem, SearchResult, area_metrics, search
@@ -197,8 +198,7 @@ def _plot(result: SearchResult, prob: Problem, path: Path) -> None:
     ax.set_ylabel(prob.objective)
     ax.set_title(f"{prob.model}: {prob.objective} ({'min' if prob.minimize else 'max'})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _print(prob: Problem, result: SearchResult, figures: dict, best: Any, out: Path) -> None:

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dse.errors import ConfigError  # noqa: E402
+from dse.report import save_figure  # noqa: E402
 
 __all__ = ["pareto_mask", "pareto_front", "hypervolume", "plot_front"]
 
@@ -438,8 +439,4 @@ def plot_front(
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, markerscale=1.5)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -39,13 +39,13 @@ from dse.explore import evaluate_points
 from dse.models import MODELS
 from dse.point import DesignPoint, field_info
 from dse.search.params import Param
+from dse.space import _DOTTED
 
 __all__ = ["STRATEGIES", "Constraint", "Problem", "SearchResult", "area_metrics", "search"]
 
 STRATEGIES = ("cmaes", "ga", "random", "grid", "adam")
 _BIG = 1e18  # infeasible points rank after every feasible one
 _CMP = re.compile(r"(<=|>=|<|>)")
-_DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 
 
 @dataclasses.dataclass(frozen=True)
