@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse.reference.pim_kernel import simulate, tiling
@@ -167,6 +167,7 @@ def test_refresh_skip_is_not_monotone():
     assert (a["cycles"], b["cycles"]) == (ra.cycles, rb.cycles)
 
 
+@settings(max_examples=max(settings.default.max_examples // 3, 10))  # each compiles
 @given(_seeds)
 def test_overlapping_policies_never_slower_than_static(seed):
     p = _drawn(seed)
@@ -174,6 +175,7 @@ def test_overlapping_policies_never_slower_than_static(seed):
     assert pp["cycles"] <= st_["cycles"] and dy["cycles"] <= st_["cycles"]
 
 
+@settings(max_examples=max(settings.default.max_examples // 3, 10))  # each compiles
 @given(_seeds, st.sampled_from(["hw.pim.banks", "hw.pim.lanes"]), st.integers(1, 3))
 def test_more_banks_or_lanes_never_slower(seed, field, doublings):
     p = _drawn(seed)
