@@ -429,7 +429,7 @@ def _quiet_console() -> Any:
 
 
 # --- Hydra entry ----------------------------------------------------------------------------
-def _task(cfg: Any) -> dict[str, Any]:
+def _task(cfg: Any) -> dict[str, Any] | float:
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
@@ -442,7 +442,7 @@ def _task(cfg: Any) -> dict[str, Any]:
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     study_root = out.parent.parent if multirun else out.parent
     try:
-        return run(cfg, out, prov, study_root=study_root).summary
+        summary = run(cfg, out, prov, study_root=study_root).summary
     except ConfigError as err:
         _discard_if_empty(out)
         if multirun:
@@ -451,6 +451,18 @@ def _task(cfg: Any) -> dict[str, Any]:
         # overrides: ..." to stderr, and bad input gets one line.
         _fail(err.oneline(), _USER_FULL_ERROR, err)
         raise
+    if cfg.output.get("objective"):
+        return objective_value(summary)
+    return summary
+
+
+def objective_value(summary: Mapping[str, Any]) -> float:
+    """The best point's objective (``output.objective=true``: what ``python -m dse`` returns
+    to Hydra, for a sweeper that optimizes it, such as Optuna's); NaN when no point is
+    feasible (Optuna records the trial as failed)."""
+    best = summary.get("best") or []
+    metric = summary["objective"]["metric"]
+    return float(best[0][metric]) if best and metric in best[0] else float("nan")
 
 
 def _hydra_error(

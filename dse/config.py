@@ -120,6 +120,7 @@ class OutputConfig:
     color: str = ""  # empty: the model's first categorical metric
     dir: typing.Optional[str] = None  # noqa: UP045  write here instead of the Hydra run dir
     timeline: bool = True  # system models: Gantt chart of the best point's first layers
+    objective: bool = False  # return the best point's objective to Hydra (Optuna's sweeper)
 
 
 @dataclasses.dataclass

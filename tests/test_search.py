@@ -17,6 +17,8 @@ from dse.search.params import parse_params
 from dse.search.run import Constraint, Problem, search
 from tests.conftest import default_point
 
+NO_LOGGING = ("hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
+
 # an analytic "model": a shifted sphere over a float, an integer range and a category, with
 # its minimum 0 at tCK_ns = 0.8, tCCD_mac = 5, policy.sched = 2
 OPT = {"hw.pim.tCK_ns": 0.8, "hw.pim.tCCD_mac": 5, "policy.sched": 2}
@@ -166,7 +168,8 @@ def test_cli_writes_history_best_and_plot(tmp_path):
 
     from dse.search.cli import main
 
-    main([f"output.dir={tmp_path}", "progress=false", "search.generations=8"])
+    # Hydra's logging setup would keep pytest's capture of this test as its stream
+    main([f"output.dir={tmp_path}", "progress=false", "search.generations=8", *NO_LOGGING])
     h = pd.read_parquet(tmp_path / "history.parquet")
     best = json.loads((tmp_path / "best.json").read_text())
     figures = json.loads((tmp_path / "search.json").read_text())
