@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import absl.logging  # noqa: E402
+
+# absl's handler (optax imports absl) closes the stream it was created with whenever logging
+# is reconfigured, as Hydra's job logging does in the in-process CLI tests; under pytest that
+# stream is pytest's capture. The real stderr it never closes.
+absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
