@@ -138,8 +138,8 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
     "model,workload",
     [
         ("pim_kernel", "llama3_8b_attn_score"),
-        ("pim_attention", "llama3_8b_decode"),
-        ("system", "llama3_8b_step"),
+        pytest.param("pim_attention", "llama3_8b_decode", marks=pytest.mark.slow),
+        pytest.param("system", "llama3_8b_step", marks=pytest.mark.slow),  # ~40 s compile
     ],
 )
 def test_single_point_runs_of_every_model(tmp_path, model, workload):
