@@ -23,12 +23,13 @@ def host_cores() -> int:
 
 def use_host_cores(n: int | None = None) -> None:
     """Ask XLA for ``n`` (default: every usable core) CPU devices, unless ``XLA_FLAGS``
-    already sets the count or ``DSE_HOST_DEVICES`` says otherwise. XLA reads the flag when
-    JAX first starts its CPU backend, so this takes effect only if called before any JAX
-    computation (``import dse`` does)."""
+    already sets the count or ``DSE_HOST_DEVICES`` (a positive integer) says otherwise. XLA
+    reads the flag when JAX first starts its CPU backend, so this takes effect only if called
+    before any JAX computation (``import dse`` does)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if FLAG in flags:
         return
-    n = int(os.environ.get("DSE_HOST_DEVICES", n or host_cores()))
+    asked = os.environ.get("DSE_HOST_DEVICES", "")
+    n = int(asked) if asked.strip().isdigit() else (n or host_cores())
     if n > 1:
         os.environ["XLA_FLAGS"] = f"{flags} {FLAG}={n}".strip()

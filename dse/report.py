@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["tradeoff_plot", "pareto_mask"]
+from dse.search.pareto import pareto_mask  # noqa: E402
+
+__all__ = ["save_figure", "tradeoff_plot"]
 
 
 def save_figure(fig, path: Path, **savefig) -> Path:
@@ -23,20 +25,6 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     plt.close(fig)
     os.replace(tmp, path)
     return path
-
-
-def pareto_mask(x: np.ndarray, y: np.ndarray, maximize_y: bool = True) -> np.ndarray:
-    """Points not dominated when smaller ``x`` and larger (or smaller) ``y`` are better."""
-    x = np.asarray(x, float)
-    y = np.asarray(y, float) if maximize_y else -np.asarray(y, float)
-    order = np.lexsort((-y, x))
-    best = -np.inf
-    mask = np.zeros(len(x), bool)
-    for i in order:
-        if y[i] > best:
-            mask[i] = True
-            best = y[i]
-    return mask
 
 
 def tradeoff_plot(
@@ -70,7 +58,7 @@ def tradeoff_plot(
                 linewidths=0,
             )
         xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
-        front = pareto_mask(xv, yv, maximize_y)
+        front = pareto_mask(np.column_stack([xv, yv]), [True, not maximize_y])
         order = np.argsort(xv[front])
         ax.step(
             xv[front][order],

@@ -244,12 +244,7 @@ def _task(cfg: Any) -> float | None:
         raise
     if result.best is None:
         return None
-    return float(result.best[prob_objective(cfg)])
-
-
-def prob_objective(cfg: Any) -> str:
-    node = _container(cfg).get("search") or {}
-    return node.get("objective") or MODELS[_container(cfg).get("model", "pim_gemv")].objective
+    return float(result.best[result.objective])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

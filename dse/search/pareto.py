@@ -37,7 +37,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dse.errors import ConfigError  # noqa: E402
-from dse.report import save_figure  # noqa: E402
 
 __all__ = ["pareto_mask", "pareto_front", "hypervolume", "plot_front"]
 
@@ -439,4 +438,6 @@ def plot_front(
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, markerscale=1.5)
     fig.tight_layout()
+    from dse.report import save_figure  # the report draws its fronts with pareto_mask
+
     return save_figure(fig, path)

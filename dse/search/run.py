@@ -21,7 +21,6 @@ optima never violate a constraint.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import re
 import time
@@ -155,7 +154,7 @@ class Problem:
         return pd.DataFrame(data)
 
 
-@functools.partial(jax.jit, static_argnums=())
+@jax.jit
 def _area_batch(base: DesignPoint, swept: dict) -> dict:
     from dse.search.area import AreaParams, area
 
@@ -174,6 +173,7 @@ class SearchResult:
     evaluated candidate) and the run's figures."""
 
     best: dict[str, Any] | None
+    objective: str
     history: pd.DataFrame
     evaluations: int
     generations: int
@@ -269,7 +269,9 @@ class _Tracker:
         if len(hist) and hist["feasible"].any():
             row = hist.loc[hist.loc[hist["feasible"], "fitness"].idxmin()]
             best = {k: _py(v) for k, v in row.items()}
-        return SearchResult(best, hist, self.evals, self.gen, seconds, self.stopped)
+        return SearchResult(
+            best, self.problem.objective, hist, self.evals, self.gen, seconds, self.stopped
+        )
 
 
 def _py(v: Any) -> Any:
