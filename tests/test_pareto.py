@@ -306,3 +306,95 @@ def test_plot_front_writes_png(table, tmp_path):
     assert out2.stat().st_size > 1000
     with pytest.raises(ConfigError):
         plot_front(table, "time", "tokens_per_J", front, tmp_path / "bad.png")
+
+
+# ------------------------------------------------------------------------------------------
+# python -m dse.search.pareto
+# ------------------------------------------------------------------------------------------
+
+
+def _run_table(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """A results table with integer objectives (exact brute-force hypervolume), a few
+    infeasible rows and parameter columns."""
+    return pd.DataFrame(
+        {
+            "point_id": np.arange(n, dtype=np.uint64),
+            "hw.pim.lanes": rng.integers(1, 33, n),
+            "time_ns": rng.integers(1, 40, n).astype(float),
+            "tokens_per_s": rng.integers(1, 40, n).astype(float),
+            "feasible": rng.random(n) > 0.1,
+            "status": "ok",
+        }
+    )
+
+
+def test_pareto_command_front_and_hypervolume_against_brute_force(tmp_path):
+    """On random integer tables: pareto.csv holds exactly the brute-force front of the
+    feasible rows; pareto.json's hypervolume to --ref equals the exact unit-cell count."""
+    import json
+
+    from dse.search.pareto import main
+
+    rng = np.random.default_rng(7)
+    for trial in range(6):
+        df = _run_table(rng, 200)
+        run = tmp_path / f"run{trial}"
+        run.mkdir()
+        df.to_parquet(run / "points.parquet")
+        argv = [str(run), "-o", "time_ns:min", "-o", "tokens_per_s:max", "--ref", "45", "0"]
+        assert main(argv) == 0
+        front = pd.read_csv(run / "pareto.csv")
+        feas = df[df["feasible"]]
+        v = feas[["time_ns", "tokens_per_s"]].to_numpy()
+        want = set(feas["point_id"][brute_mask(v, [True, False])].tolist())
+        assert set(front["point_id"].tolist()) == want
+        # tokens_per_s maximized: negate it into a minimization with ref -0
+        pts = np.column_stack([v[:, 0], -v[:, 1]])
+        summary = json.loads((run / "pareto.json").read_text())
+        assert summary["hypervolume"] == _grid_hypervolume(pts, np.array([45.0, 0.0]))
+        assert summary["front_points"] == len(want)
+        assert summary["feasible_rows"] == int(df["feasible"].sum())
+        assert (run / "pareto.png").stat().st_size > 0
+
+
+def test_pareto_command_defaults_multirun_and_bad_input(tmp_path, capsys):
+    """A multirun directory (numbered jobs) is read whole; the objectives default to the
+    run's objective and total_mm2; bad input is one line and exit 2."""
+    import json
+
+    from dse.search.pareto import REF_MARGIN, main
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for job in range(3):
+        d = tmp_path / "multi" / str(job)
+        d.mkdir(parents=True)
+        df = _run_table(rng, 50).assign(total_mm2=rng.integers(1, 30, 50).astype(float))
+        df.to_parquet(d / "points.parquet")
+        (d / "summary.json").write_text(
+            json.dumps({"objective": {"metric": "time_ns", "minimize": True}})
+        )
+        frames.append(df)
+    assert main([str(tmp_path / "multi"), "--out", str(tmp_path / "o")]) == 0
+    summary = json.loads((tmp_path / "o" / "pareto.json").read_text())
+    assert summary["objectives"] == {"time_ns": "min", "total_mm2": "min"}
+    allrows = pd.concat(frames)
+    feas = allrows[allrows["feasible"]]
+    assert summary["rows"] == 150 and summary["feasible_rows"] == len(feas)
+    worst = feas[["time_ns", "total_mm2"]].max()
+    span = worst - feas[["time_ns", "total_mm2"]].min()
+    got = summary["reference_point"]
+    assert got["time_ns"] == pytest.approx(worst["time_ns"] + REF_MARGIN * span["time_ns"])
+    front = pd.read_csv(tmp_path / "o" / "pareto.csv")
+    assert set(front["job"]) <= {0, 1, 2}
+    capsys.readouterr()
+    for argv in (
+        [str(tmp_path / "missing")],
+        [str(tmp_path / "multi"), "-o", "time_ns"],
+        [str(tmp_path / "multi"), "-o", "time_ns:min", "-o", "area:min"],
+        [str(tmp_path / "multi"), "-o", "time_ns:min", "-o", "total_mm2:min", "--ref", "1"],
+        [str(tmp_path / "multi"), "-o", "time_ns:min"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dse: error: ") and "\n" not in err and "Traceback" not in err

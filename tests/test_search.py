@@ -240,3 +240,38 @@ def test_adam_strategy_reaches_the_analytic_optimum_and_rejects_categories(spher
     with pytest.raises(ConfigError) as err:
         search(dataclasses.replace(prob, params=parse_params(SPHERE_PARAMS)), "adam")
     assert err.value.key == "search.params.policy.sched"
+
+
+def test_sensitivity_command_ranks_elasticities(tmp_path):
+    """``search=sensitivity`` at the default GEMV point: the metric is cycles × tCK, so the
+    elasticity of time_ns to tCK_ns is exactly 1 (closed form); every row's gradient agrees
+    with its finite difference; the table is ranked by |elasticity|; files are written."""
+    import pandas as pd
+
+    from dse.search.cli import main
+
+    main([f"output.dir={tmp_path}", "search=sensitivity", *NO_LOGGING])
+    s = pd.read_parquet(tmp_path / "sensitivity.parquet")
+    assert (tmp_path / "sensitivity.png").stat().st_size > 0
+    assert len(pd.read_csv(tmp_path / "sensitivity.csv")) == len(s) >= 3
+    e = s.set_index("path")["elasticity"]
+    assert e["hw.pim.tCK_ns"] == pytest.approx(1.0, rel=1e-9)
+    assert (s["gradient"] != 0).all()
+    assert (s["fd_rel_err"] < 1e-6).all(), s[["path", "gradient", "fd_gradient"]]
+    mag = s["elasticity"].abs().to_numpy()
+    assert (mag[:-1] >= mag[1:]).all()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("search.metric=tokens", "search.metric"), ("search.paths=[hw.pim.nope]", "search.paths")],
+)
+def test_sensitivity_bad_input_names_the_key(tmp_path, override, key):
+    from dse.cli import _compose, build
+    from dse.search.cli import run_sensitivity
+
+    cfg, prov = _compose(["search=sensitivity", override], config_name="search")
+    c, base, _ = build(cfg, prov)
+    with pytest.raises(ConfigError) as err:
+        run_sensitivity(c, base, tmp_path, "conf/search/sensitivity.yaml")
+    assert err.value.key == key

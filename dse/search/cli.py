@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dse.cli import (
     _argv_config,
@@ -112,10 +113,13 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
 
 def run_search(
     cfg: Any, out: Path, prov: Any = None, progress: bool = True, source: str = "search"
-) -> SearchResult:
+) -> SearchResult | pd.DataFrame:
     """Run the search a composed config describes and write its files into ``out``;
-    ``source`` names the search config file in error messages."""
+    ``source`` names the search config file in error messages. ``search=sensitivity``
+    returns the sensitivity table instead (:func:`run_sensitivity`)."""
     c, base, _ = build(cfg, prov)
+    if (c.get("search") or {}).get("strategy") == "sensitivity":
+        return run_sensitivity(c, base, out, source)
     prob, settings = problem_from(c, base, source)
     bar = _bar(progress)
     t0 = time.perf_counter()
@@ -149,6 +153,85 @@ def run_search(
     _plot(result, prob, out / "convergence.png")
     _print(prob, result, figures, best, out)
     return result
+
+
+_SENS_KEYS = {"strategy", "metric", "paths", "nonzero", "top"}
+
+
+def run_sensitivity(c: Mapping[str, Any], base: Any, out: Path, source: str) -> pd.DataFrame:
+    """``search=sensitivity``: the ranked elasticities of a metric at the configured design
+    point (:func:`dse.search.gradient.sensitivities`), written as ``sensitivity.parquet`` /
+    ``.csv`` and ``sensitivity.png`` and printed as a table."""
+    from dse.search.gradient import plot_sensitivities, sensitivities
+
+    node = dict(c.get("search") or {})
+    unknown = sorted(set(node) - _SENS_KEYS)
+    if unknown:
+        raise ConfigError(source, f"search.{unknown[0]}", "one of " + ", ".join(sorted(_SENS_KEYS)))
+    model = c.get("model", "pim_gemv")
+    spec = MODELS[model]
+    if spec.batched is not None:
+        raise ConfigError(
+            "model",
+            "model",
+            "a model with a point function (serving compiles whole batches)",
+            model,
+        )
+    metric = node.get("metric") or spec.objective
+    if metric not in spec.metrics:
+        raise ConfigError(
+            source, "search.metric", f"a metric of {model}: {list(spec.metrics)}", metric
+        )
+    paths = node.get("paths")
+    if isinstance(paths, str):
+        paths = [paths]
+    top = node.get("top", 30)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(source, "search.top", "a positive integer", top)
+    t0 = time.perf_counter()
+    try:
+        frame = sensitivities(base, model, metric, paths)
+    except ValueError as err:  # unknown, static, categorical or non-relaxable paths
+        raise ConfigError(source, "search.paths", str(err).split(": ", 1)[-1], paths) from None
+    seconds = time.perf_counter() - t0
+    if node.get("nonzero", True) and paths is None:
+        frame = frame[frame["gradient"] != 0].reset_index(drop=True)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out / "sensitivity.parquet", index=False)
+    frame.to_csv(out / "sensitivity.csv", index=False)
+    plot_sensitivities(frame, out / "sensitivity.png", top=top)
+    _print_sensitivity(frame, seconds, out)
+    return frame
+
+
+def _print_sensitivity(frame: pd.DataFrame, seconds: float, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    a = frame.attrs
+    t = Table(
+        title=f"{a.get('model')}: {a.get('metric')} = {a.get('metric_value', float('nan')):.6g}"
+        f" ({len(frame)} parameters, {seconds:.1f} s)"
+    )
+    for col, just in (
+        ("parameter", "left"),
+        ("value", "right"),
+        ("elasticity", "right"),
+        ("finite diff.", "right"),
+        ("gradient", "right"),
+    ):
+        t.add_column(col, justify=just)
+    for r in frame.itertuples():
+        t.add_row(
+            r.path + (" (int)" if r.kind != "float" else ""),
+            f"{r.value:.6g}",
+            f"{r.elasticity:+.4f}",
+            f"{r.fd_elasticity:+.4f}",
+            f"{r.gradient:.4g}",
+        )
+    console = Console(stderr=False)
+    console.print(t)
+    console.print(f"wrote {out}/sensitivity.parquet, sensitivity.csv, sensitivity.png")
 
 
 class _bar:
@@ -242,7 +325,7 @@ def _task(cfg: Any) -> float | None:
     except ConfigError as err:
         _fail(err.oneline(), os.environ.get("DSE_FULL_ERROR") == "1", err)
         raise
-    if result.best is None:
+    if isinstance(result, pd.DataFrame) or result.best is None:
         return None
     return float(result.best[result.objective])
 

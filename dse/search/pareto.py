@@ -18,6 +18,10 @@ never on the front.
   While et al., IEEE TEC 10(1), 2006) for ``k >= 3``, meant for fronts of up to a few hundred
   points.
 * :func:`plot_front` draws a 2-D front over all points (matplotlib, headless).
+* ``python -m dse.search.pareto RESULTS -o col:min -o col:max`` (:func:`main`) does all three
+  for a results directory (``points.parquet`` of ``python -m dse``, numbered multirun jobs,
+  ``history.parquet`` of ``python -m dse.search``) or a Parquet/CSV table: it writes
+  ``pareto.csv``, ``pareto.json`` (hypervolume and its reference point) and ``pareto.png``.
 
 Everything here is plain numpy/pandas on host arrays: fronts are computed on result tables
 after evaluation, never inside traced code.
@@ -25,7 +29,10 @@ after evaluation, never inside traced code.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,7 +45,7 @@ import pandas as pd  # noqa: E402
 
 from dse.errors import ConfigError  # noqa: E402
 
-__all__ = ["pareto_mask", "pareto_front", "hypervolume", "plot_front"]
+__all__ = ["pareto_mask", "pareto_front", "hypervolume", "plot_front", "load_table", "main"]
 
 #: pairwise comparisons (rows x front points) held in memory at once by the k >= 3 path
 _BLOCK_PAIRS = 1 << 21
@@ -441,3 +448,241 @@ def plot_front(
     from dse.report import save_figure  # the report draws its fronts with pareto_mask
 
     return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------------
+# command line: python -m dse.search.pareto RESULTS
+# ------------------------------------------------------------------------------------------
+
+#: result tables a run directory may hold, in the order they are looked for
+_TABLES = ("points.parquet", "history.parquet", "points.csv", "history.csv")
+#: the default reference point lies this fraction of each objective's range beyond its worst
+#: feasible value, so the extreme front points add volume too
+REF_MARGIN = 0.1
+
+
+def load_table(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """A results table and the run's own description of it.
+
+    ``path`` is a Parquet or CSV file, a run directory holding one of ``points.parquet``,
+    ``history.parquet`` (or their CSVs), or a multirun directory whose numbered job folders
+    hold them (concatenated, with a ``job`` column). The dict is the run's ``summary.json`` or
+    ``search.json`` (empty when there is none). Raises :class:`ConfigError` naming the path.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "", "a results directory or a .parquet/.csv table", "nothing")
+    if path.is_file():
+        return _read(path), _meta(path.parent)
+    for name in _TABLES:
+        if (path / name).is_file():
+            return _read(path / name), _meta(path)
+    jobs = sorted(
+        (d for d in path.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name)
+    )
+    frames, meta = [], {}
+    for d in jobs:
+        f = next((d / n for n in _TABLES if (d / n).is_file()), None)
+        if f is not None:
+            frames.append(_read(f).assign(job=int(d.name)))
+            meta = meta or _meta(d)
+    if not frames:
+        raise ConfigError(
+            str(path),
+            "",
+            f"a run directory with one of {list(_TABLES)} (or numbered job "
+            "folders holding one), or a .parquet/.csv table",
+            "none found",
+        )
+    return pd.concat(frames, ignore_index=True), meta
+
+
+def _read(f: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f)
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(
+            str(f), "", "a readable Parquet or CSV table", type(exc).__name__
+        ) from None
+
+
+def _meta(d: Path) -> dict:
+    for name in ("summary.json", "search.json"):
+        if (d / name).is_file():
+            try:
+                return json.loads((d / name).read_text())
+            except ValueError:
+                return {}
+    return {}
+
+
+def _default_objectives(df: pd.DataFrame, meta: Mapping) -> dict[str, str]:
+    """The run's own objective, against the area model's total when the table has it."""
+    obj = meta.get("objective")
+    if isinstance(obj, Mapping):  # summary.json of python -m dse
+        name, minimize = obj.get("metric"), obj.get("minimize", True)
+    else:  # search.json of python -m dse.search
+        name, minimize = obj, meta.get("minimize", True)
+    out = {}
+    if name in df.columns:
+        out[name] = "min" if minimize else "max"
+    if "total_mm2" in df.columns and "total_mm2" not in out:
+        out["total_mm2"] = "min"
+    return out
+
+
+def _parse_objectives(items: Sequence[str], source: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        col, sep, direction = item.rpartition(":")
+        if not sep or not col or direction not in ("min", "max"):
+            raise ConfigError(source, "--objective", "COLUMN:min or COLUMN:max", item)
+        out[col] = direction
+    return out
+
+
+def _feasible(df: pd.DataFrame) -> np.ndarray:
+    ok = _feasible_rows(df)
+    if "feasible" in df.columns:
+        ok &= df["feasible"].fillna(False).to_numpy(dtype=bool)
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dse.search.pareto``: the Pareto front, hypervolume and plot of a results
+    table. Bad input prints one line and exits 2."""
+    ap = argparse.ArgumentParser(
+        prog="python -m dse.search.pareto",
+        description="Pareto front, exact hypervolume and front plot of a dse results table.",
+    )
+    ap.add_argument("results", help="run directory, multirun directory, or .parquet/.csv table")
+    ap.add_argument(
+        "-o",
+        "--objective",
+        action="append",
+        default=[],
+        metavar="COLUMN:min|max",
+        help="an objective (repeat; default: the run's objective and total_mm2 when present)",
+    )
+    ap.add_argument(
+        "--ref",
+        type=float,
+        nargs="+",
+        help="hypervolume reference point, one value per objective (default: each objective's "
+        f"worst feasible value moved {REF_MARGIN:.0%} of its range further)",
+    )
+    ap.add_argument(
+        "--out", help="where to write pareto.csv/.json/.png (default: beside the table)"
+    )
+    ap.add_argument("--top", type=int, default=15, help="front rows printed (default 15)")
+    args = ap.parse_args(argv)
+    try:
+        summary = _pareto_command(args)
+    except ConfigError as err:
+        print(f"dse: error: {err.oneline()}", file=sys.stderr)
+        return 2
+    return 0 if summary["front_points"] else 1
+
+
+def _pareto_command(args: argparse.Namespace) -> dict:
+    from rich.console import Console
+    from rich.table import Table
+
+    path = Path(args.results)
+    df, meta = load_table(path)
+    objectives = _parse_objectives(args.objective, "command line") or _default_objectives(df, meta)
+    if len(objectives) < 2:
+        numeric = [str(c) for c in df.columns if _is_numeric(df[c])]
+        raise ConfigError(
+            "command line",
+            "--objective",
+            f"two or more objectives COLUMN:min|max (numeric columns: {numeric})",
+            list(objectives) or None,
+        )
+    ok = _feasible(df)
+    try:
+        front = pareto_front(df.loc[ok], objectives)
+    except ConfigError as err:  # name the table, not the function
+        raise ConfigError(str(path), err.key, err.expected, err.got) from None
+    cols = list(objectives)
+    sense = [objectives[c] == "min" for c in cols]
+    vals = df.loc[ok, cols].to_numpy(dtype=np.float64, na_value=np.nan)
+    vals = vals[~np.isnan(vals).any(axis=1)]
+    if args.ref is not None:
+        if len(args.ref) != len(cols):
+            raise ConfigError(
+                "command line", "--ref", f"{len(cols)} values (one per objective)", args.ref
+            )
+        ref = np.asarray(args.ref, dtype=np.float64)
+    elif len(vals):
+        lo, hi = vals.min(axis=0), vals.max(axis=0)
+        span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+        ref = np.where(sense, hi + REF_MARGIN * span, lo - REF_MARGIN * span)
+    else:
+        ref = np.full(len(cols), np.nan)
+    fv = front[cols].to_numpy(dtype=np.float64)
+    hv = hypervolume(fv, ref, sense) if len(fv) else 0.0
+    out = Path(args.out) if args.out else (path if path.is_dir() else path.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    from dse.results import atomic_write_text
+
+    atomic_write_text(out / "pareto.csv", front.to_csv(index=False))
+    summary = {
+        "table": str(path),
+        "objectives": objectives,
+        "rows": int(len(df)),
+        "feasible_rows": int(ok.sum()),
+        "front_points": int(len(front)),
+        "hypervolume": hv,
+        "reference_point": dict(zip(cols, ref.tolist(), strict=True)),
+        "reference_rule": "--ref" if args.ref is not None else f"worst + {REF_MARGIN} x range",
+        "hypervolume_units": " x ".join(cols),
+    }
+    atomic_write_text(out / "pareto.json", json.dumps(summary, indent=2) + "\n")
+    feas = df.loc[ok]
+    plot_front(
+        feas,
+        cols[0],
+        cols[1],
+        front,
+        out / "pareto.png",
+        minimize_x=sense[0],
+        title=f"{cols[1]} ({objectives[cols[1]]}) vs {cols[0]} ({objectives[cols[0]]})"
+        + (f"; front over {len(cols)} objectives" if len(cols) > 2 else ""),
+    )
+    console = Console()
+    t = Table(title=f"Pareto front: {len(front):,} of {int(ok.sum()):,} feasible rows")
+    show = [c for c in ("point_id", "eval") if c in front.columns][:1]
+    show += [c for c in _varying(front) if c not in cols and ("." in c or c in _LABELS)]
+    show = show[:7] + cols
+    for c in show:
+        t.add_column(c.rsplit(".", 1)[-1], justify="right" if c in cols else "left")
+    for _, row in front.head(args.top).iterrows():
+        t.add_row(*(_fmt(row[c]) for c in show))
+    console.print(t)
+    if len(front) > args.top:
+        console.print(f"... {len(front) - args.top} more rows in pareto.csv")
+    console.print(
+        f"hypervolume {hv:.6g} ({summary['hypervolume_units']}) to reference "
+        + ", ".join(f"{c}={v:.6g}" for c, v in summary["reference_point"].items())
+    )
+    console.print(f"wrote {out}/pareto.csv, pareto.json, pareto.png")
+    return summary
+
+
+_LABELS = ("pim", "workload", "host", "job")
+
+
+def _varying(df: pd.DataFrame) -> list[str]:
+    """Parameter-like columns that take more than one value on the front."""
+    return [c for c in df.columns if df[c].nunique(dropna=False) > 1]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float | np.floating):
+        return f"{v:.6g}"
+    return str(v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
