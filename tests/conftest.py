@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# One persistent compilation cache for the whole test run, shared by the xdist workers (the
+# children of the pytest process): a model compiled by one worker loads in the other. Out of
+# the user's home; removed when the run ends (pytest_sessionfinish below).
+_RUN = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+CACHE_DIR = Path(tempfile.gettempdir()) / f"dse-test-jax-cache-{_RUN}"
+os.environ["DSE_CACHE_DIR"] = str(CACHE_DIR)
+jax.config.update("jax_compilation_cache_dir", str(CACHE_DIR))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import absl.logging  # noqa: E402
 
@@ -33,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DSE_SHARED", ROOT.parent / "shared"))
 
 
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path_factory, monkeypatch):
-    """Keep JAX's persistent cache for the test session out of the user's home."""
-    monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax-cache"))
+def pytest_sessionfinish(session, exitstatus):
+    """The controller (not an xdist worker) removes the run's compilation cache."""
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(CACHE_DIR, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,9 +130,13 @@ def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
     for combo in sorted({key(p) for p in points}, key=str):
         idx = [i for i, p in enumerate(points) if key(p) == combo]
         b = replace_paths(base, dict(zip(statics, combo, strict=True)))
+        # pad to a power of two (≥ 8) with copies of the last point, so that calls with a
+        # few points share one compiled executable per static combination
+        size = max(8, 1 << (len(idx) - 1).bit_length())
+        rows = idx + [idx[-1]] * (size - len(idx))
         swept = {
             k: np.asarray(
-                [points[i].get(k, get_path(base, k)) for i in idx], dtype=field_info()[k].dtype
+                [points[i].get(k, get_path(base, k)) for i in rows], dtype=field_info()[k].dtype
             )
             for k in leaves
         }

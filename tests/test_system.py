@@ -118,14 +118,14 @@ def _flat(bp, i: int) -> dict:
 
 @pytest.mark.parametrize(
     "kind,n",
-    [(k, 60) for k in SystemKind]
+    [(k, 40) for k in SystemKind]
     + [pytest.param(k, 500, marks=pytest.mark.slow) for k in SystemKind],
     ids=lambda x: x.name if isinstance(x, SystemKind) else str(x),
 )
 def test_matches_list_scheduler(kind, n):
     """Step and steady-state period equal the list scheduler's on random points per system
     kind (sub-batch interleaving, blocked/dual row buffers, TP, PP, micro-batches and prompts
-    mixed in): 60 per kind in the default run, 500 per kind in the slow target."""
+    mixed in): 40 per kind in the default run, 500 per kind in the slow target."""
     points = _random(np.random.default_rng(100 + int(kind) + 7 * (n == 500)), n, int(kind))
     bp = _batch(points)
     si = out = _fn("schedule_inputs")(bp)
