@@ -108,6 +108,8 @@ class SpaceConfig:
     seed: int = 0
     axes: dict[str, Any] = field(default_factory=dict)
     constraints: list[str] = field(default_factory=list)
+    shard: int = 0  # this job evaluates slice `shard` of `num_shards` disjoint slices
+    num_shards: int = 1
 
 
 @dataclasses.dataclass
@@ -161,6 +163,7 @@ class Config:
     search: dict[str, Any] = field(default_factory=dict)  # python -m dse.search (conf/search/)
     chunk_size: int = 262144  # design points per compiled call (the last chunk is padded)
     resume: bool = False  # continue the newest unfinished run of the same config
+    devices: int = 0  # local devices the design-point axis is sharded over (0: all)
     progress: bool = True
 
 
