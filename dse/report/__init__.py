@@ -1,4 +1,11 @@
-"""Plots of explored spaces (matplotlib, headless)."""
+"""Plots and reports of explored spaces (matplotlib, headless).
+
+:func:`tradeoff_plot` draws the trade-off PNG of every run and :func:`save_figure` writes any
+figure atomically. ``python -m dse.report RESULTS`` (:mod:`dse.report.cli`) turns a run
+directory, a multirun directory or a merged shard directory into figures chosen by what the
+table holds (Pareto fronts, time/busy/energy breakdowns, ablations, context scaling, the
+best point's timeline, the status breakdown) and a ``report.md`` that embeds them.
+"""
 
 from __future__ import annotations
 
@@ -38,10 +45,19 @@ def tradeoff_plot(
     total_points: int | None = None,
 ) -> Path:
     """Scatter ``y`` against ``x`` for feasible points, coloured by ``color``, with the
-    Pareto front (lower ``x``, better ``y``) drawn on top; log axes for positive data."""
+    Pareto front (lower ``x``, better ``y``) drawn on top; log axes for positive data.
+
+    A text column on an axis (a policy or preset name) is drawn at one position per value,
+    without a front."""
     path = Path(path)
     data = frame[frame["feasible"]] if "feasible" in frame else frame
     data = data[[c for c in dict.fromkeys([x, y, color]) if c in data]].dropna()
+    ticks = {}  # a text axis (a policy name, a preset) is drawn at category positions
+    for col in dict.fromkeys([x, y]):
+        if col in data and not pd.api.types.is_numeric_dtype(data[col]):
+            cats = pd.Categorical(data[col].astype(str))
+            ticks[col] = list(cats.categories)
+            data = data.assign(**{col: cats.codes.astype(float)})
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
     if len(data):
         groups = data.groupby(color, observed=True) if color in data else [("points", data)]
@@ -58,20 +74,25 @@ def tradeoff_plot(
                 linewidths=0,
             )
         xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
-        front = pareto_mask(np.column_stack([xv, yv]), [True, not maximize_y])
-        order = np.argsort(xv[front])
-        ax.step(
-            xv[front][order],
-            yv[front][order],
-            where="post",
-            color="black",
-            lw=1.2,
-            label="Pareto front",
-        )
-        if (xv > 0).all() and np.ptp(xv) > 0 and xv.max() / xv.min() > 20:
+        if not ticks:
+            front = pareto_mask(np.column_stack([xv, yv]), [True, not maximize_y])
+            order = np.argsort(xv[front])
+            ax.step(
+                xv[front][order],
+                yv[front][order],
+                where="post",
+                color="black",
+                lw=1.2,
+                label="Pareto front",
+            )
+        if x not in ticks and (xv > 0).all() and np.ptp(xv) > 0 and xv.max() / xv.min() > 20:
             ax.set_xscale("log")
-        if (yv > 0).all() and np.ptp(yv) > 0 and yv.max() / yv.min() > 20:
+        if y not in ticks and (yv > 0).all() and np.ptp(yv) > 0 and yv.max() / yv.min() > 20:
             ax.set_yscale("log")
+        if x in ticks:
+            ax.set_xticks(range(len(ticks[x])), ticks[x])
+        if y in ticks:
+            ax.set_yticks(range(len(ticks[y])), ticks[y])
         if {x, y} == {"peak_internal_GBps", "internal_GBps"}:
             lo, hi = min(xv.min(), yv.min()), max(xv.max(), yv.max())
             ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8, label="achieved = peak")
