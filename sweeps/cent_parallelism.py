@@ -59,7 +59,10 @@ def pick(g: pd.DataFrame) -> dict[str, tuple[int, int]]:
     return out
 
 
-def main(out: str = str(HERE / "cent_parallelism.png")) -> None:
+def main(out: str = str(HERE / "cent_parallelism.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per feasible (model, N, tp, pp) with throughput and step times at the shortest and longest
+    context."""
     df = dse.explore([], config_name="cent_parallelism", config_dir=str(HERE))
     df["workload.llm"] = df["workload.llm"].astype(str)
     df["N"] = df["policy.tp"] * df["policy.pp"]
@@ -168,6 +171,7 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> None:
                 f"{fast[0]}x{fast[1]}, lowest step {low[0]}x{low[1]} (batch 1: "
                 f"{low1[0]}x{low1[1]}, {lat1.min() / 1e6:.2f} ms)"
             )
+    return tab.reset_index()
 
 
 if __name__ == "__main__":

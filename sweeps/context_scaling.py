@@ -106,7 +106,9 @@ def dominant(g: pd.DataFrame, kind: str):
     return int(hit.min()) if len(hit) else pd.NA
 
 
-def main(out: str = str(HERE / "context_scaling.png")) -> None:
+def main(out: str = str(HERE / "context_scaling.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (model, kind) with the longest context that fits, step times and throughput."""
     df = load()
     bad = df[~df["feasible"]]
     split = ["kind", "workload.llm", "policy.tp", "policy.pp"]
@@ -208,6 +210,7 @@ def main(out: str = str(HERE / "context_scaling.png")) -> None:
             )
     tab = pd.DataFrame(rows).set_index(["model", "kind"]).convert_dtypes()
     print(tab.to_string(float_format=lambda v: f"{v:.1f}" if v >= 10 else f"{v:.2f}"))
+    return tab.reset_index()
 
 
 if __name__ == "__main__":

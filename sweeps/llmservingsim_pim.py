@@ -1,7 +1,7 @@
 """Question: how closely does dse's serving model follow LLMServingSim's PIM example, and from
 which batch size does sub-batch interleaving raise its throughput?
 
-    python sweeps/llmservingsim_pim.py
+    python sweeps/llmservingsim_pim.py [OUT.png]
 
 LLMServingSim's PIM example: Llama-3.1-8B on an RTX PRO 6000 with 64 DDR4-3200 PIM DIMMs
 (``conf/serving/single_node_pim_instance.json``), fp16, paged KV (block 16), 128 sequences,
@@ -19,7 +19,7 @@ offload (``gpu_pim``) and offload + sub-batch interleaving (``gpu_pim``, ``sbi=1
 
 Parts 2 and 3 run through one compiled batch of 9 design points (event skipping), reused
 for every chunk. Writes ``llmservingsim_pim.png`` and ``llmservingsim_pim.md`` next to
-this file and prints a summary.
+this file (or ``OUT.png`` and the ``.md`` beside it) and prints a summary.
 """
 
 from __future__ import annotations
@@ -548,17 +548,21 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def main() -> None:
+def main(out: str = str(HERE / "llmservingsim_pim.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out`` and the report beside it (``.md``), print a
+    summary and return the key numbers: the per-request agreement with LLMServingSim's
+    example outputs, one row per (configuration, mem_eff)."""
+    out = Path(out)
     t_start = time.perf_counter()
     agree = agreement()
     print(f"agreement: {time.perf_counter() - t_start:.1f} s")
     share, sat = serving_runs()
     ratio, cross = crossover(sat)
-    plot(agree, share, sat, ratio, cross, HERE / "llmservingsim_pim.png")
+    plot(agree, share, sat, ratio, cross, out)
     run_s = time.perf_counter() - t_start
     md = report(agree, share, sat, ratio, cross, run_s)
-    (HERE / "llmservingsim_pim.md").write_text(md + comparison(agree, share, sat, cross))
-    print(f"wrote {HERE / 'llmservingsim_pim.png'} and {HERE / 'llmservingsim_pim.md'}")
+    out.with_suffix(".md").write_text(md + comparison(agree, share, sat, cross))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
     print(f"{'config':12} {'eff':>4} {'TPOT ours':>9} {'theirs':>7} {'diff':>7}")
     for _, r in agree.iterrows():
@@ -581,7 +585,8 @@ def main() -> None:
         )
     print("crossover max_num_seqs: " + ", ".join(f"{c} ch → {cross[c]}" for c in CHANNELS))
     print(f"total {run_s:.0f} s")
+    return agree
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

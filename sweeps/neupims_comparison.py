@@ -48,7 +48,9 @@ LENGTHS = {"neupims_sharegpt": "ShareGPT (NeuPIMs trace, mean 317)", "fixed": "A
 PAPER = 2.4  # NeuPIMs abstract: 2.4x over NPU-only (1.6x over naive NPU+PIM, 3x over GPU)
 
 
-def main(out: str = str(HERE / "neupims_comparison.png")) -> None:
+def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (model, lengths, batch) with NPU-only throughput and each variant's speedup."""
     frames = []
     for llm, (tp, pp) in MODELS.items():
         f = dse.explore(
@@ -133,9 +135,23 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> None:
     order = [
         (m, ln, b) for m in MODELS for ln in LENGTHS for b in sorted(set(df["workload.batch"]))
     ]
+    rows = []
     for idx in [i for i in order if i in piv.index]:
         r = piv.loc[idx]
         naive, dual, sbi = r[("npu_pim", 0, 0)], r[("npu_pim", 1, 0)], r[("npu_pim", 1, 1)]
+        rows.append(
+            {
+                "model": idx[0],
+                "lengths": idx[1],
+                "batch": idx[2],
+                "run": int(adm.loc[idx]),
+                "npu_tok_per_s": tok.loc[idx],
+                "naive": naive,
+                "dual_rb": dual,
+                "sbi": sbi,
+                "sbi_over_naive": sbi / naive,
+            }
+        )
         print(
             f"{idx[0]:10} {idx[1]:17} {idx[2]:5d} {int(adm.loc[idx]):4d} {tok.loc[idx]:9.0f} "
             f"{naive:6.2f} {dual:7.2f} {sbi:6.2f} {sbi / naive:9.2f}"
@@ -147,6 +163,7 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> None:
         f"over naive NPU+PIM: {(nb / naive).min():.2f}-{(nb / naive).max():.2f}x; "
         f"dual RB without SBI changes nothing (max |dual/naive - 1| = {dual_gain:.1e})"
     )
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
@@ -29,7 +30,10 @@ POLICIES = {"hfp_rr": "#7f7f7f", "hfp_greedy": "#1f77b4", "tcp": "#d62728"}
 BATCHES = {1: ":", 8: "--", 64: "-"}
 
 
-def main(out: str = str(HERE / "pim_attention_partitioning.png")) -> None:
+def main(out: str = str(HERE / "pim_attention_partitioning.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (lengths, batch, L) with the mean channel utilization and step time of each
+    partition (multifieldqa rows: means over the 8 seeds, L = 0)."""
     eq = dse.explore([], config_name="pim_attention_partitioning", config_dir=str(HERE))
     var = dse.explore(
         [
@@ -120,7 +124,17 @@ def main(out: str = str(HERE / "pim_attention_partitioning.png")) -> None:
             f"{p} min {v.loc[p, 'min']:.2f} median {v.loc[p, 'median']:.2f}" for p in POLICIES
         )
     )
-    return None
+    frames = []
+    for name, frame in (("fixed", eq), ("multifieldqa", var.assign(**{"workload.L": 0}))):
+        t = frame.pivot_table(
+            index=["workload.batch", "workload.L"],
+            columns="policy.partition",
+            values=["chan_util_mean", "step_ns"],
+        )
+        t.columns = [f"{m}_{p}" for m, p in t.columns]
+        frames.append(t.reset_index().assign(lengths=name))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["lengths", *table.columns[:-1]]]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,10 @@ def _label(frame, col):
     return frame[col].astype(str)
 
 
-def main(out: str = str(HERE / "pim_kernel_policies.png")) -> None:
+def main(out: str = str(HERE / "pim_kernel_policies.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (kind, d, L) with cycles and MAC utilization under each policy and the speedups over
+    static."""
     df = dse.explore([], config_name="pim_kernel_policies", config_dir=str(HERE))
     df = df[df["feasible"]]
     for col in ("workload.kind", "policy.sched"):
@@ -129,7 +133,19 @@ def main(out: str = str(HERE / "pim_kernel_policies.png")) -> None:
     print(
         "median MAC utilization at L <= 1K: " + ", ".join(f"{s} {small[s]:.2f}" for s in POLICIES)
     )
-    return None
+    util = df.pivot_table(
+        index=["workload.kind", "workload.d", "workload.L"],
+        columns="policy.sched",
+        values="mac_util",
+    )
+    table = pd.concat(
+        [piv[list(POLICIES)].add_prefix("cycles_"), util[list(POLICIES)].add_prefix("mac_util_")],
+        axis=1,
+    )
+    table["speedup_pingpong"] = table["cycles_static"] / table["cycles_pingpong"]
+    table["speedup_dynamic"] = table["cycles_static"] / table["cycles_dynamic"]
+    table.columns.name = None
+    return table.reset_index()
 
 
 if __name__ == "__main__":

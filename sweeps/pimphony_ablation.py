@@ -200,7 +200,10 @@ SYSTEM_NOTE = {
 }
 
 
-def main(out: str = str(HERE / "pimphony_ablation.png")) -> None:
+def main(out: str = str(HERE / "pimphony_ablation.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (system, model, context) with each cumulative step's throughput over the baseline
+    and the batches admitted."""
     t0 = time.perf_counter()
     df = run()
     bad = int((df["status"] != "ok").sum())
@@ -219,6 +222,7 @@ def main(out: str = str(HERE / "pimphony_ablation.png")) -> None:
     show["capped"] = (res["capped"] * res["samples"]).round().astype(int)
     show["base tok/s"] = show["base tok/s"].round(0).astype(int)
     print(show.to_string())
+    table = res.drop(columns=["xbaseline"]).reset_index()
     # geometric means over the models of each (system, context, attention type)
     res = res.reset_index()
     res["attn"] = np.where(res["workload.llm"].isin(GQA), "GQA", "MHA")
@@ -226,6 +230,7 @@ def main(out: str = str(HERE / "pimphony_ablation.png")) -> None:
     gm = np.exp(np.log(res[cols]).groupby([res["system"], res["context"], res["attn"]]).mean())
     print("geometric mean over the two model sizes:")
     print(gm.round(2).to_string())
+    return table
 
 
 if __name__ == "__main__":

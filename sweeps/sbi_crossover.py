@@ -67,7 +67,10 @@ def _example_tpot_ms() -> tuple[float, float] | None:
     return a, b
 
 
-def main(out: str = str(HERE / "sbi_crossover.png")) -> None:
+def main(out: str = str(HERE / "sbi_crossover.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (line, batch) with the period without and with interleaving, their throughput ratio
+    and the attention time over the dense time the second half adds."""
     frames = []
     for name, (overrides, _) in LINES.items():
         df = dse.explore(overrides, config_name="sbi_crossover", config_dir=str(HERE))
@@ -146,10 +149,22 @@ def main(out: str = str(HERE / "sbi_crossover.png")) -> None:
         f"{'line':56} {'batch':>5} {'run':>4} {'ms sbi0':>8} {'ms sbi1':>8} {'ratio':>6} "
         f"{'att/extra':>9}"
     )
+    rows = []
     for ln in LINES:
         for b in ratio.loc[ln].index:
             k = (ln, b)
             ms0, ms1 = piv["period_ns"][0].loc[k] / 1e6, piv["period_ns"][1].loc[k] / 1e6
+            rows.append(
+                {
+                    "line": ln,
+                    "batch": b,
+                    "run": run.loc[k],
+                    "period_ms_sbi0": ms0,
+                    "period_ms_sbi1": ms1,
+                    "tok_ratio_sbi1_over_sbi0": ratio.loc[k],
+                    "attn_over_extra_dense": hide.loc[k],
+                }
+            )
             print(
                 f"{ln:56} {b:5d} {run.loc[k]:4d} {ms0:8.2f} {ms1:8.2f} {ratio.loc[k]:6.2f} "
                 f"{hide.loc[k]:9.2f}"
@@ -169,6 +184,7 @@ def main(out: str = str(HERE / "sbi_crossover.png")) -> None:
             f"without, {b:.2f} ms with interleaving (ratio {a / b:.2f}); this model at batch 8: "
             f"{ms0:.2f} vs {ms1:.2f} ms (ratio {ratio.loc[(short, 8)]:.2f})"
         )
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":
