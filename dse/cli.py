@@ -28,7 +28,7 @@ from dse.errors import EXIT_BAD_INPUT, ConfigError
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
 from dse.point import GROUP_PACKAGES, DesignPoint, Provenance, field_info, from_config, override_for
-from dse.results import RunStore, config_hash, environment
+from dse.results import RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
 
 __all__ = ["run", "explore", "main", "RunResult", "build"]
@@ -154,7 +154,8 @@ def run(
             out = prev
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out, h)
-    store.open({"study": c.get("study"), "points": space.num_points})
+    shard = _shard_info(space, c)
+    store.open({"study": c.get("study"), "points": space.num_points, "shard": shard})
     resumed = store.completed()
     enable_compilation_cache()
     chunk_size = chunk_size_for(
@@ -229,6 +230,8 @@ def run(
         "static_combinations": space.num_combos,
         "chunks": digest.chunks,
         "chunks_resumed": resumed,
+        "chunks_evaluated": evaluated,
+        "shard": shard,
         "chunk_size": chunk_size,
         "compile_s": round(digest.compile_s, 4),
         "evaluation_s": round(digest.eval_s, 4),
@@ -246,6 +249,20 @@ def run(
     store.close(summary)
     _print_summary(summary, digest.best, spec, out, console)
     return RunResult(out, summary)
+
+
+def _shard_info(space: Space, c: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``python -m dse.merge`` needs to know of this run's shard of its study."""
+    start, stop = space.shard_range
+    return {
+        "index": space.shard,
+        "count": space.num_shards,
+        "study_hash": study_hash(c),
+        "raw_points": space.num_points,
+        "total_raw_points": space.total_points,
+        "static_combinations": space.num_combos,
+        "range_per_combination": [start, stop],
+    }
 
 
 def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
@@ -317,6 +334,12 @@ def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any)
     infeasible = {k: v for k, v in summary["status_counts"].items() if k != "ok"}
     if infeasible:
         con.print("infeasible: " + ", ".join(f"{k} {v:,}" for k, v in infeasible.items()))
+    shard = summary.get("shard") or {}
+    if shard.get("count", 1) > 1:
+        con.print(
+            f"shard {shard['index']} of {shard['count']}: {shard['raw_points']:,} of "
+            f"{shard['total_raw_points']:,} raw design points (merge: python -m dse.merge)"
+        )
     con.print(f"results: {out}/ ({', '.join(summary['files'] + ['summary.json'])})")
 
 

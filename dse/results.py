@@ -36,18 +36,40 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["RunStore", "config_hash", "atomic_write_text", "environment", "read_points"]
+__all__ = [
+    "RunStore",
+    "atomic_write_text",
+    "config_hash",
+    "environment",
+    "read_points",
+    "study_hash",
+]
 
+SHARD_KEYS = ("shard", "num_shards")
 STATE = ".dse"
 POINTS = "points.parquet"
 SUMMARY = "summary.json"
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
-    """A hash of the parts of a resolved config that determine the results."""
-    keep = {k: v for k, v in cfg.items() if k not in ("resume", "progress", "output", "hydra")}
+    """A hash of the parts of a resolved config that determine the results.
+
+    It includes ``space.shard`` and ``space.num_shards``: the shards of one study are
+    different runs (``resume=true`` never continues another shard's run). It leaves out
+    what does not change a point's results: ``resume``, ``progress``, ``output`` and
+    ``devices`` (the local devices a chunk is split over).
+    """
+    skip = ("resume", "progress", "output", "hydra", "devices")
+    keep = {k: v for k, v in cfg.items() if k not in skip}
     blob = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def study_hash(cfg: Mapping[str, Any]) -> str:
+    """:func:`config_hash` without ``space.shard``/``space.num_shards``: the same for every
+    shard of one study (``python -m dse.merge`` groups shard runs by it)."""
+    space = {k: v for k, v in (cfg.get("space") or {}).items() if k not in SHARD_KEYS}
+    return config_hash({**cfg, "space": space})
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -23,8 +23,16 @@ values form an outer cartesian product, each combination evaluated by one compil
 ``n`` (or the full grid of) points. Constraints are boolean expressions over parameter paths
 (``hw.pim.banks * hw.pim.lanes <= 256``) that drop points before evaluation.
 
-Points are produced chunk by chunk (:meth:`Space.chunk`) so that 10⁷-point spaces never
+Points are produced chunk by chunk (:meth:`Space.raw_chunk`) so that 10⁷-point spaces never
 exist in memory at once; chunk ``i`` is the same whatever was evaluated before it.
+
+Sharding (``space.shard=i space.num_shards=n``, one cluster job per shard): the ``P`` raw
+points of every static combination (before constraints) are split into ``n`` contiguous
+ranges whose sizes differ by at most one, shard ``i`` owning ``[i·P // n, (i+1)·P // n)``.
+Every shard holds every static combination, so the shards cost about the same even when the
+combinations do not. A shard's points are the very points of the unsharded space (the
+samplers are indexed by the global point number), so their ids are unchanged and the union
+of the shards is exactly the whole space.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from dse._pytree import get_path
 from dse.errors import ConfigError
 from dse.point import DesignPoint, FieldInfo, field_info
 
-__all__ = ["Axis", "Space", "parse_axes", "build_space", "SAMPLERS"]
+__all__ = ["Axis", "Space", "parse_axes", "build_space", "shard_bounds", "SAMPLERS"]
 
 SAMPLERS = ("grid", "random", "sobol", "lhs")
 _SPEC_KEYS = {"values", "range", "linspace", "logspace", "geomspace", "base"}
@@ -230,8 +238,19 @@ class Space:
     seed: int = 0
     constraints: tuple[str, ...] = ()
     source: str = "space"
+    shard: int = 0
+    num_shards: int = 1
 
     def __post_init__(self) -> None:
+        if not _is_int(self.num_shards) or self.num_shards < 1:
+            raise ConfigError(self.source, "space.num_shards", "an integer >= 1", self.num_shards)
+        if not _is_int(self.shard) or not 0 <= self.shard < self.num_shards:
+            raise ConfigError(
+                self.source,
+                "space.shard",
+                f"an integer with 0 <= space.shard < space.num_shards ({self.num_shards})",
+                self.shard,
+            )
         if self.sampler not in SAMPLERS:
             raise ConfigError(
                 self.source, "space.sampler", f"one of {list(SAMPLERS)}", self.sampler
@@ -243,8 +262,8 @@ class Space:
                 ax.grid_values(self.source)
         self._compiled_constraints = [self._compile(i, c) for i, c in enumerate(self.constraints)]
         # Evaluate constraints once on a few points so a bad expression fails before any work.
-        if self.num_combos and self.points_per_combo:
-            probe = self.raw_chunk(0, 0, min(8, self.points_per_combo))
+        if self.num_combos and self.total_points_per_combo:
+            probe = self._raw(0, 0, min(8, self.total_points_per_combo))
             self.accept(probe, self.combos[0])
 
     # --- structure --------------------------------------------------------------------
@@ -278,19 +297,46 @@ class Space:
         return tuple(len(a.values) for a in self.swept)
 
     @property
-    def points_per_combo(self) -> int:
-        """Raw points per static combination, before constraints."""
+    def total_points_per_combo(self) -> int:
+        """Raw points per static combination of the whole space (all shards), before
+        constraints."""
         if self.sampler == "grid":
             return int(np.prod(self._grid_shape, dtype=np.int64))
         return int(self.n) if self.swept else 1
 
     @property
+    def shard_range(self) -> tuple[int, int]:
+        """``(start, stop)``: this shard's raw points of every static combination, as
+        indices into that combination's points of the whole space."""
+        return shard_bounds(self.total_points_per_combo, self.shard, self.num_shards)
+
+    @property
+    def points_per_combo(self) -> int:
+        """Raw points per static combination in this shard, before constraints."""
+        start, stop = self.shard_range
+        return stop - start
+
+    @property
     def num_points(self) -> int:
+        """Raw points of this shard (the whole space when unsharded), before constraints."""
         return self.points_per_combo * self.num_combos
+
+    @property
+    def total_points(self) -> int:
+        """Raw points of the whole space (all shards), before constraints."""
+        return self.total_points_per_combo * self.num_combos
 
     # --- points -----------------------------------------------------------------------
     def raw_chunk(self, combo: int, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Swept values of raw points ``start:stop`` of static combination ``combo``."""
+        """Swept values of this shard's raw points ``start:stop`` of static combination
+        ``combo`` (indices local to the shard: 0 is the shard's first point)."""
+        if not 0 <= start <= stop <= self.points_per_combo:
+            raise IndexError(f"points {start}:{stop} of a shard of {self.points_per_combo}")
+        offset = self.shard_range[0]
+        return self._raw(combo, offset + start, offset + stop)
+
+    def _raw(self, combo: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Swept values of raw points ``start:stop`` of the whole space's combination."""
         axes = self.swept
         if not axes:
             return {}
@@ -373,6 +419,16 @@ class Space:
         return mask
 
 
+def shard_bounds(points: int, shard: int, num_shards: int) -> tuple[int, int]:
+    """``(start, stop)`` of shard ``shard`` of ``num_shards`` over ``points`` items: contiguous
+    ranges whose sizes differ by at most one and that cover ``0..points`` exactly."""
+    return shard * points // num_shards, (shard + 1) * points // num_shards
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
 def build_space(space_cfg: Mapping[str, Any], base: DesignPoint, source: str = "space") -> Space:
     """A :class:`Space` from a composed ``space`` config node around the point ``base``."""
     sampler = space_cfg.get("sampler", "grid")
@@ -386,6 +442,8 @@ def build_space(space_cfg: Mapping[str, Any], base: DesignPoint, source: str = "
         if isinstance(val, bool) or not isinstance(val, int) or val < 0:
             raise ConfigError(source, key, "an integer >= 0", val)
     return Space(
+        shard=space_cfg.get("shard", 0),
+        num_shards=space_cfg.get("num_shards", 1),
         base=base,
         axes=parse_axes(space_cfg.get("axes") or {}, source),
         sampler=sampler,
