@@ -202,6 +202,7 @@ def run(
         cols = digest.sample.columns
         if x not in cols:  # a parameter the space does not sweep: plot against one it does
             swept = [k for k in cols if k in field_info() and k != y]
+            swept.sort(key=lambda k: digest.sample[k].dtype.kind not in "iuf")  # numeric first
             x = swept[0] if swept else None
         if x is not None and y in cols:
             png = tradeoff_plot(
