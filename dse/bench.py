@@ -15,13 +15,22 @@
 5. The full pipeline (space → chunked evaluation → Parquet) over a ``--points``-point grid
    (default 10,000,000): wall time, evaluation time, points/s, recompiles after the first
    chunk, and the process's peak resident memory.
+6. Sharding the design-point axis (``--only sharding``): GEMV (``2**20`` points) and serving
+   step (``system``, ``2**15`` points) throughput with 1 and with every CPU core as a JAX
+   device, each in its own process (the device count is fixed when the backend starts),
+   compile time separate, and the CPU seconds per second each run kept busy; beside them one
+   device pinned to one core and one device with Eigen's intra-op threads off
+   (``--xla_cpu_multi_thread_eigen=false``), which separate the gain of sharding from the
+   threads a single device already uses. On a GPU: its own devices, once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -481,6 +490,148 @@ def system_throughput(n: int = 1 << 15, reps: int = 3, ref_points: int = 5) -> d
     return rows
 
 
+def sharding_worker(
+    gemv_points: int = 1 << 20, system_points: int = 1 << 15, reps: int = 5
+) -> dict:
+    """Points/s of this process's devices (the design-point axis sharded over all of them) on
+    the GEMV model and on the serving-step model (``system``: Llama-3.1-8B at batch 64 on
+    HBM2-PIM beside an A100-class host, contexts, sub-batch interleaving and row-buffer mode
+    drawn per point); compile time separate, best and median of ``reps`` calls on new data,
+    and the CPU seconds the process spent per second of each call (the cores it kept busy)."""
+    import jax
+
+    from dse.cli import _compose, build
+
+    rng = np.random.default_rng(0)
+    out: dict = {
+        "devices": jax.local_device_count(),
+        "platform": jax.default_backend(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+
+    def gemv_points_(n: int) -> dict:
+        return {
+            "hw.pim.banks": rng.integers(1, 65, n),
+            "hw.pim.lanes": rng.integers(1, 33, n),
+            "hw.pim.tCCD_mac": rng.integers(1, 9, n),
+            "hw.pim.tRCD_mac": rng.integers(10, 100, n),
+            "hw.pim.tRP": rng.integers(8, 60, n),
+            "hw.pim.row_bytes": 32 * rng.integers(8, 129, n),
+            "hw.pim.gbuf_bytes": rng.integers(256, 8193, n),
+            "policy.io": rng.integers(0, 2, n),
+        }
+
+    def system_points_(n: int) -> dict:
+        return {
+            "workload.seed": rng.integers(0, 1 << 40, n),
+            "policy.sbi": rng.integers(0, 2, n),
+            "policy.dual_rb": rng.integers(0, 2, n),
+        }
+
+    cases = (
+        ("gemv", "pim_gemv", ["space=single"], gemv_points_, gemv_points, reps),
+        (
+            "system",
+            "system",
+            ["space=single", "model=system", "pim=hbm2_neupims", "workload=llama3_8b_step"],
+            system_points_,
+            system_points,
+            max(reps // 2, 3),
+        ),
+    )
+    for name, model, overrides, draw, n, r in cases:
+        cfg, prov = _compose(overrides)
+        _, base, _ = build(cfg, prov)
+        before = trace_count(model)
+        _, compile_s, first_s = evaluate_points(base, draw(n), model)
+        times, cores_busy = [], []
+        for _ in range(r):
+            points = draw(n)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            times.append(evaluate_points(base, points, model)[2])
+            cores_busy.append((time.process_time() - cpu0) / (time.perf_counter() - wall0))
+        out[name] = {
+            "points": n,
+            "compile_s": round(compile_s, 3),
+            "first_call_s": round(first_s, 4),
+            "eval_s_best": round(min(times), 4),
+            "eval_s_median": round(float(np.median(times)), 4),
+            "points_per_s": round(n / min(times)),
+            "points_per_s_median": round(n / float(np.median(times))),
+            "reps": r,
+            "cpu_s_per_s": round(float(np.median(cores_busy)), 2),  # cores kept busy
+            "traces": trace_count(model) - before,
+        }
+    return out
+
+
+# (label, host devices, pinned to one core, Eigen's intra-op threads off)
+SHARDING_VARIANTS = (
+    ("1 device", 1, False, False),
+    ("all cores as devices", 0, False, False),
+    ("1 device pinned to 1 core", 1, True, False),
+    ("1 device, Eigen threads off", 1, False, True),
+)
+
+
+def sharding_benchmark(
+    gemv_points: int = 1 << 20, system_points: int = 1 << 15, reps: int = 5
+) -> dict:
+    """:func:`sharding_worker` in a fresh process per variant of :data:`SHARDING_VARIANTS`;
+    the speedup of all cores over one device. On a GPU, this process's own devices, once (a
+    second process could not have the memory this one has reserved)."""
+    import jax
+
+    from dse.host import FLAG, host_cores
+
+    cores = host_cores()
+    out: dict = {"cores": cores, "runs": {}}
+    if jax.default_backend() != "cpu":
+        out["runs"][jax.default_backend()] = sharding_worker(gemv_points, system_points, reps)
+        return out
+    base_flags = " ".join(
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith((FLAG, "--xla_cpu_multi"))
+    )
+    for label, devices, pinned, no_threads in SHARDING_VARIANTS:
+        env = dict(os.environ)
+        env.pop("DSE_HOST_DEVICES", None)
+        flags = [base_flags] if base_flags else []
+        flags.append(f"{FLAG}={devices or cores}")
+        if no_threads:
+            flags.append("--xla_cpu_multi_thread_eigen=false")
+        env["XLA_FLAGS"] = " ".join(flags)
+        cmd = [sys.executable, "-m", "dse.bench", "--worker"]
+        cmd += [str(gemv_points), str(system_points), str(reps), str(int(pinned))]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{label}: {proc.stderr.strip().splitlines()[-1:]}")
+        out["runs"][label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, all_ = out["runs"]["1 device"], out["runs"]["all cores as devices"]
+    for name in ("gemv", "system"):
+        out[f"{name}_speedup"] = round(all_[name]["points_per_s"] / one[name]["points_per_s"], 2)
+    return out
+
+
+def _print_sharding(sh: dict) -> None:
+    for label, r in sh["runs"].items():
+        for name, what in (("gemv", "GEMV model"), ("system", "serving step (system)")):
+            a = r[name]
+            print(
+                f"sharding, {label} ({r['devices']} {r['platform']} device(s), "
+                f"{r['cores']} core(s)): {what}, {a['points']:,} points: compile "
+                f"{a['compile_s']:.2f} s, evaluation {a['eval_s_best']:.3f} s (best of "
+                f"{a['reps']}; median {a['eval_s_median']:.3f} s) -> {a['points_per_s']:,} "
+                f"points/s, {a['cpu_s_per_s']:.2f} CPU s per s; traces {a['traces']}"
+            )
+    if "gemv_speedup" in sh:
+        print(
+            f"sharding speedup, {sh['cores']} devices over 1: GEMV {sh['gemv_speedup']}x, "
+            f"serving step {sh['system_speedup']}x"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m dse.bench",
@@ -496,11 +647,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-large", action="store_true", help="skip the pipeline benchmark")
     ap.add_argument(
         "--only",
-        choices=["gemv", "kernel", "attention", "system", "serving", "search", "pipeline"],
+        choices=[
+            "gemv",
+            "kernel",
+            "attention",
+            "system",
+            "serving",
+            "search",
+            "pipeline",
+            "sharding",
+        ],
         help="run one benchmark (default: all)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--worker", nargs=4, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:  # one process of the sharding benchmark: its JSON on the last line
+        from dse.explore import enable_compilation_cache
+
+        *sizes, pin = args.worker
+        if pin and hasattr(os, "sched_setaffinity"):  # before XLA starts its threads
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
+        enable_compilation_cache()
+        print(json.dumps(sharding_worker(*sizes)))
+        return
 
     import jax
 
@@ -612,6 +782,10 @@ def main(argv: list[str] | None = None) -> None:
                     f"{a['evals_to_1pct_median']}, worst {a['evals_to_1pct_max']}); worst final "
                     f"gap {a['best_gap_max']:.2%}; {a['evals_per_s_median']:,} evaluations/s"
                 )
+    if args.only == "sharding":  # not in the default run: several processes, minutes
+        out["sharding"] = sh = sharding_benchmark()
+        if not args.json:
+            _print_sharding(sh)
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()

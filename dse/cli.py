@@ -122,6 +122,11 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     chunk = c.get("chunk_size", 262144)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(prov.source_of("chunk_size"), "chunk_size", "an integer >= 1", chunk)
+    dv = c.get("devices", 0)
+    if isinstance(dv, bool) or not isinstance(dv, int) or dv < 0:
+        raise ConfigError(
+            prov.source_of("devices"), "devices", "an integer >= 0 (0: all local devices)", dv
+        )
     return c, base, space
 
 
@@ -169,6 +174,7 @@ def run(
         labels=_labels(c),
         skip=store.has_chunk,
         progress=bool(c.get("progress", True)),
+        devices=c.get("devices", 0),
     ):
         store.write_chunk(
             res.combo,
@@ -442,7 +448,8 @@ def explore(
     size = chunk_size_for(
         space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
     )
-    frames = [r.frame for r in evaluate(space, c.get("model", "pim_gemv"), size, labels=_labels(c))]
+    model, devices = c.get("model", "pim_gemv"), c.get("devices", 0)
+    frames = [r.frame for r in evaluate(space, model, size, labels=_labels(c), devices=devices)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

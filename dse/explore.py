@@ -3,8 +3,14 @@
 Points are evaluated in fixed-size chunks; the last chunk of a static combination is padded
 by repeating its last point, so every chunk of a run reuses one compiled executable. Constant
 parameters are passed unbatched (``in_axes=None``): only swept axes occupy per-point memory.
-Each distinct (model, static values, swept paths, chunk size) compiles once per process, and
-JAX's persistent compilation cache makes later processes skip most of that compile.
+Each distinct (model, static values, swept paths, chunk size, mesh) compiles once per process,
+and JAX's persistent compilation cache makes later processes skip most of that compile.
+
+The design-point axis is sharded over the local devices (DESIGN.md §7): a 1-D mesh
+``("points",)``, the swept arrays split along it, the base point replicated and every output
+split like the points. Elementwise models go through the partitioner as they are; models
+that loop over blocks of points (``spec.block``) run under ``shard_map`` so that each device
+sorts and maps its own share. One device is the plain ``jit(vmap)`` path.
 
 x64 is enabled on import: cycle counts are exact int64 (a 1M-token context at a 0.5 ns clock
 overflows int32).
@@ -22,6 +28,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 jax.config.update("jax_enable_x64", True)
 
@@ -29,15 +37,24 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dse._pytree import replace_paths  # noqa: E402
+from dse.errors import ConfigError  # noqa: E402
 from dse.models import MODELS  # noqa: E402
 from dse.point import DesignPoint, decode_status, field_info  # noqa: E402
 from dse.space import Space  # noqa: E402
 
-__all__ = ["ChunkResult", "evaluate", "evaluate_points", "trace_count", "enable_compilation_cache"]
+__all__ = [
+    "ChunkResult",
+    "enable_compilation_cache",
+    "evaluate",
+    "evaluate_points",
+    "point_mesh",
+    "trace_count",
+]
 
 _TRACES: dict[str, int] = {}
 _EXECUTABLES: dict[tuple, Any] = {}
 _MIN_CHUNK = 256
+AXIS = "points"  # the mesh axis the design points are sharded along
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
@@ -58,7 +75,25 @@ def trace_count(model: str = "pim_gemv") -> int:
     return _TRACES.get(model, 0)
 
 
-def _batched(model: str) -> Callable:
+def point_mesh(devices: int = 0) -> Mesh | None:
+    """The 1-D mesh ``("points",)`` over the first ``devices`` local devices (0: all), or
+    None where that is one device (the unsharded code path).
+
+    Raises :class:`~dse.errors.ConfigError` for a negative or non-integer count; a count above
+    the devices present uses them all.
+    """
+    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or devices < 0:
+        raise ConfigError("config", "devices", "an integer >= 0 (0: all local devices)", devices)
+    local = jax.local_devices()
+    n = len(local) if devices == 0 else min(int(devices), len(local))
+    if n <= 1:
+        return None
+    return jax.make_mesh((n,), (AXIS,), axis_types=(AxisType.Auto,), devices=local[:n])
+
+
+def _batched(model: str, mesh: Mesh | None = None) -> Callable:
+    """``jit(vmap(model))`` over the swept arrays; with ``mesh``, the design-point axis is
+    sharded over its devices (the base point replicated, every output sharded)."""
     spec = MODELS[model]
     fn, block = spec.fn, spec.block
 
@@ -68,7 +103,10 @@ def _batched(model: str) -> Callable:
 
     batched = jax.vmap(one, in_axes=(None, 0))
     if not block:
-        return jax.jit(batched)
+        if mesh is None:
+            return jax.jit(batched)
+        # elementwise over points: the partitioner splits the vmapped program as it is
+        return jax.jit(batched, **_shardings(mesh))
 
     def blocks(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
         if spec.cost is None:
@@ -82,14 +120,30 @@ def _batched(model: str) -> Callable:
         back = jnp.zeros_like(order).at[order].set(jnp.arange(order.size))
         return jax.tree.map(lambda v: v[back], out)
 
-    return jax.jit(blocks)
+    if mesh is None:
+        return jax.jit(blocks)
+    # A sequential loop over blocks of a sharded axis (after a global sort) is not split by
+    # the partitioner: every device would gather all points and run every block. Each
+    # device instead sorts and maps its own share.
+    local = jax.shard_map(
+        blocks, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS), check_vma=False
+    )
+    return jax.jit(local, **_shardings(mesh))
 
 
-def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> tuple[Any, float]:
-    """The compiled executable for this structure, and the seconds spent compiling it."""
+def _shardings(mesh: Mesh) -> dict[str, Any]:
+    points = NamedSharding(mesh, P(AXIS))
+    return {"in_shardings": (NamedSharding(mesh, P()), points), "out_shardings": points}
+
+
+def _executable(
+    model: str, base: DesignPoint, swept: dict[str, np.ndarray], mesh: Mesh | None = None
+) -> tuple[Any, float]:
+    """The compiled executable for this structure (and mesh), and the seconds spent
+    compiling it."""
     treedef = jax.tree_util.tree_structure(base)
     shapes = tuple((k, v.shape, v.dtype.str) for k, v in sorted(swept.items()))
-    key = (model, MODELS[model].key, treedef, shapes)
+    key = (model, MODELS[model].key, treedef, shapes, mesh)
     if key in _EXECUTABLES:
         return _EXECUTABLES[key], 0.0
     t0 = time.perf_counter()
@@ -97,7 +151,7 @@ def _executable(model: str, base: DesignPoint, swept: dict[str, np.ndarray]) -> 
         _TRACES[model] = _TRACES.get(model, 0) + 1
         exe = MODELS[model].batched(base, swept)
     else:
-        exe = _batched(model).lower(base, swept).compile()
+        exe = _batched(model, mesh).lower(base, swept).compile()
     _EXECUTABLES[key] = exe
     return exe, time.perf_counter() - t0
 
@@ -126,20 +180,35 @@ def chunk_size_for(space: Space, requested: int, minimum: int = _MIN_CHUNK) -> i
 
 
 def evaluate_points(
-    base: DesignPoint, swept: Mapping[str, np.ndarray], model: str = "pim_gemv"
+    base: DesignPoint,
+    swept: Mapping[str, np.ndarray],
+    model: str = "pim_gemv",
+    devices: int = 0,
 ) -> tuple[dict[str, np.ndarray], float, float]:
-    """Evaluate ``len(swept[...])`` points around ``base`` in one compiled call (no padding).
+    """Evaluate ``len(swept[...])`` points around ``base`` in one compiled call.
+
+    The design-point axis is sharded over ``devices`` local devices (0: all; see
+    :func:`point_mesh`), padded by repeating the last point to a multiple of their count;
+    the results are those of the unsharded call, bit for bit. Models that compile their own
+    batches (``spec.batched``) split the points themselves.
 
     Returns (metrics as numpy arrays, compile seconds, evaluation seconds).
     """
     swept = {k: np.asarray(v) for k, v in swept.items()}
     if not swept:  # a single point: vmap needs one batched argument
         swept = {"workload.K": np.asarray([base.workload.K])}
-    exe, compile_s = _executable(model, base, swept)
+    mesh = None if MODELS[model].batched is not None else point_mesh(devices)
+    n = len(next(iter(swept.values())))
+    if mesh is not None:
+        size = -(-n // mesh.size) * mesh.size
+        swept = {k: _pad(v, size) for k, v in swept.items()}
+    exe, compile_s = _executable(model, base, swept, mesh)
     t0 = time.perf_counter()
+    if mesh is not None:
+        swept = jax.device_put(swept, NamedSharding(mesh, P(AXIS)))
     out = jax.block_until_ready(exe(base, swept))
     eval_s = time.perf_counter() - t0
-    return {k: np.asarray(v) for k, v in out.items()}, compile_s, eval_s
+    return {k: np.asarray(v)[:n] for k, v in out.items()}, compile_s, eval_s
 
 
 def evaluate(
@@ -149,12 +218,16 @@ def evaluate(
     labels: Mapping[str, str] | None = None,
     skip: Callable[[int, int], bool] | None = None,
     progress: bool = False,
+    devices: int = 0,
 ) -> Iterator[ChunkResult]:
     """Evaluate every point of ``space`` chunk by chunk, yielding :class:`ChunkResult`.
 
     ``skip(combo, index)`` returning True skips a chunk (resume). ``labels`` become constant
-    string columns (e.g. the preset name) in every frame.
+    string columns (e.g. the preset name) in every frame. Each chunk's points are sharded
+    over ``devices`` local devices (0: all; :func:`evaluate_points`); the chunks themselves,
+    and so resuming, do not depend on the device count.
     """
+    point_mesh(devices)  # a bad count fails before the first chunk
     size = chunk_size_for(space, chunk_size, 1 if MODELS[model].max_chunk else _MIN_CHUNK)
     per = space.points_per_combo
     n_chunks = -(-per // size) if per else 0
@@ -178,7 +251,7 @@ def evaluate(
                     padded = {p: _pad(v, size) for p, v in cols.items()}
                     if not padded:
                         padded = {"workload.K": np.full(size, base.workload.K)}
-                    out, compile_s, eval_s = evaluate_points(base, padded, model)
+                    out, compile_s, eval_s = evaluate_points(base, padded, model, devices)
                     metrics = {m: v[:n] for m, v in out.items()}
                 frame = results_frame(base, combo, cols, metrics, n, model, labels)
                 yield ChunkResult(ci, k, frame, compile_s, eval_s, stop - start)

@@ -2,8 +2,9 @@
 
 XLA's CPU backend is one device whose operations split over a thread pool; for the many
 small operations of a serving simulation's loop that split costs more than it gains. With
-one device per core, :func:`dse.serving.sim.simulate_batch` gives each core its own share of
-the design points and they run side by side (about 1.5× the throughput on two cores).
+one device per core, the design points are sharded over the cores
+(:func:`dse.explore.point_mesh`; :func:`dse.serving.sim.compile_batch` for serving) and each
+core runs its own share side by side (about 1.5× the serving throughput on two cores).
 """
 
 from __future__ import annotations
