@@ -22,6 +22,9 @@
    device pinned to one core and one device with Eigen's intra-op threads off
    (``--xla_cpu_multi_thread_eigen=false``), which separate the gain of sharding from the
    threads a single device already uses. On a GPU: its own devices, once.
+7. A sharded study (``--only shards``, :func:`dse.merge.shard_benchmark`): 1,000,000
+   steady-state points (``sweeps/steady_million.yaml``) as 2 ``submitit_local`` jobs, then
+   ``python -m dse.merge``: rows, unique point ids, per-shard and merge times.
 """
 
 from __future__ import annotations
@@ -656,6 +659,7 @@ def main(argv: list[str] | None = None) -> None:
             "search",
             "pipeline",
             "sharding",
+            "shards",
         ],
         help="run one benchmark (default: all)",
     )
@@ -786,6 +790,10 @@ def main(argv: list[str] | None = None) -> None:
         out["sharding"] = sh = sharding_benchmark()
         if not args.json:
             _print_sharding(sh)
+    if args.only == "shards":  # not in the default run: two jobs of 500,000 points
+        from dse.merge import shard_benchmark
+
+        out["shards"] = shard_benchmark(verbose=not args.json)
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()
