@@ -65,56 +65,6 @@ def base_point():
     return default_point()
 
 
-def random_params(rng: np.random.Generator, n: int, small: bool = False) -> list[dict]:
-    """``n`` random, physically sensible design points as dotted-path dicts.
-
-    ``small`` bounds the work so the plain-Python reference walks them quickly.
-    """
-    out = []
-    for _ in range(n):
-        col = int(rng.choice([16, 32, 64]))
-        dtype = str(rng.choice(["fp16", "bf16", "int8", "fp32"]))
-        trfc = int(rng.choice([0, rng.integers(50, 600)]))
-        tccd = int(rng.integers(1, 11))
-        p = {
-            "hw.pim.tCK_ns": float(rng.choice([0.5, 0.625, 0.769, 1.0, 1.25])),
-            "hw.pim.data_rate": float(rng.choice([2.0, 2.016, 4.0, 8.0])),
-            "hw.pim.bus_width_bits": int(rng.choice([16, 32, 64, 128])),
-            "hw.pim.channels": int(rng.integers(1, 65)),
-            "hw.pim.banks": int(rng.integers(8 if small else 1, 65)),
-            "hw.pim.lanes": int(rng.integers(1, 33)),
-            "hw.pim.col_bytes": col,
-            "hw.pim.row_bytes": col * int(rng.integers(4 if small else 1, 129)),
-            "hw.pim.rows": 1 << 20,
-            "hw.pim.gbuf_bytes": int(rng.integers(col, 16385)),
-            "hw.pim.out_bytes": int(rng.choice([1, 2, 4])),
-            "hw.pim.BL": 4,
-            "hw.pim.CL": int(rng.integers(5, 60)),
-            "hw.pim.tRCD": int(rng.integers(5, 60)),
-            "hw.pim.tCCD_mac": tccd,
-            "hw.pim.tRCD_mac": int(rng.integers(tccd, 100)),  # real parts: tRCD >= tCCD
-            "hw.pim.tRP": int(rng.integers(1, 60)),
-            "hw.pim.tRAS": int(rng.integers(1, 120)),
-            "hw.pim.tRTP": int(rng.integers(1, 20)),
-            "hw.pim.tWR": int(rng.integers(1, 40)),
-            "hw.pim.tCCD_S": int(rng.integers(1, 4)),
-            "hw.pim.tCCD_L": int(rng.integers(1, 8)),
-            "hw.pim.tRRD_S": int(rng.integers(1, 8)),
-            "hw.pim.tRRD_L": int(rng.integers(1, 10)),
-            "hw.pim.tFAW": int(rng.integers(10, 50)),
-            "hw.pim.tRFC": trfc,
-            "hw.pim.tREFI": int(rng.integers(trfc + 200, trfc + 10000)),
-            "workload.K": int(rng.integers(1, 2049 if small else 20001)),
-            "workload.M": int(rng.integers(1, 2049 if small else 50001)),
-            "workload.dtype": dtype,
-            "policy.io": int(rng.integers(0, 2)),
-        }
-        if p["hw.pim.col_bytes"] < {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}[dtype]:
-            p["hw.pim.col_bytes"] = 32
-        out.append(p)
-    return out
-
-
 def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
     """Evaluate dotted-path dicts with the vectorized model (grouped by static dtype); keys a
     dict leaves out take the default point's value."""

@@ -27,7 +27,7 @@ from dse.search.gradient import (
     plot_sensitivities,
     sensitivities,
 )
-from tests.conftest import random_params
+from dse.validation.report import gemv_params as random_params
 
 # --- system: one compile shared by the tests below (same model, same paths) ----------------
 RATES = [

@@ -18,6 +18,7 @@ from dse.models.kv_memory import (
 )
 from dse.point import STATUS_CODE
 from dse.reference import kv_memory as ref
+from dse.validation.report import kv_batch as _batch
 
 MAX_LEN = 1 << 20
 INT_KEYS = (
@@ -83,67 +84,6 @@ def _reference(lengths, bpt, cap, max_ctx, chunk, block, alloc, b_max: int = 16)
 
 
 # --- random batches against the reference ---------------------------------------------------
-
-
-def _batch(rng: np.random.Generator, alloc: int) -> dict:
-    b = int(rng.choice([1, 8, 64, 256]))
-    mask = rng.random(b) < rng.choice([1.0, 0.9, 0.5, 0.1])
-    lengths = np.exp(rng.uniform(0, math.log(MAX_LEN), b)).astype(np.int64).clip(1, MAX_LEN)
-    if rng.random() < 0.15:
-        lengths[:] = lengths[0]
-    lengths[~mask] = rng.choice([0, -1, 1 << 40, 7], size=int((~mask).sum()))  # ignored
-    masked = lengths[mask]
-    bpt = int(
-        rng.choice(
-            [
-                1,
-                MAX_LEN,
-                int(rng.integers(1, MAX_LEN + 1)),
-                kv_bytes_per_token(80, 8, 128, 2, tp=int(rng.choice([1, 2, 8, 16]))),
-                kv_bytes_per_token(32, 32, 128, 2),
-            ]
-        )
-    )
-    max_ctx = int(
-        rng.choice(
-            [
-                int(masked.max()) if masked.size else 1,
-                MAX_LEN,
-                4096,
-                int(np.exp(rng.uniform(0, math.log(MAX_LEN)))),
-            ]
-        )
-    )
-    chunk = int(
-        rng.choice([1 << int(rng.integers(0, 25)), int(rng.integers(1, 1 << 24)), bpt * 16])
-    )
-    block = int(rng.choice([1, 16, 32, 128, int(rng.integers(1, 5000))]))
-    live = int(masked.astype(object).sum() * bpt) if masked.size else 0
-    worst = int(masked.size) * max_ctx * bpt
-    cap = int(
-        rng.choice(
-            [
-                0,
-                int(rng.integers(0, 1 << 20)),
-                int(rng.choice([live, worst]) * rng.uniform(0, 1.3)),
-                int(1 << int(rng.integers(30, 62))),
-                -5,
-            ],
-            p=[0.05, 0.1, 0.6, 0.2, 0.05],
-        )
-    )
-    if rng.random() < 0.02:  # an invalid parameter: flagged, evaluated clamped
-        bpt, chunk, block = (bpt, 0, block) if rng.random() < 0.5 else (0, chunk, -3)
-    return dict(
-        lengths=lengths,
-        mask=mask,
-        alloc=alloc,
-        bytes_per_token=bpt,
-        capacity_bytes=cap,
-        max_context=max_ctx,
-        chunk_bytes=chunk,
-        block_size=block,
-    )
 
 
 def test_random_batches_match_reference():

@@ -11,53 +11,13 @@ from hypothesis import strategies as st
 
 from dse.models import pim_attention as pa
 from dse.reference.pim_attention import simulate, tile_cycles
+from dse.validation.report import attn_grid as _grid
+from dse.validation.report import attn_hp as _hp
+from dse.validation.report import attn_lengths as _lengths
 from tests.conftest import evaluate_params
 
 KEYS = ("layer_ns", "step_ns", "chan_busy_max_ns", "chan_busy_mean_ns", "chan_util_mean")
 KEYS += ("chan_util_max", "hub_ns", "tokens")
-
-
-def _hp(rng: np.random.Generator, partition: int) -> dict:
-    tp = int(rng.choice([1, 2, 4]))
-    return {
-        "heads": int(rng.integers(1, 9)),
-        "kv_heads": 8,
-        "g": int(rng.choice([1, 4, 8])),
-        "d": int(rng.choice([64, 128])),
-        "dtype_bytes": 2,
-        "out_bytes": 2,
-        "banks": int(rng.choice([1, 16, 32])),
-        "elems": int(rng.choice([1, 16, 32])),
-        "layers": int(rng.integers(1, 81)),
-        "channels": int(rng.choice([1, 3, 8, 16, 32])),
-        "tp": tp,
-        "pp": int(rng.choice([1, 2, 4, 8])),
-        "micro_batches": int(rng.integers(1, pa.M_MAX + 1)),
-        "partition": partition,
-        "tCK_ns": float(rng.choice([0.769, 1.0])),
-        "hub_GBps": float(rng.uniform(8, 256)),
-        "epu_Gops": float(rng.uniform(4, 64)),
-        "hub_latency_ns": float(rng.uniform(0, 200)),
-        "link_GBps": float(rng.uniform(16, 900)),
-        "link_latency_ns": float(rng.uniform(0, 500)),
-    }
-
-
-def _grid(rng: np.random.Generator, a: float | None = None, b: float | None = None):
-    """Random nondecreasing (score, context) kernel-cycles tables on the grid: a fixed cost
-    plus a cost per unit (``a + b·units`` exactly when both are given)."""
-    n = np.asarray(pa.GRID, float)
-    if a is not None:
-        return np.stack([a / 2 + b * n, a / 2 + b * n])
-    rows = [np.cumsum(rng.uniform(0, 200, n.size)) + n * rng.uniform(0.5, 20) for _ in range(2)]
-    return np.stack(rows) + rng.uniform(50, 900)
-
-
-def _lengths(rng: np.random.Generator, b: int) -> np.ndarray:
-    top = int(rng.choice([64, 4096, 131072, 1 << 20]))
-    if rng.random() < 0.2:  # equal lengths: ties everywhere
-        return np.full(b, int(rng.integers(1, top + 1)))
-    return rng.integers(1, top + 1, b)
 
 
 @pytest.mark.parametrize("partition", [0, 1, 2])

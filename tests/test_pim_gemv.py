@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dse.reference.pim_gemv import gemv_reference
-from tests.conftest import evaluate_params, random_params
+from dse.validation.report import gemv_params as random_params
+from tests.conftest import evaluate_params
 
 
 def _point(**kw):

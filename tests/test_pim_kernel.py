@@ -8,48 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse.reference.pim_kernel import simulate, tiling
+from dse.validation.report import kernel_point as _point
 from tests.conftest import evaluate_params
-
-
-def _point(rng: np.random.Generator, small: bool) -> dict:
-    top = 512 if small else 4096
-    return {
-        "hw.pim.tCK_ns": 1.0,
-        "hw.pim.data_rate": float(rng.choice([2.0, 4.0, 16.0])),
-        "hw.pim.bus_width_bits": int(rng.choice([16, 32, 64])),
-        "hw.pim.channels": int(rng.choice([1, 2, 4, 16])),
-        "hw.pim.banks": int(rng.choice([4, 8, 16, 32])),
-        "hw.pim.lanes": int(rng.choice([4, 8, 16, 32])),
-        "hw.pim.col_bytes": 32,
-        "hw.pim.row_bytes": int(rng.choice([256, 512, 1024, 2048])),
-        "hw.pim.rows": 1 << 20,
-        "hw.pim.gbuf_bytes": int(rng.choice([64, 128, 256, 512, 1024, 2048])),
-        "hw.pim.out_bytes": int(rng.choice([2, 4])),
-        "hw.pim.CL": int(rng.integers(0, 30)),
-        "hw.pim.tRCD_mac": int(rng.integers(1, 40)),
-        "hw.pim.tRP": int(rng.integers(1, 30)),
-        "hw.pim.tRAS": int(rng.integers(0, 80)),
-        "hw.pim.tRTP": int(rng.integers(1, 12)),
-        "hw.pim.tCCD_mac": int(rng.integers(1, 8)),
-        "hw.pim.tRFC": int(rng.choice([0, int(rng.integers(50, 400))])),
-        "hw.pim.tREFI": int(rng.integers(1000, 8000)),
-        "hw.pim.obuf_entries": int(rng.choice([1, 2, 4, 8, 16, 64])),
-        "hw.pim.dual_port": int(rng.integers(0, 2)),
-        "hw.pim.blocking_readout": int(rng.integers(0, 2)),
-        "workload.kind": int(rng.integers(0, 3)),
-        "workload.K": int(rng.integers(16, top)),
-        "workload.M": int(rng.integers(16, top)),
-        "workload.L": int(rng.integers(1, top)),
-        "workload.d": int(rng.choice([64, 80, 96, 128, 160, 256])),
-        "workload.g": int(rng.choice([1, 2, 4, 8])),
-        "workload.heads": int(rng.integers(1, 3 if small else 8)),
-        "workload.partitions": int(rng.choice([1, 2, 4])),
-        "workload.dtype": str(rng.choice(["fp16", "int8", "fp32"])),
-        "policy.sched": int(rng.integers(0, 3)),
-        "policy.refresh": 0,
-        "policy.row_reuse": int(rng.integers(0, 2)),
-        "policy.io": 1,
-    }
 
 
 def _points(n_per_policy: int, seed: int) -> list[dict]:

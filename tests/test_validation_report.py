@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from dse.reference.pim_gemv import gemv_reference
 from dse.validation import report
-from tests.conftest import ROOT, evaluate_params, random_params
+from dse.validation.report import gemv_params as random_params
+from tests.conftest import ROOT, evaluate_params
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from dse.explore import evaluate, evaluate_points, trace_count
 from dse.models import MODELS
 from dse.point import field_info
 from dse.space import Space, parse_axes
-from tests.conftest import random_params
+from dse.validation.report import gemv_params as random_params
 
 
 def _swept(points):
