@@ -171,6 +171,7 @@ def test_no_overflow_at_1m_tokens():
         assert v["admitted"] == 256 and v["tokens"] > 256 * 16 * 20_000  # set minimum 20,333
 
 
+@pytest.mark.slow  # its own compile (~30 s)
 def test_dynamic_admits_at_least_static():
     """Same batch and capacity: lazy chunks admit at least as many requests as a reservation
     of the maximum context (max_context·bytes/token is a whole number of chunks here)."""

@@ -152,6 +152,7 @@ def _props(n=2000, seed=0, **fixed):
     return pts
 
 
+@pytest.mark.slow  # its own compile (~30 s)
 def test_dual_row_buffers_never_slower():
     pts = _props(n=1000)
     blocked = [{**q, "policy.system": 2, "policy.dual_rb": 0} for q in pts]
@@ -306,6 +307,7 @@ def test_gpu_decode_is_memory_bound_closed_form():
         assert out["step_ns"][i] == pytest.approx(nbytes / bw, rel=0.01), name
 
 
+@pytest.mark.slow  # its own compile (~30 s)
 def test_steady_batch_fits_memory():
     """The steady-state model runs the largest batch the KV capacity admits: one more
     request of the same mix would not fit."""
