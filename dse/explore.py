@@ -19,6 +19,7 @@ overflows int32).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -86,9 +87,14 @@ def point_mesh(devices: int = 0) -> Mesh | None:
         raise ConfigError("config", "devices", "an integer >= 0 (0: all local devices)", devices)
     local = jax.local_devices()
     n = len(local) if devices == 0 else min(int(devices), len(local))
-    if n <= 1:
-        return None
-    return jax.make_mesh((n,), (AXIS,), axis_types=(AxisType.Auto,), devices=local[:n])
+    return _mesh(n) if n > 1 else None
+
+
+@functools.cache
+def _mesh(n: int) -> Mesh:
+    """One mesh object per device count (built once, not per chunk)."""
+    local = jax.local_devices()[:n]
+    return jax.make_mesh((n,), (AXIS,), axis_types=(AxisType.Auto,), devices=local)
 
 
 def _batched(model: str, mesh: Mesh | None = None) -> Callable:

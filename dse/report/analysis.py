@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dse.errors import ConfigError
-from dse.search.pareto import REF_MARGIN, hypervolume, pareto_front
+from dse.search.pareto import default_reference, hypervolume, pareto_front
 
 __all__ = [
     "Front",
@@ -188,13 +188,8 @@ def front(df: pd.DataFrame, objectives: Mapping[str, str], source: str = "report
     sense = [objectives[c] == "min" for c in cols]
     vals = feas[cols].to_numpy(dtype=np.float64, na_value=np.nan)
     vals = vals[np.isfinite(vals).all(axis=1)]
-    if len(vals):
-        lo, hi = vals.min(axis=0), vals.max(axis=0)
-        span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
-        ref = np.where(sense, hi + REF_MARGIN * span, lo - REF_MARGIN * span)
-        hv = hypervolume(rows[cols].to_numpy(dtype=np.float64), ref, sense)
-    else:
-        ref, hv = np.full(len(cols), np.nan), 0.0
+    ref = default_reference(vals, sense)
+    hv = hypervolume(rows[cols].to_numpy(dtype=np.float64), ref, sense) if len(vals) else 0.0
     return Front(
         dict(objectives), rows, float(hv), dict(zip(cols, ref.tolist(), strict=True)), len(vals)
     )

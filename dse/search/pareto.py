@@ -45,7 +45,15 @@ import pandas as pd  # noqa: E402
 
 from dse.errors import ConfigError  # noqa: E402
 
-__all__ = ["pareto_mask", "pareto_front", "hypervolume", "plot_front", "load_table", "main"]
+__all__ = [
+    "default_reference",
+    "hypervolume",
+    "load_table",
+    "main",
+    "pareto_front",
+    "pareto_mask",
+    "plot_front",
+]
 
 #: pairwise comparisons (rows x front points) held in memory at once by the k >= 3 path
 _BLOCK_PAIRS = 1 << 21
@@ -454,66 +462,32 @@ def plot_front(
 # command line: python -m dse.search.pareto RESULTS
 # ------------------------------------------------------------------------------------------
 
-#: result tables a run directory may hold, in the order they are looked for
-_TABLES = ("points.parquet", "history.parquet", "points.csv", "history.csv")
 #: the default reference point lies this fraction of each objective's range beyond its worst
 #: feasible value, so the extreme front points add volume too
 REF_MARGIN = 0.1
 
 
+def default_reference(values: np.ndarray, minimize: Sequence[bool]) -> np.ndarray:
+    """The default hypervolume reference point of ``(n, k)`` objective values: each
+    objective's worst value moved :data:`REF_MARGIN` of its range further (of ``|worst|``,
+    at least 1, where all values are equal); NaN for no rows."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1, len(minimize))
+    if not len(v):
+        return np.full(len(minimize), np.nan)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+    return np.where(minimize, hi + REF_MARGIN * span, lo - REF_MARGIN * span)
+
+
 def load_table(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """A results table and the run's own description of it.
+    """A results table and the run's own description of it (its ``summary.json`` or
+    ``search.json``): :func:`dse.report.load.load_run` on a run directory, a multirun
+    directory (with a ``job`` column), a directory of shard runs or a Parquet/CSV table.
+    Raises :class:`ConfigError` naming the path."""
+    from dse.report.load import load_run
 
-    ``path`` is a Parquet or CSV file, a run directory holding one of ``points.parquet``,
-    ``history.parquet`` (or their CSVs), or a multirun directory whose numbered job folders
-    hold them (concatenated, with a ``job`` column). The dict is the run's ``summary.json`` or
-    ``search.json`` (empty when there is none). Raises :class:`ConfigError` naming the path.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(str(path), "", "a results directory or a .parquet/.csv table", "nothing")
-    if path.is_file():
-        return _read(path), _meta(path.parent)
-    for name in _TABLES:
-        if (path / name).is_file():
-            return _read(path / name), _meta(path)
-    jobs = sorted(
-        (d for d in path.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name)
-    )
-    frames, meta = [], {}
-    for d in jobs:
-        f = next((d / n for n in _TABLES if (d / n).is_file()), None)
-        if f is not None:
-            frames.append(_read(f).assign(job=int(d.name)))
-            meta = meta or _meta(d)
-    if not frames:
-        raise ConfigError(
-            str(path),
-            "",
-            f"a run directory with one of {list(_TABLES)} (or numbered job "
-            "folders holding one), or a .parquet/.csv table",
-            "none found",
-        )
-    return pd.concat(frames, ignore_index=True), meta
-
-
-def _read(f: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f)
-    except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(
-            str(f), "", "a readable Parquet or CSV table", type(exc).__name__
-        ) from None
-
-
-def _meta(d: Path) -> dict:
-    for name in ("summary.json", "search.json"):
-        if (d / name).is_file():
-            try:
-                return json.loads((d / name).read_text())
-            except ValueError:
-                return {}
-    return {}
+    run = load_run(path)
+    return run.table, run.summary
 
 
 def _default_objectives(df: pd.DataFrame, meta: Mapping) -> dict[str, str]:
@@ -614,12 +588,8 @@ def _pareto_command(args: argparse.Namespace) -> dict:
                 "command line", "--ref", f"{len(cols)} values (one per objective)", args.ref
             )
         ref = np.asarray(args.ref, dtype=np.float64)
-    elif len(vals):
-        lo, hi = vals.min(axis=0), vals.max(axis=0)
-        span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
-        ref = np.where(sense, hi + REF_MARGIN * span, lo - REF_MARGIN * span)
     else:
-        ref = np.full(len(cols), np.nan)
+        ref = default_reference(vals, sense)
     fv = front[cols].to_numpy(dtype=np.float64)
     hv = hypervolume(fv, ref, sense) if len(fv) else 0.0
     out = Path(args.out) if args.out else (path if path.is_dir() else path.parent)
