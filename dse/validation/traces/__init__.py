@@ -1,0 +1,1 @@
+"""Trace writers and runners for external cycle-level simulators (DRAMsim3, NewtonSim)."""
