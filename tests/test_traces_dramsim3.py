@@ -115,7 +115,10 @@ def test_corpus_values_positive_finite() -> None:
         for k in ("cycles", "tCK_ns", "bandwidth_GBps", "peak_channel_GBps", "channels"):
             v = float(r[k])
             assert math.isfinite(v) and v > 0, (r["config"], r["family"], k)
-        assert float(r["peak_fraction"]) <= 1.0 + 1e-6
+        if int(r["writes_done"]) == 0:
+            # writes count as done once buffered (controller.cc AddTransaction), so only
+            # read-only rows are bounded by the interface peak
+            assert float(r["peak_fraction"]) <= 1.0 + 1e-6
         if int(r["reads_done"]) > 0:
             lat = float(r["avg_read_latency_ns"])
             assert math.isfinite(lat) and lat > 0
