@@ -52,6 +52,30 @@ class PimChannel:
     tFAW: int = leaf("four-activation window (cycles)", low=0)
     tRFC: int = leaf("refresh cycle time (cycles); 0 disables refresh", low=0)
     tREFI: int = leaf("refresh interval (cycles)", low=1)
+    # command-level timing (dse.hw.pim_commands); 0 = inherit where noted
+    tCWL: int = leaf("CAS write latency (cycles)", low=0, default=4)
+    tWPRE: int = leaf("write preamble (cycles; read-to-write turnaround)", low=0, default=1)
+    tWTR_S: int = leaf("write to read, different bank group (cycles)", low=0, default=4)
+    tWTR_L: int = leaf("write to read, same bank group (cycles)", low=0, default=8)
+    tRCD_wr: int = leaf("ACT to WRITE (cycles; 0 = tRCD)", low=0, default=0)
+    tRC: int = leaf("ACT to ACT, same bank (cycles; 0 = tRAS + tRP)", low=0, default=0)
+    tRCD_af: int = leaf(
+        "ACT to all-bank activation function AF16 (cycles; 0 = tRCD_mac)", low=0, default=0
+    )
+    tRCD_ewmul: int = leaf(
+        "ACT to all-bank element-wise multiply (cycles; 0 = tRCD_mac)", low=0, default=0
+    )
+    tRCD_rdcp: int = leaf("ACT to bank-to-GBuf copy (cycles; 0 = tRCD_mac)", low=0, default=0)
+    tRCD_wrcp: int = leaf("ACT to GBuf-to-bank copy (cycles; 0 = tRCD_mac)", low=0, default=0)
+    tMOD: int = leaf(
+        "register/array access mode switch (cycles; AiM's TMOD before register reads and "
+        "writes, WR_GB/WR_BIAS/RD_MAC, after array commands and back; 0 = none)",
+        low=0,
+        default=0,
+    )
+    CL_reg: int = leaf("read latency of the MAC/AF result registers (cycles)", low=0, default=0)
+    CWL_reg: int = leaf("write latency of the MAC registers (cycles)", low=0, default=1)
+    CWL_gb: int = leaf("write latency of the global buffer (cycles)", low=0, default=1)
     # buffering of the command pipeline (dse.models.pim_kernel); defaults are a conventional
     # AiM/Newton channel: one output register per bank, single-ported, blocking readout
     obuf_entries: int = leaf(

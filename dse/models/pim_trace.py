@@ -1,0 +1,246 @@
+"""Cycles of a user's PIM command trace (``workload=trace``) on one design point.
+
+A pure function of ONE design point and a trace that is fixed for the whole call
+(:class:`dse.workload.pim_trace.AimTrace`): the trace's requests run in one ``lax.scan``
+whose state is, per PIM channel, the earliest cycle at which each DRAM command may issue
+at the channel, each bank group and each bank, the open row of every bank, the access
+mode and the last issue cycle. Every timing comes from the point's
+:class:`~dse.hw.pim.PimChannel` through :func:`dse.hw.pim_commands.latency_tables`, so the
+same trace can be swept over presets and timings.
+
+The semantics are those of :mod:`dse.reference.pim_commands` (the tests hold the two
+together): in-order issue, one command per cycle per channel; PREA/ACT16 (PRE/ACT for a
+single bank) before a command that needs another row; TMOD when the access mode changes; a
+request of ``opsize`` columns issues its first column like any command and the others at
+the command's own spacing ``max(1, rule(cmd → cmd))``; blocking requests (RD_MAC, RD_AF)
+hold the DMA until their data is back; EOC ends the trace once every channel drained.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dse.hw.pim_commands import (
+    ALL_BANK_ROW,
+    CMD,
+    COMMANDS,
+    NO_RULE,
+    command_latency,
+    latency_tables,
+)
+from dse.reference.pim_commands import inherit
+from dse.workload.pim_trace import KIND_CMD, KIND_FENCE, KIND_MEM, AimTrace
+
+__all__ = ["TraceArrays", "trace_arrays", "run_trace", "METRICS"]
+
+_BANK_CMDS = ("RD", "WR", "MAC", "RDCP", "WRCP")
+_READERS = ("RD", "RDMAC16", "RDAF16")
+KIND_PAD = -1
+
+METRICS = {
+    "cycles": ("cycles", "controller cycles until the trace's EOC completed"),
+    "n_tmod": ("commands", "register/array mode switches (TMOD) issued"),
+    "n_act": ("commands", "row activations (ACT16 or ACT) issued"),
+    "n_pre": ("commands", "precharges (PREA or PRE) issued"),
+}
+
+
+class TraceArrays:
+    """A trace as per-request integer arrays (``n`` requests padded to ``length``) and the
+    list of channels it touches (``chan_ids`` in the DMA's numbering)."""
+
+    def __init__(self, tr: AimTrace, length: int | None = None):
+        n = len(tr)
+        length = max(length or n, n)
+        ids = tr.channels or [0]
+        self.chan_ids = tuple(ids)
+        C = len(ids)
+        pos = {c: i for i, c in enumerate(ids)}
+        on = np.zeros((length, C), bool)
+        for k in range(n):
+            if tr.kind[k] == KIND_CMD:
+                m = int(tr.mask[k])
+                for i in range(32):
+                    if m >> i & 1:
+                        on[k, pos[31 - i]] = True
+            elif tr.kind[k] == KIND_MEM:
+                on[k, pos[int(tr.mask[k])]] = True
+
+        def col(x, fill):
+            out = np.full(length, fill, np.int64)
+            out[:n] = x
+            return out
+
+        cmd = np.array([CMD.get(c, 0) for c in tr.command], np.int64)
+        allrow = np.array([c in ALL_BANK_ROW for c in tr.command], np.int64)
+        bankc = np.array([c in _BANK_CMDS for c in tr.command], np.int64)
+        reader = np.array([c in _READERS for c in tr.command], np.int64)
+        self.kind = col(tr.kind, KIND_PAD)
+        self.cmd = col(cmd, 0)
+        self.opsize = col(tr.opsize, 1)
+        self.bank = col(tr.bank, -1)
+        self.row = col(tr.row, -1)
+        self.reg = col(tr.reg, 0)
+        self.blocking = col(tr.blocking, 0)
+        self.allrow = col(allrow, 0)
+        self.bankc = col(bankc, 0)
+        self.reader = col(reader, 0)
+        self.on = on
+        self.n = n
+
+    def as_jax(self) -> dict:
+        keys = ("kind", "cmd", "opsize", "bank", "row", "reg", "blocking", "allrow", "bankc",
+                "reader", "on")  # fmt: skip
+        return {k: jnp.asarray(getattr(self, k)) for k in keys}
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(path: str, mtime: float, length: int | None) -> TraceArrays:
+    from dse.workload.pim_trace import load_aim_trace
+
+    return TraceArrays(load_aim_trace(path), length)
+
+
+def trace_arrays(path: str, length: int | None = None) -> TraceArrays:
+    """Load (once per file version) a trace file's arrays."""
+    import os
+
+    return _cached(str(path), os.path.getmtime(path), length)
+
+
+def _timings(pim) -> dict:
+    names = (
+        "BL", "CL", "tRCD", "tRCD_mac", "tRP", "tRAS", "tRTP", "tWR", "tCCD_S", "tCCD_L",
+        "tCCD_mac", "tRRD_S", "tRRD_L", "tRFC", "tCWL", "tWPRE", "tWTR_S", "tWTR_L", "tRCD_wr",
+        "tRC", "tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg",
+        "CWL_gb",
+    )  # fmt: skip
+    return inherit({k: jnp.asarray(getattr(pim, k), jnp.int64) for k in names})
+
+
+def run_trace(ta: dict, n_chan: int, pim) -> dict:
+    """Cycles of trace arrays ``ta`` (:meth:`TraceArrays.as_jax`) over ``n_chan`` channels on
+    one point's PIM channel ``pim`` (leaves are scalars). See the module docstring."""
+    t = _timings(pim)
+    Lch, Lbg, Lbk = latency_tables(t, jnp)
+    lat_map = command_latency(t)
+    lat = jnp.stack([jnp.asarray(lat_map.get(c, 1), jnp.int64) for c in COMMANDS])
+    N = len(COMMANDS)
+    C = n_chan
+    i64 = jnp.int64
+    TMOD, ACT16, PREA, ACT, PRE = (CMD[c] for c in ("TMOD", "ACT16", "PREA", "ACT", "PRE"))
+    WRA16 = CMD["WRA16"]
+
+    st0 = {
+        "rch": jnp.full((C, N), NO_RULE, i64),
+        "rbg": jnp.full((C, 4, N), NO_RULE, i64),
+        "rbk": jnp.full((C, 16, N), NO_RULE, i64),
+        "row": jnp.full((C, 16), -1, i64),
+        "mode": jnp.zeros(C, i64),
+        "last": jnp.zeros(C, i64),
+        "wdone": jnp.zeros(C, i64),
+        "d": jnp.asarray(-1, i64),
+        "release": jnp.asarray(0, i64),
+        "end": jnp.asarray(0, i64),
+        "n_tmod": jnp.asarray(0, i64),
+        "n_act": jnp.asarray(0, i64),
+        "n_pre": jnp.asarray(0, i64),
+    }
+
+    def step(st, x):
+        kind = x["kind"]
+        live = kind != KIND_PAD
+        d = jnp.where(live, jnp.maximum(st["d"] + 1, st["release"]), st["d"])
+        avail = d + 1
+        b = x["bank"]
+        has_b = (b >= 0) & (x["bankc"] == 1)
+        bi = jnp.maximum(b, 0)
+        gi = bi // 4
+        is_cmd = (kind == KIND_CMD) | (kind == KIND_MEM)
+        on = x["on"] & is_cmd  # [C]
+
+        def ready(s, c):  # c: [C] command ids → [C]
+            r = jnp.take_along_axis(s["rch"], c[:, None], axis=1)[:, 0]
+            rg = jnp.take_along_axis(s["rbg"][:, gi, :], c[:, None], axis=1)[:, 0]
+            rb = jnp.take_along_axis(s["rbk"][:, bi, :], c[:, None], axis=1)[:, 0]
+            return jnp.where(has_b, jnp.maximum(r, jnp.maximum(rg, rb)), r)
+
+        def issue(s, c, tt, m, bank_level):  # c [C], tt [C], m [C] bool
+            mm = m[:, None]
+            s = dict(s)
+            s["rch"] = jnp.where(mm, jnp.maximum(s["rch"], tt[:, None] + Lch[c]), s["rch"])
+            bl = mm & bank_level
+            g_new = jnp.maximum(s["rbg"][:, gi, :], tt[:, None] + Lbg[c])
+            k_new = jnp.maximum(s["rbk"][:, bi, :], tt[:, None] + Lbk[c])
+            s["rbg"] = s["rbg"].at[:, gi, :].set(jnp.where(bl, g_new, s["rbg"][:, gi, :]))
+            s["rbk"] = s["rbk"].at[:, bi, :].set(jnp.where(bl, k_new, s["rbk"][:, bi, :]))
+            s["last"] = jnp.where(m, tt, s["last"])
+            return s
+
+        row, r = st["row"], x["row"]
+        allrow = x["allrow"] == 1
+        bankc = x["bankc"] == 1
+        rb = row[:, bi]
+        pre_all = jnp.any((row >= 0) & (row != r), axis=1)
+        pre_one = (rb >= 0) & (rb != r)
+        need_pre = jnp.where(allrow, pre_all, jnp.where(bankc, pre_one, False))
+        act_all = jnp.any(row < 0, axis=1) | pre_all
+        act_one = (rb < 0) | pre_one
+        need_act = jnp.where(allrow, act_all, jnp.where(bankc, act_one, False))
+        cmd = jnp.full(C, x["cmd"], i64)
+        pre_c = jnp.full(C, jnp.where(bankc, PRE, PREA), i64)
+        act_c = jnp.full(C, jnp.where(bankc, ACT, ACT16), i64)
+        c1 = jnp.where(need_pre, pre_c, jnp.where(need_act, act_c, cmd))
+        s = st
+        need_tmod = on & (s["mode"] != x["reg"])
+        t_m = jnp.maximum(jnp.maximum(s["last"] + 1, avail), ready(s, c1))
+        s = issue(s, jnp.full(C, TMOD, i64), t_m, need_tmod, False)
+        s["mode"] = jnp.where(on, x["reg"], s["mode"])
+        m_pre = on & need_pre
+        t_p = jnp.maximum(jnp.maximum(s["last"] + 1, avail), ready(s, pre_c))
+        s = issue(s, pre_c, t_p, m_pre, bankc)
+        m_act = on & need_act
+        t_a = jnp.maximum(jnp.maximum(s["last"] + 1, avail), ready(s, act_c))
+        s = issue(s, act_c, t_a, m_act, bankc)
+        new_row = jnp.where(allrow, jnp.full_like(row, r), row.at[:, bi].set(r))
+        row = jnp.where(m_act[:, None], new_row, row)
+        t_c = jnp.maximum(jnp.maximum(s["last"] + 1, avail), ready(s, cmd))
+        c0 = x["cmd"]
+        sp = jnp.maximum(1, Lch[c0, c0])
+        sp = jnp.where(has_b, jnp.maximum(sp, jnp.maximum(Lbg[c0, c0], Lbk[c0, c0])), sp)
+        t_last = t_c + (x["opsize"] - 1) * sp
+        s = issue(s, cmd, t_c, on, has_b)
+        s = issue(s, cmd, t_last, on, has_b)
+        row = jnp.where(on[:, None] & (c0 == WRA16), -1, row)
+        s["row"] = row
+        done = t_last + lat[c0]
+        s["wdone"] = jnp.where(on & (x["reader"] == 0), jnp.maximum(s["wdone"], done), s["wdone"])
+        blk = jnp.max(jnp.where(on, jnp.maximum(done, t_last + 1), 0))
+        release = jnp.where(is_cmd & (x["blocking"] == 1), blk, st["release"])
+        # SYNC / EOC: every channel drained
+        te = jnp.maximum(d + 1, st["last"] + 1)
+        u = jnp.maximum(d + 2, jnp.max(jnp.maximum(te + 1, st["wdone"] + 1)))
+        fence = kind == KIND_FENCE
+        s["release"] = jnp.where(fence, u, release)
+        s["end"] = jnp.where(fence, u, st["end"])
+        s["d"] = d
+        s["n_tmod"] = st["n_tmod"] + jnp.sum(need_tmod)
+        s["n_act"] = st["n_act"] + jnp.sum(m_act)
+        s["n_pre"] = st["n_pre"] + jnp.sum(m_pre)
+        # requests without DRAM commands leave the channels as they were
+        keep = ~is_cmd
+        for k in ("rch", "rbg", "rbk", "row", "mode", "last", "wdone"):
+            s[k] = jnp.where(keep, st[k], s[k])
+        return s, None
+
+    st, _ = jax.lax.scan(step, st0, ta)
+    return {
+        "cycles": st["end"],
+        "n_tmod": st["n_tmod"],
+        "n_act": st["n_act"],
+        "n_pre": st["n_pre"],
+    }
