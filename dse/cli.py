@@ -99,6 +99,18 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     if model not in MODELS and model != "serving":
         raise ConfigError(prov.source_of("model"), "model", f"one of {[*MODELS, 'serving']}", model)
     base = from_config(c, prov, loader=_ini_loader)
+    if base.workload.trace:
+        from dse.workload.pim_trace import load_aim_trace
+
+        if model != "pim_kernel":
+            raise ConfigError(
+                prov.source_of("workload.trace"), "model", "pim_kernel for a command trace", model
+            )
+        load_aim_trace(base.workload.trace)  # a bad trace is reported before any evaluation
+    elif str((c.get("workload") or {}).get("name", "")) == "trace":
+        raise ConfigError(
+            prov.source_of("workload.trace"), "workload.trace", "the path of an AiM ISR trace", ""
+        )
     if model == "serving":
         from dse.serving.model import configure
 

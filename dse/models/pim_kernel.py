@@ -478,6 +478,8 @@ def _issued(T):
 
 def loop_steps(p: DesignPoint) -> jnp.ndarray:
     """Trip count of the tile loop for point ``p`` (= ``tiles_issued``), without running it."""
+    if p.workload.trace:
+        return jnp.asarray(1, jnp.int64)
     return _issued(_tiling(p))
 
 
@@ -620,8 +622,50 @@ def _counts(T):
     }
 
 
+def _trace_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """``workload.trace``: the user's command trace, command by command (dse.models.pim_trace)."""
+    from dse.models.pim_trace import run_trace, trace_arrays
+
+    pim = p.hw.pim
+    ta = trace_arrays(p.workload.trace)
+    n_chan = len(ta.chan_ids)
+    out = run_trace(ta.as_jax(), n_chan, pim)
+    counts = ta.counts
+    cycles = out["cycles"]
+    cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
+    busy = out["busy"].sum(axis=0).astype(jnp.float64) / (cyc * n_chan)
+    f_mac, f_row = busy[0], busy[1]
+    f_io = jnp.maximum(1.0 - f_mac - f_row, 0.0)
+    macs = counts.get("MAC16", 0) + counts.get("MAC", 0) / jnp.maximum(pim.banks, 1)
+    slots = cyc * n_chan / jnp.maximum(pim.tCCD_mac, 1)
+    status = jnp.where(
+        (pim.tCK_ns <= 0) | (pim.tCCD_mac < 1), STATUS_CODE["bad_parameter"], 0
+    ).astype(jnp.int64)
+    z = jnp.asarray(0, jnp.int64)
+    return {
+        "cycles": cycles,
+        "time_ns": cyc * pim.tCK_ns,
+        "mac_util": jnp.minimum(macs / slots, 1.0),
+        "frac_mac": f_mac,
+        "frac_row": f_row,
+        "frac_io": f_io,
+        "frac_refresh": jnp.asarray(0.0),
+        "bottleneck": jnp.argmax(jnp.stack([f_mac, f_row, f_io, 0.0 * f_io])).astype(jnp.int64),
+        "n_mac": jnp.asarray(counts.get("MAC16", 0) + counts.get("MAC", 0), jnp.int64),
+        "n_act": out["n_act"],
+        "n_wr_inp": jnp.asarray(counts.get("WRGB", 0), jnp.int64),
+        "n_rd_out": jnp.asarray(counts.get("RDMAC16", 0) + counts.get("RDAF16", 0), jnp.int64),
+        "n_ref": z,
+        "tiles": jnp.asarray(ta.n, jnp.int64),
+        "tiles_issued": jnp.asarray(ta.n, jnp.int64),
+        "status": status,
+    }
+
+
 def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     """Cycles and metrics of one design point's kernel (see the module docstring)."""
+    if p.workload.trace:
+        return _trace_kernel(p)
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]

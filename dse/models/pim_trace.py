@@ -40,6 +40,13 @@ __all__ = ["TraceArrays", "trace_arrays", "run_trace", "METRICS"]
 _BANK_CMDS = ("RD", "WR", "MAC", "RDCP", "WRCP")
 _READERS = ("RD", "RDMAC16", "RDAF16")
 KIND_PAD = -1
+#: time between a channel's commands is charged to the later one: 0 MAC streaming, 1 row
+#: switching (ACT/PRE), 2 transfers and mode switches
+_CATEGORY = {
+    **{c: 2 for c in COMMANDS},
+    **{c: 0 for c in ("MAC", "MAC16", "AF16", "EWMUL16")},
+    **{c: 1 for c in ("ACT", "ACT16", "PRE", "PREA", "REFab")},
+}
 
 METRICS = {
     "cycles": ("cycles", "controller cycles until the trace's EOC completed"),
@@ -53,22 +60,20 @@ class TraceArrays:
     """A trace as per-request integer arrays (``n`` requests padded to ``length``) and the
     list of channels it touches (``chan_ids`` in the DMA's numbering)."""
 
-    def __init__(self, tr: AimTrace, length: int | None = None):
+    def __init__(self, tr: AimTrace, length: int | None = None, n_chan: int | None = None):
         n = len(tr)
         length = max(length or n, n)
         ids = tr.channels or [0]
         self.chan_ids = tuple(ids)
-        C = len(ids)
+        C = max(len(ids), n_chan or 0)
         pos = {c: i for i, c in enumerate(ids)}
         on = np.zeros((length, C), bool)
-        for k in range(n):
-            if tr.kind[k] == KIND_CMD:
-                m = int(tr.mask[k])
-                for i in range(32):
-                    if m >> i & 1:
-                        on[k, pos[31 - i]] = True
-            elif tr.kind[k] == KIND_MEM:
-                on[k, pos[int(tr.mask[k])]] = True
+        idv = np.asarray(ids, np.int64)
+        bits = (tr.mask[:, None] >> (31 - idv)[None, :]) & 1
+        on[:n, : len(ids)] = (tr.kind == KIND_CMD)[:, None] & (bits == 1)
+        mem = np.flatnonzero(tr.kind == KIND_MEM)
+        if len(mem):
+            on[mem, [pos[int(c)] for c in tr.mask[mem]]] = True
 
         def col(x, fill):
             out = np.full(length, fill, np.int64)
@@ -91,11 +96,16 @@ class TraceArrays:
         self.reader = col(reader, 0)
         self.on = on
         self.n = n
+        self.counts = tr.counts()
+
+    KEYS = ("kind", "cmd", "opsize", "bank", "row", "reg", "blocking", "allrow", "bankc",
+            "reader", "on")  # fmt: skip
+
+    def as_numpy(self) -> dict:
+        return {k: getattr(self, k) for k in self.KEYS}
 
     def as_jax(self) -> dict:
-        keys = ("kind", "cmd", "opsize", "bank", "row", "reg", "blocking", "allrow", "bankc",
-                "reader", "on")  # fmt: skip
-        return {k: jnp.asarray(getattr(self, k)) for k in keys}
+        return {k: jnp.asarray(getattr(self, k)) for k in self.KEYS}
 
 
 @functools.lru_cache(maxsize=16)
@@ -149,7 +159,9 @@ def run_trace(ta: dict, n_chan: int, pim) -> dict:
         "n_tmod": jnp.asarray(0, i64),
         "n_act": jnp.asarray(0, i64),
         "n_pre": jnp.asarray(0, i64),
+        "busy": jnp.zeros((C, 3), i64),
     }
+    cat = jnp.asarray([_CATEGORY[c] for c in COMMANDS], i64)
 
     def step(st, x):
         kind = x["kind"]
@@ -172,6 +184,9 @@ def run_trace(ta: dict, n_chan: int, pim) -> dict:
         def issue(s, c, tt, m, bank_level):  # c [C], tt [C], m [C] bool
             mm = m[:, None]
             s = dict(s)
+            gap = jnp.where(m, tt - s["last"], 0)
+            onehot = cat[c][:, None] == jnp.arange(3)[None, :]
+            s["busy"] = s["busy"] + jnp.where(onehot, gap[:, None], 0)
             s["rch"] = jnp.where(mm, jnp.maximum(s["rch"], tt[:, None] + Lch[c]), s["rch"])
             bl = mm & bank_level
             g_new = jnp.maximum(s["rbg"][:, gi, :], tt[:, None] + Lbg[c])
@@ -233,13 +248,15 @@ def run_trace(ta: dict, n_chan: int, pim) -> dict:
         s["n_pre"] = st["n_pre"] + jnp.sum(m_pre)
         # requests without DRAM commands leave the channels as they were
         keep = ~is_cmd
-        for k in ("rch", "rbg", "rbk", "row", "mode", "last", "wdone"):
+        for k in ("rch", "rbg", "rbk", "row", "mode", "last", "wdone", "busy"):
             s[k] = jnp.where(keep, st[k], s[k])
         return s, None
 
     st, _ = jax.lax.scan(step, st0, ta)
     return {
         "cycles": st["end"],
+        "last": st["last"],
+        "busy": st["busy"],
         "n_tmod": st["n_tmod"],
         "n_act": st["n_act"],
         "n_pre": st["n_pre"],

@@ -1514,6 +1514,12 @@ def check_llmservingsim(n: int) -> list[Result]:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_corpus(n: int) -> list[Result]:
+    from dse.validation.corpus import check_corpus
+
+    return check_corpus(n)
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckSpec:
     """A group of checks: the model it validates, its function and its point counts."""
@@ -1530,6 +1536,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("pim_gemv", "pim_gemv", check_pim_gemv, 100, 500, "random points"),
     CheckSpec("pim_kernel", "pim_kernel", check_pim_kernel, 10, 500, "random points per policy"),
     CheckSpec("attacc", "attacc", check_attacc, 0, 0, "all cache rows"),
+    CheckSpec("pim_kernel", "corpus", _check_corpus, 20, 0, "measured runs per family"),
     CheckSpec(
         "pim_attention", "pim_attention", check_pim_attention, 100, 500, "batches per policy"
     ),

@@ -45,6 +45,11 @@ class Gemv:
     kind: int = leaf(
         "kernel (KernelKind): gemv, score or context", choices=KernelKind, default="gemv"
     )
+    trace: str = static_field(
+        "",
+        "a PIM command trace file (AiM ISR format) that pim_kernel evaluates command by "
+        "command instead of the kernel above; static: the trace fixes the program",
+    )
     L: int = leaf("attention context length (tokens)", low=1, default=4096)
     d: int = leaf("attention head dimension (elements)", low=1, default=128)
     g: int = leaf("queries per KV head (GQA group size; 1 = MHA)", low=1, default=1)

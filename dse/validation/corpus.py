@@ -1,0 +1,188 @@
+"""The calibration corpus: cycle-level runs we measured, and how far the models are from them.
+
+``dse/validation/data/corpus_<simulator>.csv`` hold one row per simulator run (provenance:
+``simulator``, ``sim_commit``, ``config``, ``generator`` + ``generator_args`` that re-create
+the trace, ``family``; the measured ``cycles`` and, for DRAM interfaces, bandwidth and
+latency). How each simulator was built and driven is in ``docs/oracle/``.
+
+:func:`evaluate` runs the project's models on every row with the stock presets and no
+per-row overrides and returns the table with the model's value beside the measured one;
+:func:`summary` condenses it per simulator and kernel family (MAPE, worst error);
+:func:`check_corpus` turns that into validation results (``python -m dse.validation --only
+corpus``).
+
+* ``aim_ramulator2`` (GDDR6-AiM in CENT's simulator): each row's ISR trace is re-created
+  and evaluated by ``pim_kernel``'s trace workload (:mod:`dse.models.pim_trace`) on the
+  ``aim_gddr6`` preset; rows of the same padded trace shape run in one vectorized call.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DATA", "load", "evaluate", "summary", "check_corpus", "MAPE_BOUND", "WORST_BOUND"]
+
+DATA = Path(__file__).resolve().parent / "data"
+MAPE_BOUND = 0.03
+WORST_BOUND = 0.08
+#: simulator → preset the rows are evaluated on
+PRESETS = {"aim_ramulator2": "aim_gddr6"}
+
+
+def load(simulators: Sequence[str] | None = None) -> pd.DataFrame:
+    """All committed corpus rows (optionally only some simulators)."""
+    frames = [pd.read_csv(p) for p in sorted(DATA.glob("corpus_*.csv"))]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    if simulators:
+        df = df[df["simulator"].isin(simulators)].reset_index(drop=True)
+    return df
+
+
+@functools.lru_cache(maxsize=8)
+def preset_point(pim: str):
+    """The design point of a stock PIM preset (``space=single``)."""
+    from dse.cli import _compose, build
+
+    cfg, prov = _compose([f"pim={pim}", "space=single"])
+    return build(cfg, prov)[1]
+
+
+def _pow2(n: int, lo: int = 1) -> int:
+    return max(lo, 1 << (max(n, 1) - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=64)
+def _batched_engine(n_chan: int):
+    import jax
+
+    from dse.models.pim_trace import run_trace
+
+    def one(ta, pim):
+        return run_trace(ta, n_chan, pim)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def trace_cycles(traces: Sequence, pim_preset: str, progress=None) -> list[dict]:
+    """Evaluate AiM traces (:class:`~dse.workload.pim_trace.AimTrace`) on a preset; one
+    vectorized call per (padded length, padded channel count)."""
+    import jax.numpy as jnp
+
+    from dse.models.pim_trace import TraceArrays
+
+    pim = preset_point(pim_preset).hw.pim
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for i, tr in enumerate(traces):
+        key = (_pow2(len(tr), 64), _pow2(len(tr.channels or [0])))
+        shapes.setdefault(key, []).append(i)
+    out: list[dict | None] = [None] * len(traces)
+    for (length, n_chan), idx in sorted(shapes.items()):
+        arrs = []
+        for i in idx:
+            ta = TraceArrays(traces[i], length, n_chan=n_chan)
+            arrs.append(ta.as_numpy())
+        stacked = {k: jnp.asarray(np.stack([a[k] for a in arrs])) for k in arrs[0]}
+        res = _batched_engine(n_chan)(stacked, pim)
+        res = {k: np.asarray(v) for k, v in res.items()}
+        for j, i in enumerate(idx):
+            out[i] = {k: int(v[j]) for k, v in res.items()}
+        if progress:
+            progress(f"{len(idx)} traces of {length} requests on {n_chan} channels")
+    return out  # type: ignore[return-value]
+
+
+def _aim_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
+    from dse.validation.traces.aim import trace_from
+    from dse.workload.pim_trace import parse_aim_trace
+
+    traces = [
+        parse_aim_trace(trace_from(g, a), f"corpus row {i}")
+        for i, g, a in zip(df.index, df["generator"], df["generator_args"], strict=True)
+    ]
+    got = trace_cycles(traces, PRESETS["aim_ramulator2"], progress)
+    out = df.copy()
+    out["model"] = "pim_kernel workload=trace"
+    out["model_cycles"] = [g["cycles"] for g in got]
+    return out
+
+
+EVALUATORS = {"aim_ramulator2": _aim_rows}
+
+
+def evaluate(df: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
+    """The corpus with ``model_cycles`` (NaN where no model evaluates the row yet) and the
+    relative error ``err = model / measured - 1``."""
+    df = load() if df is None else df
+    parts = []
+    for sim, rows in df.groupby("simulator", sort=True):
+        fn = EVALUATORS.get(sim)
+        if fn is None:
+            r = rows.copy()
+            r["model"] = ""
+            r["model_cycles"] = np.nan
+            parts.append(r)
+        else:
+            parts.append(fn(rows, progress))
+    out = pd.concat(parts).sort_index()
+    out["err"] = out["model_cycles"] / out["cycles"] - 1.0
+    return out
+
+
+def summary(ev: pd.DataFrame) -> pd.DataFrame:
+    """Per simulator and family: runs, runs evaluated, MAPE and worst |error|."""
+    rows = []
+    for (sim, fam), g in ev.groupby(["simulator", "family"], sort=True):
+        e = g["err"].dropna().abs()
+        rows.append(
+            {
+                "simulator": sim,
+                "family": fam,
+                "runs": len(g),
+                "evaluated": len(e),
+                "mape": float(e.mean()) if len(e) else np.nan,
+                "worst": float(e.max()) if len(e) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def check_corpus(n: int = 0):
+    """Validation results: one per simulator and family (``n`` > 0: the first ``n`` rows of
+    each family only)."""
+    from dse.validation.report import Result, _progress
+
+    df = load()
+    if n:
+        df = df.groupby(["simulator", "family"], sort=False).head(n)
+    t0 = time.perf_counter()
+    ev = evaluate(df, progress=_progress)
+    sm = summary(ev)
+    results = []
+    for r in sm.itertuples():
+        ok = r.evaluated == r.runs and r.mape <= MAPE_BOUND and r.worst <= WORST_BOUND
+        if r.evaluated:
+            agree = f"MAPE {r.mape:.2%}, worst {r.worst:.2%} ({r.evaluated}/{r.runs} runs)"
+        else:
+            agree = f"not evaluated: no model of this family yet ({r.runs} runs)"
+        results.append(
+            Result(
+                "pim_kernel",
+                "external",
+                f"corpus {r.simulator}: {r.family}",
+                int(r.runs),
+                agree,
+                f"MAPE <= {MAPE_BOUND:.0%}, worst <= {WORST_BOUND:.0%}",
+                bool(ok),
+                {"mape": r.mape, "worst": r.worst, "evaluated": int(r.evaluated)},
+            )
+        )
+    _progress(f"corpus: {len(ev)} runs in {time.perf_counter() - t0:.1f} s")
+    return results
