@@ -31,7 +31,7 @@ Every writer is a pure function of keyword arguments returning the trace text;
 corpus row's trace byte for byte (:func:`trace_from`). :func:`design` draws each family's
 parameters from a scrambled Sobol sequence with a fixed seed (sizes log-uniform).
 
-    python -m dse.validation.traces.aim --sim /path/to/ramulator2 --n 320 \
+    python -m dse.validation.traces.aim --sim /path/to/ramulator2 --n 400 \
         --out dse/validation/data/corpus_aim.csv
 """
 
@@ -528,21 +528,26 @@ def _sobol(d: int, n: int, seed: int) -> np.ndarray:
 
 
 # A run's simulated work is kept small: the simulator ticks all 32 controllers every cycle
-# (~1-2 M cycles/s), so each family caps its MAC_ABK count.
-MAX_MACS = 6000
+# (about 1.5 M cycles/s with one busy channel, 4 M channel-cycles/s with many), so each point
+# caps its MAC_ABK instructions (and MAC_ABK x mask channels) by shrinking M or L.
+MAX_MACS = 30000
+MAX_MAC_CHANNELS = 60000
 
 
 def _gemv_point(u: np.ndarray, literal: bool) -> dict:
     K = _log_int(u[0], 128, 32768)
     M = _log_int(u[1], 128, 32768)
     channels = int(_pick(u[2], _CH))
-    # cap the MAC count ceil(K/1024) * ceil(M/(16 ch)) by shrinking M
+    replicate = bool(u[3] < 0.25)
+    mask_ch = DEVICE_CHANNELS if replicate else channels
+    # cap the MAC_ABK count ceil(K/1024) * ceil(M/(16 ch)) and the rows it uses by shrinking M
     rpv = _cdiv(K, ROW_ELEMS)
     per_bank = _cdiv(M, channels * BANKS)
-    if rpv * per_bank > MAX_MACS:
-        per_bank = max(1, MAX_MACS // rpv)
+    cap = min(MAX_MACS, MAX_MAC_CHANNELS // mask_ch, ROWS)
+    if rpv * per_bank > cap:
+        per_bank = max(1, cap // rpv)
         M = min(M, per_bank * channels * BANKS)
-    args = {"K": K, "M": M, "channels": channels, "replicate": bool(u[3] < 0.25)}
+    args = {"K": K, "M": M, "channels": channels, "replicate": replicate}
     if not literal:
         args["reuse_size"] = int(_pick(u[4], (8, 16, 32, 32, 64)))
     return args
@@ -556,20 +561,24 @@ def _attn_point(u: np.ndarray, score: bool) -> dict:
     L = _log_int(u[2], 128, 32768)
     g = int(_pick(u[3], (1, 1, 2, 4, 8)))
     channels = int(_pick(u[4], _CH))
+    replicate = bool(u[5] < 0.25)
+    mask_ch = DEVICE_CHANNELS if replicate else channels
+    cap = min(MAX_MACS, MAX_MAC_CHANNELS // mask_ch)
     args = {"head_dim": head_dim, "n_kv_heads": n_kv_heads, "g": g, "channels": channels}
     if score:
         rpv = _cdiv(head_dim * n_kv_heads, ROW_ELEMS)
-        per_iter = rpv * g * (ROW_ELEMS // head_dim)
-        max_iters = max(1, MAX_MACS // per_iter)
+        per_iter = rpv * g * (ROW_ELEMS // head_dim)  # MAC_ABKs per token block
+        max_iters = max(1, min(cap // per_iter, ROWS // rpv))
         L = min(L, max_iters * channels * BANKS)
     else:
         heads = _cdiv(n_kv_heads, channels)
-        per_row = heads * g * (head_dim // BANKS)
-        max_rows = max(1, MAX_MACS // per_row)
+        dims = head_dim // BANKS
+        per_row = heads * g * dims  # MAC_ABKs per 1024-token row
+        max_rows = max(1, min(cap // per_row, ROWS // (heads * dims)))
         L = min(L, max_rows * ROW_ELEMS)
         args["max_seq_len"] = max(4096, _cdiv(L, ROW_ELEMS) * ROW_ELEMS)
     args["L"] = L
-    args["replicate"] = bool(u[5] < 0.25)
+    args["replicate"] = replicate
     return args
 
 
@@ -601,12 +610,12 @@ def _single_point(u: np.ndarray, i: int) -> dict:
 
 
 FAMILY_WEIGHTS = {
-    "gemv_reuse": 0.2,
-    "gemv_literal": 0.2,
-    "k_score": 0.16,
-    "v_context": 0.16,
-    "mixed": 0.13,
-    "single": 0.15,
+    "gemv_reuse": 0.17,
+    "gemv_literal": 0.17,
+    "k_score": 0.14,
+    "v_context": 0.14,
+    "mixed": 0.12,
+    "single": 0.26,
 }
 
 
@@ -778,7 +787,7 @@ def _existing(path: str) -> set[tuple[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sim", required=True, help="path to the aim_simulator ramulator2 binary")
-    ap.add_argument("--n", type=int, default=320, help="number of design points")
+    ap.add_argument("--n", type=int, default=400, help="number of design points")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", default="dse/validation/data/corpus_aim.csv")
     ap.add_argument("--jobs", type=int, default=2, help="parallel runs (at most 2)")
