@@ -490,7 +490,8 @@ WRITERS: dict[str, Callable[..., str]] = {
 
 
 def generator_name(fn: Callable[..., str]) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}"
+    module = "dse.validation.traces.aim" if fn.__module__ == "__main__" else fn.__module__
+    return f"{module}.{fn.__qualname__}"
 
 
 def trace_from(generator: str, generator_args: str | dict) -> str:
