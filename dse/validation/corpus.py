@@ -93,7 +93,7 @@ def trace_cycles(traces: Sequence, pim_preset: str, progress=None) -> list[dict]
         res = _batched_engine(n_chan)(stacked, pim)
         res = {k: np.asarray(v) for k, v in res.items()}
         for j, i in enumerate(idx):
-            out[i] = {k: int(v[j]) for k, v in res.items()}
+            out[i] = {k: (int(v[j]) if v[j].ndim == 0 else v[j]) for k, v in res.items()}
         if progress:
             progress(f"{len(idx)} traces of {length} requests on {n_chan} channels")
     return out  # type: ignore[return-value]
@@ -110,7 +110,9 @@ def _aim_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     got = trace_cycles(traces, PRESETS["aim_ramulator2"], progress)
     out = df.copy()
     out["model"] = "pim_kernel workload=trace"
-    out["model_cycles"] = [g["cycles"] for g in got]
+    out["quantity"] = "cycles"
+    out["measured"] = out["cycles"].astype(float)
+    out["model_value"] = [float(g["cycles"]) for g in got]
     return out
 
 
@@ -118,8 +120,13 @@ EVALUATORS = {"aim_ramulator2": _aim_rows}
 
 
 def evaluate(df: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
-    """The corpus with ``model_cycles`` (NaN where no model evaluates the row yet) and the
-    relative error ``err = model / measured - 1``."""
+    """The corpus in long form: per row and measured ``quantity`` (cycles, bandwidth, latency)
+    the ``measured`` value, the model's ``model_value`` (NaN where no model evaluates the row
+    yet) and the relative error ``err = model_value / measured - 1``.
+
+    An evaluator (``EVALUATORS[simulator]``) takes the simulator's rows and returns them with
+    the columns ``model``, ``quantity``, ``measured`` and ``model_value`` (a row may appear
+    once per quantity)."""
     df = load() if df is None else df
     parts = []
     for sim, rows in df.groupby("simulator", sort=True):
@@ -127,24 +134,27 @@ def evaluate(df: pd.DataFrame | None = None, progress=None) -> pd.DataFrame:
         if fn is None:
             r = rows.copy()
             r["model"] = ""
-            r["model_cycles"] = np.nan
+            r["quantity"] = "cycles"
+            r["measured"] = r["cycles"].astype(float)
+            r["model_value"] = np.nan
             parts.append(r)
         else:
             parts.append(fn(rows, progress))
-    out = pd.concat(parts).sort_index()
-    out["err"] = out["model_cycles"] / out["cycles"] - 1.0
+    out = pd.concat(parts).sort_index(kind="stable")
+    out["err"] = out["model_value"] / out["measured"] - 1.0
     return out
 
 
 def summary(ev: pd.DataFrame) -> pd.DataFrame:
-    """Per simulator and family: runs, runs evaluated, MAPE and worst |error|."""
+    """Per simulator, family and quantity: runs, runs evaluated, MAPE and worst |error|."""
     rows = []
-    for (sim, fam), g in ev.groupby(["simulator", "family"], sort=True):
+    for (sim, fam, qty), g in ev.groupby(["simulator", "family", "quantity"], sort=True):
         e = g["err"].dropna().abs()
         rows.append(
             {
                 "simulator": sim,
                 "family": fam,
+                "quantity": qty,
                 "runs": len(g),
                 "evaluated": len(e),
                 "mape": float(e.mean()) if len(e) else np.nan,
@@ -176,7 +186,7 @@ def check_corpus(n: int = 0):
             Result(
                 "pim_kernel",
                 "external",
-                f"corpus {r.simulator}: {r.family}",
+                f"corpus {r.simulator}: {r.family} ({r.quantity})",
                 int(r.runs),
                 agree,
                 f"MAPE <= {MAPE_BOUND:.0%}, worst <= {WORST_BOUND:.0%}",
