@@ -478,6 +478,226 @@ def single(
     return _finish(lines)
 
 
+# --------------------------------------------------------------------------- timing replay
+# GDDR6_AiM_timing as the simulator uses it (nRRDS/nRRDL are replaced by the x16 table values
+# 5/6; refresh never fires), in cycles of tCK = 1 ns.
+T = {
+    "nBL": 2, "nCL": 50, "nRCDRD": 36, "nRCDRDMAC": 56, "nRCDEWMUL": 25, "nRCDRDAF": 86,
+    "nRCDRDCP": 66, "nRCDWR": 28, "nRCDWRCP": 48, "nRP": 32, "nRAS": 54, "nWR": 33, "nRTP": 12,
+    "nCWL": 6, "nCCDS": 2, "nCCDL": 2, "nRRDS": 5, "nRRDL": 6, "nWTRS": 9, "nWTRL": 11,
+    "nCLREG": 0, "nCLGB": 1, "nCWLREG": 1, "nCWLGB": 1, "nWPRE": 1, "nMODCH": 32,
+}  # fmt: skip
+
+
+def _channel_rules() -> dict[tuple[str, str], int]:
+    """Channel-level minimum distances (preceding, following) -> cycles between AiM commands
+    (GDDR6.cpp's channel-level timing table restricted to the commands AiM ISRs issue)."""
+    t = T
+    rtw_reg = t["nCLREG"] + t["nBL"] + 3 - t["nCWLREG"] + t["nWPRE"]
+    rd_bus = {"MAC", "MAC16", "RDCP", "RDMAC16", "RDAF16"}
+    bg_rd = {"MAC", "RDCP", "RDMAC16", "RDAF16", "MAC16", "EWMUL16"}
+    reg_rd = {"RDMAC16", "RDAF16", "MAC16", "EWMUL16"}
+    rules = [
+        ({"RDMAC16", "RDAF16"}, {"RDMAC16", "RDAF16"}, t["nBL"]),
+        ({"WRA16", "WRGB", "WRMAC16"}, {"WRA16", "WRGB", "WRMAC16"}, t["nBL"]),
+        (rd_bus, rd_bus, t["nCCDS"]),
+        ({"WRA16", "WRGB", "WRCP", "WRMAC16"}, {"WRA16", "WRGB", "WRCP", "WRMAC16"}, t["nCCDS"]),
+        (bg_rd, reg_rd, t["nCCDL"]),
+        (reg_rd, bg_rd, t["nCCDL"]),
+        ({"WRCP", "WRA16", "WRMAC16", "EWMUL16"}, {"WRA16", "WRMAC16", "EWMUL16"}, t["nCCDL"]),
+        ({"WRA16", "WRMAC16", "EWMUL16"}, {"WRCP", "WRA16", "WRMAC16", "EWMUL16"}, t["nCCDL"]),
+        ({"RDMAC16", "RDAF16"}, {"WRA16"}, t["nCLREG"] + t["nBL"] + 3 - t["nCWL"] + t["nWPRE"]),
+        ({"RDMAC16", "RDAF16"}, {"WRGB"}, t["nCLREG"] + t["nBL"] + 3 - t["nCWLGB"] + t["nWPRE"]),
+        ({"RDMAC16", "RDAF16"}, {"WRMAC16"}, rtw_reg),
+        ({"WRA16"}, {"RDMAC16", "RDAF16"}, t["nCWL"] + t["nBL"] + t["nWTRL"]),
+        ({"WRGB"}, {"RDMAC16", "RDAF16"}, t["nCWLGB"] + t["nBL"] + t["nWTRS"]),
+        ({"WRMAC16"}, {"RDMAC16", "RDAF16"}, t["nCWLREG"] + t["nBL"] + t["nWTRL"]),
+        ({"RDCP", "MAC", "MAC16", "AF16", "EWMUL16"}, {"PREA"}, t["nRTP"]),
+        ({"MAC16", "AF16", "EWMUL16"}, {"PRE"}, t["nRTP"]),
+        ({"WRCP"}, {"PREA"}, t["nCWL"] + t["nBL"] + t["nWR"]),
+        ({"EWMUL16"}, {"PRE", "PREA"}, t["nCWL"] + t["nWR"]),
+        ({"ACT16"}, {"ACT", "ACT16"}, t["nRRDL"]),
+        ({"ACT"}, {"ACT"}, t["nRRDS"]),
+        ({"ACT"}, {"ACT16"}, t["nRRDL"]),
+        ({"ACT", "ACT16"}, {"PREA"}, t["nRAS"]),
+        ({"ACT16"}, {"PRE"}, t["nRAS"]),
+        ({"PRE", "PREA"}, {"ACT16"}, t["nRP"]),
+        ({"PREA"}, {"ACT", "ACT16"}, t["nRP"]),
+        ({"ACT", "ACT16"}, {"MAC16"}, t["nRCDRDMAC"]),
+        ({"ACT", "ACT16"}, {"AF16"}, t["nRCDRDAF"]),
+        ({"ACT", "ACT16"}, {"EWMUL16"}, t["nRCDEWMUL"]),
+        ({"ACT16"}, {"MAC"}, t["nRCDRDMAC"]),
+        ({"ACT16"}, {"RDCP"}, t["nRCDRDCP"]),
+        ({"ACT", "ACT16"}, {"WRA16"}, t["nRCDWR"]),
+        ({"ACT16"}, {"WRCP"}, t["nRCDWRCP"]),
+        ({"WRA16"}, {"ACT", "ACT16"}, t["nCWL"] + t["nBL"] + t["nWR"] + t["nRP"]),
+        ({"PREA"}, {"PRE", "PREA"}, t["nRP"]),
+        ({"PRE"}, {"PREA", "PRE"}, t["nRP"]),
+        ({"TMOD"}, set(_AIM_CMDS) - {"TMOD"}, t["nMODCH"]),
+    ]  # fmt: skip
+    out: dict[tuple[str, str], int] = {}
+    for pre, fol, lat in rules:
+        for a in pre:
+            for b in fol:
+                out[(a, b)] = max(out.get((a, b), 0), lat)
+    return out
+
+
+def _bank_rules() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """Bank-group-level and bank-level distances between single-bank AiM commands."""
+    t = T
+    bg = {
+        ("MAC", "MAC"): t["nCCDL"], ("MAC", "RDCP"): t["nCCDL"], ("RDCP", "MAC"): t["nCCDL"],
+        ("RDCP", "RDCP"): t["nCCDL"], ("WRCP", "WRCP"): t["nCCDL"],
+        ("MAC", "PRE"): t["nRTP"], ("RDCP", "PRE"): t["nRTP"],
+        ("WRCP", "PRE"): t["nCWL"] + t["nBL"] + t["nWR"], ("ACT", "ACT"): t["nRRDL"],
+    }  # fmt: skip
+    bank = {
+        ("ACT", "MAC"): t["nRCDRDMAC"], ("ACT", "RDCP"): t["nRCDRDCP"],
+        ("ACT", "WRCP"): t["nRCDWRCP"], ("ACT", "PRE"): t["nRAS"], ("PRE", "ACT"): t["nRP"],
+    }  # fmt: skip
+    return bg, bank
+
+
+_AIM_CMDS = (
+    "ACT", "PREA", "PRE", "ACT16", "MAC", "MAC16", "AF16", "EWMUL16", "RDCP", "WRCP", "WRGB",
+    "RDMAC16", "RDAF16", "WRMAC16", "WRA16", "TMOD",
+)  # fmt: skip
+_REG_MODE = {"WRGB", "WRMAC16", "RDMAC16", "RDAF16"}
+_LATENCY = {"WRGB": 3, "WRMAC16": 3, "RDMAC16": 2, "RDAF16": 2, "WRA16": 40}
+_ISR_CMD = {
+    "WR_GB": "WRGB", "WR_BIAS": "WRMAC16", "RD_MAC": "RDMAC16", "RD_AF": "RDAF16",
+    "MAC_ABK": "MAC16", "MAC_SBK": "MAC", "EWMUL": "EWMUL16", "AF": "AF16",
+    "COPY_BKGB": "RDCP", "COPY_GBBK": "WRCP", "WR_ABK": "WRA16",
+}  # fmt: skip
+_ALL_BANK = {"MAC16", "EWMUL16", "AF16", "WRA16"}
+_AF_ROW = 1 << 29  # AF16 addresses row 2^29 + AFM (AFM = 0 unless a CFR write changes it)
+
+
+def replay(trace: str) -> dict[str, int]:
+    """Cycles of an AiM-instruction trace on channel 0, replaying the simulator's rules in
+    closed, event-by-event form (docs/oracle/aim.md): in-order issue of one command per cycle,
+    PREA/ACT16 (PRE/ACT) inserted by the row-buffer prerequisites, TMOD + ``nMODCH`` on every
+    register-mode switch, blocking RD_MAC/RD_AF/SYNC, EOC after the last write completes.
+
+    Handles every AiM instruction except WR_SBK/RD_SBK and plain MEM accesses (those go through
+    the FR-FCFS read/write path). Returns ``cycles`` and command counts of channel 0."""
+    ch_rules = _channel_rules()
+    bg_rules, bank_rules = _bank_rules()
+    last: dict[str, int] = {}  # channel-level last issue of each command
+    last_bg: dict[tuple[int, str], int] = {}
+    last_bank: dict[tuple[int, str], int] = {}
+    rows: list[int | None] = [None] * BANKS  # open row per bank
+    counts: dict[str, int] = {}
+    reg_mode = False
+    clk = 0  # last issue clock
+    arrive = 1  # clock at which the next instruction can issue (decoded the tick before)
+    wr_done = 0  # completion clock of the last non-blocking command
+
+    def ready(cmd: str, bank: int | None) -> int:
+        r = 0
+        for p, tp in last.items():
+            lat = ch_rules.get((p, cmd))
+            if lat is not None:
+                r = max(r, tp + lat)
+        if bank is not None:
+            g = bank // 4
+            for (gg, p), tp in last_bg.items():
+                if gg == g and (p, cmd) in bg_rules:
+                    r = max(r, tp + bg_rules[(p, cmd)])
+            for (bb, p), tp in last_bank.items():
+                if bb == bank and (p, cmd) in bank_rules:
+                    r = max(r, tp + bank_rules[(p, cmd)])
+        return r
+
+    def issue(cmd: str, at: int, bank: int | None) -> None:
+        nonlocal clk
+        clk = at
+        last[cmd] = at
+        counts[cmd] = counts.get(cmd, 0) + 1
+        if bank is not None:
+            last_bg[(bank // 4, cmd)] = at
+            last_bank[(bank, cmd)] = at
+
+    def request(final: str, row: int | None, bank: int | None) -> int:
+        nonlocal reg_mode, wr_done
+        while True:
+            if final in _ALL_BANK:
+                if any(r is not None and r != row for r in rows):
+                    cmd = "PREA"
+                elif any(r is None for r in rows):
+                    cmd = "ACT16"
+                else:
+                    cmd = final
+                cbank = None
+            elif bank is not None:
+                cmd = "ACT" if rows[bank] is None else ("PRE" if rows[bank] != row else final)
+                cbank = bank
+            else:
+                cmd, cbank = final, None
+            t = max(ready(cmd, cbank), clk + 1, arrive)
+            if (final in _REG_MODE) != reg_mode:
+                issue("TMOD", t, None)
+                reg_mode = not reg_mode
+                continue
+            issue(cmd, t, cbank)
+            if cmd == "PREA" or (cmd == "WRA16"):
+                rows[:] = [None] * BANKS
+            elif cmd == "ACT16":
+                rows[:] = [row] * BANKS
+            elif cmd == "ACT":
+                rows[bank] = row
+            elif cmd == "PRE":
+                rows[bank] = None
+            if cmd == final:
+                if final not in ("RDMAC16", "RDAF16"):
+                    wr_done = max(wr_done, t + _LATENCY.get(final, 1))
+                return t
+
+    for line in trace.splitlines():
+        tok = line.split()
+        if not tok or tok[0] == "#":
+            continue
+        if tok[0] != "AiM":
+            raise ValueError(f"replay handles AiM instructions only: {line!r}")
+        op = tok[1][4:] if tok[1].startswith("ISR_") else tok[1]
+        if op == "EOC":
+            e = max(clk + 1, arrive)
+            cyc = max(e + 1, wr_done + 1)
+            return {"cycles": cyc, **{f"n_{k}": v for k, v in counts.items()}}
+        if op == "SYNC":
+            e = max(clk + 1, arrive)
+            arrive = max(e + 1, wr_done + 1) + 1
+            clk = max(clk, e)
+            continue
+        if op == "EWADD":
+            arrive += 1
+            continue
+        if op not in _ISR_CMD:
+            raise ValueError(f"replay does not handle {op}")
+        final = _ISR_CMD[op]
+        if op in ("WR_GB", "MAC_ABK", "MAC_SBK", "EWMUL", "COPY_BKGB", "COPY_GBBK"):
+            n = int(tok[2])
+        else:
+            n = 1
+        bank = int(tok[4]) if op in ("MAC_SBK", "COPY_BKGB", "COPY_GBBK") else None
+        if op in ("MAC_ABK", "EWMUL"):
+            row = int(tok[4])
+        elif op in ("MAC_SBK", "COPY_BKGB", "COPY_GBBK"):
+            row = int(tok[5])
+        elif op == "WR_ABK":
+            row = int(tok[4])
+        elif op == "AF":
+            row = _AF_ROW
+        else:
+            row = None
+        t = 0
+        for _ in range(n):
+            t = request(final, row, bank)
+        arrive = t + 3 if final in ("RDMAC16", "RDAF16") else arrive + 1
+    raise ValueError("trace has no EOC")
+
+
 # --------------------------------------------------------------------------- reproduction
 WRITERS: dict[str, Callable[..., str]] = {
     "gemv_reuse": gemv_reuse,
