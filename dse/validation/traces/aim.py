@@ -85,6 +85,9 @@ DEVICE_CHANNELS = 32  # channels of the GDDR6_AiM_org preset
 ROWS = 1 << 14  # rows per bank
 
 SIMULATOR = "aim_ramulator2"
+# GDDR6_AiM_timing's tCK_ps = 500 (2 GHz), the clock CENT converts cycles with
+# (cent_power_calculator.py FREQ = 2 GHz); timing values are cycles of this clock.
+TCK_NS = 0.5
 SIM_COMMIT = "2eb1ee04f4e8f3c255c9926e7721081726aa4fe4"  # arkhadem/aim_simulator, pinned by CENT
 CONFIG = "org=GDDR6_AiM_org;timing=GDDR6_AiM_timing;controller=AiM;scheduler=FRFCFS;refresh=AllBank"
 
@@ -981,7 +984,7 @@ def run_one(sim: str, family: str, generator: str, args: dict, timeout: float = 
             1 for ln in trace.splitlines() if ln and not ln.startswith("#") and ln != "AiM EOC"
         ),
         "cycles": int(st["memory_system_cycles"]),
-        "tCK_ns": 1.0,
+        "tCK_ns": TCK_NS,
         "ch0_cycles_busy": None,
         "wall_s": round(wall, 3),
     }
