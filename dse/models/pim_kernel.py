@@ -478,7 +478,7 @@ def _issued(T):
 
 def loop_steps(p: DesignPoint) -> jnp.ndarray:
     """Trip count of the tile loop for point ``p`` (= ``tiles_issued``), without running it."""
-    if p.workload.trace:
+    if p.workload.trace or p.policy.mapping != "tiles":
         return jnp.asarray(1, jnp.int64)
     return _issued(_tiling(p))
 
@@ -622,26 +622,25 @@ def _counts(T):
     }
 
 
-def _trace_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
-    """``workload.trace``: the user's command trace, command by command (dse.models.pim_trace)."""
-    from dse.models.pim_trace import run_trace, trace_arrays
+def _command_metrics(p: DesignPoint, out: dict, n_chan: int, n_units) -> dict[str, jnp.ndarray]:
+    """Metrics of a command-level evaluation (dse.models.pim_trace): ``out`` the engine's
+    result over ``n_chan`` channels, ``n_units`` the tiles (requests) it stands for."""
+    from dse.hw.pim_commands import CMD
 
     pim = p.hw.pim
-    ta = trace_arrays(p.workload.trace)
-    n_chan = len(ta.chan_ids)
-    out = run_trace(ta.as_jax(), n_chan, pim)
-    counts = ta.counts
     cycles = out["cycles"]
     cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
     busy = out["busy"].sum(axis=0).astype(jnp.float64) / (cyc * n_chan)
     f_mac, f_row = busy[0], busy[1]
     f_io = jnp.maximum(1.0 - f_mac - f_row, 0.0)
-    macs = counts.get("MAC16", 0) + counts.get("MAC", 0) / jnp.maximum(pim.banks, 1)
+    n = out["ncmd"]
+    n_mac = n[CMD["MAC16"]] + n[CMD["MAC"]]
+    macs = n[CMD["MAC16"]] + n[CMD["MAC"]] / jnp.maximum(pim.banks, 1)
     slots = cyc * n_chan / jnp.maximum(pim.tCCD_mac, 1)
     status = jnp.where(
         (pim.tCK_ns <= 0) | (pim.tCCD_mac < 1), STATUS_CODE["bad_parameter"], 0
     ).astype(jnp.int64)
-    z = jnp.asarray(0, jnp.int64)
+    units = jnp.asarray(n_units, jnp.int64)
     return {
         "cycles": cycles,
         "time_ns": cyc * pim.tCK_ns,
@@ -651,21 +650,41 @@ def _trace_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
         "frac_io": f_io,
         "frac_refresh": jnp.asarray(0.0),
         "bottleneck": jnp.argmax(jnp.stack([f_mac, f_row, f_io, 0.0 * f_io])).astype(jnp.int64),
-        "n_mac": jnp.asarray(counts.get("MAC16", 0) + counts.get("MAC", 0), jnp.int64),
+        "n_mac": n_mac,
         "n_act": out["n_act"],
-        "n_wr_inp": jnp.asarray(counts.get("WRGB", 0), jnp.int64),
-        "n_rd_out": jnp.asarray(counts.get("RDMAC16", 0) + counts.get("RDAF16", 0), jnp.int64),
-        "n_ref": z,
-        "tiles": jnp.asarray(ta.n, jnp.int64),
-        "tiles_issued": jnp.asarray(ta.n, jnp.int64),
+        "n_wr_inp": n[CMD["WRGB"]],
+        "n_rd_out": n[CMD["RDMAC16"]] + n[CMD["RDAF16"]],
+        "n_ref": jnp.asarray(0, jnp.int64),
+        "tiles": units,
+        "tiles_issued": units,
         "status": status,
     }
+
+
+def _trace_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """``workload.trace``: the user's command trace, command by command (dse.models.pim_trace)."""
+    from dse.models.pim_trace import run_trace, trace_arrays
+
+    ta = trace_arrays(p.workload.trace)
+    n_chan = len(ta.chan_ids)
+    return _command_metrics(p, run_trace(ta.as_jax(), n_chan, p.hw.pim), n_chan, ta.n)
+
+
+def _cent_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """``policy.mapping=cent``: CENT's request streams on the in-order AiM controller
+    (dse.models.pim_program); one channel, the busiest, is timed."""
+    from dse.models.pim_program import cent_kernel
+
+    out = cent_kernel(p, p.policy.gemv_order == 1)
+    return _command_metrics(p, out, 1, out["requests"])
 
 
 def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     """Cycles and metrics of one design point's kernel (see the module docstring)."""
     if p.workload.trace:
         return _trace_kernel(p)
+    if p.policy.mapping == "cent":
+        return _cent_kernel(p)
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]

@@ -135,6 +135,52 @@ def _timings(pim) -> dict:
 def run_trace(ta: dict, n_chan: int, pim) -> dict:
     """Cycles of trace arrays ``ta`` (:meth:`TraceArrays.as_jax`) over ``n_chan`` channels on
     one point's PIM channel ``pim`` (leaves are scalars). See the module docstring."""
+    st0, step = engine(pim, n_chan)
+    st, _ = jax.lax.scan(lambda s, x: (step(s, x), None), st0, ta)
+    return result(st)
+
+
+def result(st: dict) -> dict:
+    """The metrics of an engine state after the trace's EOC."""
+    return {
+        "cycles": st["end"],
+        "last": st["last"],
+        "busy": st["busy"],
+        "n_tmod": st["n_tmod"],
+        "n_act": st["n_act"],
+        "n_pre": st["n_pre"],
+        "ncmd": st["ncmd"],
+        "requests": st["nreq"],
+    }
+
+
+def request(name: str, *, opsize=1, row=-1, bank=-1, n_chan: int = 1) -> dict:
+    """One request of command ``name`` (a :data:`~dse.hw.pim_commands.COMMANDS` name, or
+    ``"EOC"``) on every channel, as the engine's step takes it; ``opsize`` and ``row`` may
+    be traced."""
+    from dse.workload.pim_trace import AIM_ISR
+
+    flags = {cmd: (blk, reg) for cmd, _, _, blk, reg in AIM_ISR.values() if cmd}
+    blocking, reg = flags.get(name, (False, False))
+    fence = name in ("EOC", "SYNC")
+    i64 = jnp.int64
+    return {
+        "kind": jnp.asarray(KIND_FENCE if fence else KIND_CMD, i64),
+        "cmd": jnp.asarray(0 if fence else CMD[name], i64),
+        "opsize": jnp.asarray(opsize, i64),
+        "bank": jnp.asarray(bank, i64),
+        "row": jnp.asarray(row, i64),
+        "reg": jnp.asarray(int(reg), i64),
+        "blocking": jnp.asarray(int(blocking), i64),
+        "allrow": jnp.asarray(int(name in ALL_BANK_ROW), i64),
+        "bankc": jnp.asarray(int(name in _BANK_CMDS), i64),
+        "reader": jnp.asarray(int(name in _READERS), i64),
+        "on": jnp.ones(n_chan, bool),
+    }
+
+
+def engine(pim, n_chan: int):
+    """The engine for one point: ``(state0, step)`` with ``step(state, request) → state``."""
     t = _timings(pim)
     Lch, Lbg, Lbk = latency_tables(t, jnp)
     lat_map = command_latency(t)
@@ -160,6 +206,8 @@ def run_trace(ta: dict, n_chan: int, pim) -> dict:
         "n_act": jnp.asarray(0, i64),
         "n_pre": jnp.asarray(0, i64),
         "busy": jnp.zeros((C, 3), i64),
+        "ncmd": jnp.zeros(N, i64),
+        "nreq": jnp.asarray(0, i64),
     }
     cat = jnp.asarray([_CATEGORY[c] for c in COMMANDS], i64)
 
@@ -246,18 +294,12 @@ def run_trace(ta: dict, n_chan: int, pim) -> dict:
         s["n_tmod"] = st["n_tmod"] + jnp.sum(need_tmod)
         s["n_act"] = st["n_act"] + jnp.sum(m_act)
         s["n_pre"] = st["n_pre"] + jnp.sum(m_pre)
+        s["nreq"] = st["nreq"] + live
+        s["ncmd"] = st["ncmd"].at[c0].add(jnp.where(is_cmd, x["opsize"] * jnp.sum(on), 0))
         # requests without DRAM commands leave the channels as they were
         keep = ~is_cmd
         for k in ("rch", "rbg", "rbk", "row", "mode", "last", "wdone", "busy"):
             s[k] = jnp.where(keep, st[k], s[k])
-        return s, None
+        return s
 
-    st, _ = jax.lax.scan(step, st0, ta)
-    return {
-        "cycles": st["end"],
-        "last": st["last"],
-        "busy": st["busy"],
-        "n_tmod": st["n_tmod"],
-        "n_act": st["n_act"],
-        "n_pre": st["n_pre"],
-    }
+    return st0, step

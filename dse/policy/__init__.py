@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from dse._pytree import leaf, pytree_dataclass
+from dse._pytree import leaf, pytree_dataclass, static_field
 
 __all__ = [
+    "GemvOrder",
+    "MAPPINGS",
     "IoPolicy",
     "KvAlloc",
     "Partition",
@@ -41,6 +43,22 @@ class Sched(IntEnum):
     static = 0
     pingpong = 1
     dynamic = 2
+
+
+#: how pim_kernel turns a kernel into PIM commands (static: each compiles its own program).
+#: ``tiles``: the buffer-tile pipeline under ``sched`` (DESIGN.md §4.3); ``cent``: CENT's
+#: GDDR6-AiM request streams issued by the channel's in-order controller
+#: (dse.models.pim_program).
+MAPPINGS = ("tiles", "cent")
+
+
+class GemvOrder(IntEnum):
+    """GEMV loop order of the ``cent`` mapping: ``reuse``: one GBuf write serves a group of
+    outputs (as many as the MAC result registers hold, ``obuf_entries``); ``literal``: every
+    output is initialised, accumulated and read out in turn."""
+
+    reuse = 0
+    literal = 1
 
 
 class RefreshMode(IntEnum):
@@ -92,6 +110,15 @@ class SystemKind(IntEnum):
 class Policy:
     io: int = leaf("I/O vs MAC overlap (IoPolicy)", choices=IoPolicy)
     sched: int = leaf("command scheduling (Sched)", choices=Sched, default="dynamic")
+    mapping: str = static_field(
+        "tiles",
+        "pim_kernel command mapping: tiles (buffer-tile pipeline under sched) or cent (CENT's "
+        "AiM request streams, in-order controller); static",
+        choices=MAPPINGS,
+    )
+    gemv_order: int = leaf(
+        "cent mapping: GEMV loop order (GemvOrder)", choices=GemvOrder, default="reuse"
+    )
     refresh: int = leaf("refresh handling (RefreshMode)", choices=RefreshMode, default="stall")
     row_reuse: int = leaf(
         "1: GQA row-reuse mapping (all g queries per open row); 0: one query per pass",
