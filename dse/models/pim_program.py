@@ -85,7 +85,7 @@ def cent_kernel(p, literal) -> dict:
     B = jnp.maximum(pim.col_bytes // db, one)  # elements per column access
     cols = _cdiv(E, B)
     R = jnp.maximum(pim.obuf_entries, one)
-    st0, step = engine(pim, 1)
+    st0, step = engine(pim, 1, banked=False)
 
     def req(st, name, opsize=1, row=-1):
         return step(st, request(name, opsize=opsize, row=row))

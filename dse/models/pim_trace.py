@@ -179,8 +179,10 @@ def request(name: str, *, opsize=1, row=-1, bank=-1, n_chan: int = 1) -> dict:
     }
 
 
-def engine(pim, n_chan: int):
-    """The engine for one point: ``(state0, step)`` with ``step(state, request) → state``."""
+def engine(pim, n_chan: int, banked: bool = True):
+    """The engine for one point: ``(state0, step)`` with ``step(state, request) → state``.
+    ``banked=False`` drops the bank-group and bank timing state: only for request streams
+    of all-bank and channel commands (a smaller program)."""
     t = _timings(pim)
     Lch, Lbg, Lbk = latency_tables(t, jnp)
     lat_map = command_latency(t)
@@ -193,8 +195,11 @@ def engine(pim, n_chan: int):
 
     st0 = {
         "rch": jnp.full((C, N), NO_RULE, i64),
-        "rbg": jnp.full((C, 4, N), NO_RULE, i64),
-        "rbk": jnp.full((C, 16, N), NO_RULE, i64),
+        **(
+            {"rbg": jnp.full((C, 4, N), NO_RULE, i64), "rbk": jnp.full((C, 16, N), NO_RULE, i64)}
+            if banked
+            else {}
+        ),
         "row": jnp.full((C, 16), -1, i64),
         "mode": jnp.zeros(C, i64),
         "last": jnp.zeros(C, i64),
@@ -225,6 +230,8 @@ def engine(pim, n_chan: int):
 
         def ready(s, c):  # c: [C] command ids → [C]
             r = jnp.take_along_axis(s["rch"], c[:, None], axis=1)[:, 0]
+            if not banked:
+                return r
             rg = jnp.take_along_axis(s["rbg"][:, gi, :], c[:, None], axis=1)[:, 0]
             rb = jnp.take_along_axis(s["rbk"][:, bi, :], c[:, None], axis=1)[:, 0]
             return jnp.where(has_b, jnp.maximum(r, jnp.maximum(rg, rb)), r)
@@ -236,6 +243,9 @@ def engine(pim, n_chan: int):
             onehot = cat[c][:, None] == jnp.arange(3)[None, :]
             s["busy"] = s["busy"] + jnp.where(onehot, gap[:, None], 0)
             s["rch"] = jnp.where(mm, jnp.maximum(s["rch"], tt[:, None] + Lch[c]), s["rch"])
+            if not banked:
+                s["last"] = jnp.where(m, tt, s["last"])
+                return s
             bl = mm & bank_level
             g_new = jnp.maximum(s["rbg"][:, gi, :], tt[:, None] + Lbg[c])
             k_new = jnp.maximum(s["rbk"][:, bi, :], tt[:, None] + Lbk[c])
@@ -299,6 +309,8 @@ def engine(pim, n_chan: int):
         # requests without DRAM commands leave the channels as they were
         keep = ~is_cmd
         for k in ("rch", "rbg", "rbk", "row", "mode", "last", "wdone", "busy"):
+            if k not in s:
+                continue
             s[k] = jnp.where(keep, st[k], s[k])
         return s
 

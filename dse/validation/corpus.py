@@ -13,7 +13,12 @@ corpus``).
 
 * ``aim_ramulator2`` (GDDR6-AiM in CENT's simulator): each row's ISR trace is re-created
   and evaluated by ``pim_kernel``'s trace workload (:mod:`dse.models.pim_trace`) on the
-  ``aim_gddr6`` preset; rows of the same padded trace shape run in one vectorized call.
+  ``aim_gddr6`` preset (rows of the same padded trace shape run in one vectorized call);
+  the kernel families (GEMV in both orders, K-score, V-context) also through ``pim_kernel``
+  with ``policy.mapping=cent`` from the row's kernel sizes alone.
+* ``dramsim3``: the channel interface model (:mod:`dse.hw.dram_interface`): streaming and
+  random read bandwidth, unloaded read latency, from each row's INI (under
+  ``$DSE_REFERENCE``; rows whose INI is absent stay unevaluated).
 """
 
 from __future__ import annotations
@@ -173,7 +178,16 @@ def _aim(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     return pd.concat([_aim_rows(df, progress), _aim_kernel_rows(df, progress)])
 
 
-EVALUATORS = {"aim_ramulator2": _aim}
+def _dramsim3(df: pd.DataFrame, progress=None) -> pd.DataFrame:
+    from dse.hw.dram_interface import evaluate_corpus_rows
+
+    out = evaluate_corpus_rows(df, progress)
+    scope = out["scope"].fillna("").astype(str)
+    out["scope"] = np.where(scope == "in", "", scope.str.removeprefix("out: "))
+    return out
+
+
+EVALUATORS = {"aim_ramulator2": _aim, "dramsim3": _dramsim3}
 
 #: AiM rows whose requests are plain memory reads and writes (R/W MEM, RD_SBK, WR_SBK): the
 #: simulator gives them no address, forwards every read from any buffered write and ends the
