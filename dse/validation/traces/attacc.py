@@ -493,8 +493,10 @@ def mac_moves(
     return out
 
 
+#: dotted names recorded in the corpus (fixed: ``__name__`` is ``__main__`` under ``-m``)
+MODULE = "dse.validation.traces.attacc"
 GENERATORS = {
-    f.__name__: f"{__name__}.{f.__name__}" for f in (attacc_layer, mac_rows, moves, mac_moves)
+    f.__name__: f"{MODULE}.{f.__name__}" for f in (attacc_layer, mac_rows, moves, mac_moves)
 }
 
 
