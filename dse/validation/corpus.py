@@ -62,8 +62,12 @@ def preset_point(pim: str):
     return build(cfg, prov)[1]
 
 
-def _pow2(n: int, lo: int = 1) -> int:
-    return max(lo, 1 << (max(n, 1) - 1).bit_length())
+def _bucket(n: int, lo: int, base: int) -> int:
+    """The smallest ``lo · base^k >= n`` (few shapes, hence few compiles)."""
+    b = lo
+    while b < n:
+        b *= base
+    return b
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,7 +92,7 @@ def trace_cycles(traces: Sequence, pim_preset: str, progress=None) -> list[dict]
     pim = preset_point(pim_preset).hw.pim
     shapes: dict[tuple[int, int], list[int]] = {}
     for i, tr in enumerate(traces):
-        key = (_pow2(len(tr), 64), _pow2(len(tr.channels or [0])))
+        key = (_bucket(len(tr), 512, 8), _bucket(len(tr.channels or [0]), 1, 4))
         shapes.setdefault(key, []).append(i)
     out: list[dict | None] = [None] * len(traces)
     for (length, n_chan), idx in sorted(shapes.items()):
