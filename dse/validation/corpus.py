@@ -16,6 +16,8 @@ corpus``).
   ``aim_gddr6`` preset (rows of the same padded trace shape run in one vectorized call);
   the kernel families (GEMV in both orders, K-score, V-context) also through ``pim_kernel``
   with ``policy.mapping=cent`` from the row's kernel sizes alone.
+* ``newtonsim`` (NeuPIMs' HBM2-PIM): the PIM program timing model
+  (:mod:`dse.models.pim_newton`) from each row's program and INI.
 * ``dramsim3``: the channel interface model (:mod:`dse.hw.dram_interface`): streaming and
   random read bandwidth, unloaded read latency, from each row's INI (under
   ``$DSE_REFERENCE``; rows whose INI is absent stay unevaluated).
@@ -31,7 +33,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DATA", "load", "evaluate", "summary", "check_corpus", "MAPE_BOUND", "WORST_BOUND"]
+__all__ = [
+    "DATA",
+    "load",
+    "evaluate",
+    "summary",
+    "check_corpus",
+    "oracle_markdown",
+    "MAPE_BOUND",
+    "WORST_BOUND",
+]
 
 DATA = Path(__file__).resolve().parent / "data"
 MAPE_BOUND = 0.03
@@ -191,7 +202,13 @@ def _dramsim3(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     return out
 
 
-EVALUATORS = {"aim_ramulator2": _aim, "dramsim3": _dramsim3}
+def _newton(df: pd.DataFrame, progress=None) -> pd.DataFrame:
+    from dse.models.pim_newton import evaluate_corpus_rows
+
+    return evaluate_corpus_rows(df, progress)
+
+
+EVALUATORS = {"aim_ramulator2": _aim, "dramsim3": _dramsim3, "newtonsim": _newton}
 
 #: AiM rows whose requests are plain memory reads and writes (R/W MEM, RD_SBK, WR_SBK): the
 #: simulator gives them no address, forwards every read from any buffered write and ends the
@@ -293,3 +310,40 @@ def check_corpus(n: int = 0):
         )
     _progress(f"corpus: {len(ev)} runs in {time.perf_counter() - t0:.1f} s")
     return results
+
+
+#: simulator → (what it is, its oracle page)
+ORACLES = {
+    "aim_ramulator2": ("SK hynix GDDR6-AiM in CENT's Ramulator-2 simulator", "docs/oracle/aim.md"),
+    "attacc_ramulator2": ("AttAcc's HBM3-PIM Ramulator-2 simulator", "docs/oracle/attacc.md"),
+    "newtonsim": ("NeuPIMs' HBM2-PIM NewtonSim (DRAMsim3-based)", "docs/oracle/newton.md"),
+    "dramsim3": ("DRAMsim3, a DRAM channel's interface", "docs/oracle/dramsim3.md"),
+}
+
+
+def oracle_markdown(df: pd.DataFrame | None = None) -> str:
+    """The cycle-level oracle as a Markdown section: per simulator its commits, configurations,
+    runs and families (from the committed corpus), and where its build, configuration and
+    trace-to-kernel mapping are written down."""
+    df = load() if df is None else df
+    lines = [
+        "## The cycle-level oracle",
+        "",
+        "Measured runs of public cycle-level simulators that we built and drove ourselves "
+        "(`dse/validation/data/corpus_*.csv`; each row names its simulator commit, "
+        "configuration and the trace generator + arguments that re-create its input). The "
+        "simulators' sources and builds are not part of the repository; each page below says "
+        "how the simulator was built and configured and how each trace family maps to a kernel.",
+        "",
+        "| simulator | commit | configurations | runs | families | page |",
+        "|---|---|---|---:|---|---|",
+    ]
+    for sim, g in df.groupby("simulator", sort=True):
+        what, page = ORACLES.get(sim, (sim, ""))
+        commits = ", ".join(sorted({str(c)[:12] for c in g["sim_commit"]}))
+        configs = sorted({str(c) for c in g["config"]})
+        cfg = ", ".join(configs[:4]) + (f" (+{len(configs) - 4} more)" if len(configs) > 4 else "")
+        fams = ", ".join(f"{f} {n}" for f, n in g["family"].value_counts().sort_index().items())
+        link = f"[{page}]({page.removeprefix('docs/')})" if page else ""
+        lines.append(f"| {what} (`{sim}`) | {commits} | {cfg} | {len(g):,} | {fams} | {link} |")
+    return "\n".join(lines)

@@ -1675,6 +1675,10 @@ def to_markdown(results: Sequence[Result], prov: Mapping[str, Any]) -> str:
             f"{_cell(r.agreement)} | {_cell(r.bound)} | {'pass' if r.passed else '**FAIL**'} |"
         )
     lines.append("")
+    if any(r.check.startswith("corpus ") for r in results):
+        from dse.validation.corpus import oracle_markdown
+
+        lines += ["", oracle_markdown(), ""]
     return "\n".join(lines)
 
 
