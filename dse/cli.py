@@ -102,6 +102,9 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     if base.workload.trace:
         from dse.workload.pim_trace import load_aim_trace
 
+        chosen = any(o.lstrip("+~").partition("=")[0] == "model" for o in prov.overrides)
+        if model == "pim_gemv" and not chosen:  # a trace is a pim_kernel workload
+            model = c["model"] = "pim_kernel"
         if model != "pim_kernel":
             raise ConfigError(
                 prov.source_of("workload.trace"), "model", "pim_kernel for a command trace", model

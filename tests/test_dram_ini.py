@@ -219,6 +219,10 @@ def test_neupims_dualpim_pim_fields():
         "tFAW": 30,
         "tRFC": 260,
         "tREFI": 3900,
+        "tCWL": 4,
+        "tRCD_wr": 14,
+        "tWTR_S": 6,
+        "tWTR_L": 8,
     }
 
 
@@ -232,7 +236,11 @@ def test_pim_fields_are_pim_channel_fields():
     assert set(fields) <= names
     # the MAC-unit and buffer organisation is not in a DRAM INI
     buffers = {"obuf_entries", "dual_port", "blocking_readout"}
-    assert names - set(fields) == {"lanes", "gbuf_bytes", "out_bytes"} | buffers
+    # nor the AiM command set's own timings (register/GBuf latencies, MAC-path activations,
+    # the register-mode switch); tRC defaults to tRAS + tRP and the write preamble to 1
+    aim = {"tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg"}
+    aim |= {"CWL_gb", "tWPRE", "tRC"}
+    assert names - set(fields) == {"lanes", "gbuf_bytes", "out_bytes"} | buffers | aim
     PimChannel(**fields, lanes=16, gbuf_bytes=2048, out_bytes=2)
 
 

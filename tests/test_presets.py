@@ -121,6 +121,10 @@ def csv_fields(row: dict) -> dict[str, int | float | None]:
         "tFAW": n["tFAW"],
         "tRFC": n["tRFC"],
         "tREFI": n["tREFI"],
+        "tRCD_wr": n["tRCDWR"],
+        "tRC": n["tRC"],
+        "tWTR_S": n["tWTR_S"],
+        "tWTR_L": n["tWTR_L"],
     }
 
 

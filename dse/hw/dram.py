@@ -629,7 +629,8 @@ def pim_fields_from_ini(path: str | Path | DramConfig) -> dict[str, int | float]
     rank; multi-rank PIM presets say otherwise themselves); ``col_bytes`` =
     :data:`PIM_COL_BYTES` (32); ``row_bytes`` (see :attr:`DramConfig.row_bytes`);
     ``rows``; ``BL``, ``CL``, ``tRCD``, ``tRP``, ``tRAS``, ``tRTP``, ``tWR``, ``tCCD_S``,
-    ``tCCD_L``, ``tRRD_S``, ``tRRD_L``, ``tFAW``, ``tRFC``, ``tREFI`` as read; and
+    ``tCCD_L``, ``tRRD_S``, ``tRRD_L``, ``tFAW``, ``tRFC``, ``tREFI`` as read; ``tCWL`` =
+    ``CWL``, ``tRCD_wr`` = ``tRCDWR``, ``tWTR_S``/``tWTR_L`` as read; and
 
     * ``tRCD_mac`` = ``tRCD``: INIs have no separate ACT→MAC value (NewtonSim times
       G_ACT→COMP with tRCDRD, i.e. the same number).
@@ -674,4 +675,8 @@ def pim_fields_from_ini(path: str | Path | DramConfig) -> dict[str, int | float]
         "tFAW": cfg.tFAW,
         "tRFC": cfg.tRFC,
         "tREFI": cfg.tREFI,
+        "tCWL": cfg.CWL,
+        "tRCD_wr": cfg.tRCDWR,
+        "tWTR_S": cfg.tWTR_S,
+        "tWTR_L": cfg.tWTR_L if cfg.bankgroups > 1 else cfg.tWTR_S,
     }

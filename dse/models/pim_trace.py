@@ -116,10 +116,13 @@ def _cached(path: str, mtime: float, length: int | None) -> TraceArrays:
 
 
 def trace_arrays(path: str, length: int | None = None) -> TraceArrays:
-    """Load (once per file version) a trace file's arrays."""
+    """Load (once per file version) a trace file's arrays (a path or a shipped example)."""
     import os
 
-    return _cached(str(path), os.path.getmtime(path), length)
+    from dse.workload.pim_trace import resolve_trace_path
+
+    p = str(resolve_trace_path(path))
+    return _cached(p, os.path.getmtime(p), length)
 
 
 def _timings(pim) -> dict:

@@ -30,7 +30,18 @@ import numpy as np
 
 from dse.errors import ConfigError
 
-__all__ = ["AIM_ISR", "AimTrace", "parse_aim_trace", "load_aim_trace", "AF_ROW_BASE"]
+__all__ = [
+    "AIM_ISR",
+    "AimTrace",
+    "parse_aim_trace",
+    "load_aim_trace",
+    "resolve_trace_path",
+    "AF_ROW_BASE",
+    "EXAMPLES",
+]
+
+#: traces shipped with the package (``dse/workload/data``), usable by name
+EXAMPLES = Path(__file__).resolve().parent / "data"
 
 # opcode → (DRAM command, fields in order, one channel only, DMA blocks, register mode)
 AIM_ISR: dict[str, tuple[str, tuple[str, ...], bool, bool, bool]] = {
@@ -233,9 +244,20 @@ def parse_aim_trace(text: str, source: str = "<trace>") -> AimTrace:
     )
 
 
-def load_aim_trace(path: str | Path) -> AimTrace:
-    """Read and parse an AiM ISR trace file."""
+def resolve_trace_path(path: str | Path) -> Path:
+    """``path`` as given, or a trace shipped in :data:`EXAMPLES` of that name (e.g.
+    ``aim_gemv_example.trace``: CENT's reuse-GBuf GEMV of 1,024 x 2,048 on 4 channels)."""
     p = Path(path)
+    if not p.exists() and (EXAMPLES / p.name).is_file() and p.name == str(path):
+        return EXAMPLES / p.name
+    return p
+
+
+def load_aim_trace(path: str | Path) -> AimTrace:
+    """Read and parse an AiM ISR trace file (a path, or the name of a shipped example)."""
+    p = resolve_trace_path(path)
+    if p.is_dir() or (p.exists() and not p.is_file()):
+        raise ConfigError(str(p), "trace", "a regular AiM ISR trace file", "not a regular file")
     try:
         raw = p.read_bytes()
     except OSError as e:
