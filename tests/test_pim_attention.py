@@ -189,7 +189,8 @@ def test_dynamic_admits_at_least_static():
 def test_tile_timing_against_the_exact_kernel(preset):
     """The interpolated tile time against pim_kernel evaluated at the exact token count, on
     400 context lengths log-uniform in 1…1M: mean error ≤ 0.5%, worst ≤ 12% (measured: mean
-    0.18–0.33%, p99 2.1–6.1%, worst 7.0–10.6%, just past a row or chunk boundary)."""
+    0.14–0.29%, p99 1.4–3.0%, worst 1.6–3.8%; the grid holds a point just past every power
+    of two, where row, buffer and output-buffer boundaries fall)."""
     from dse._pytree import replace_paths
     from dse.cli import _compose, build
     from dse.explore import evaluate_points

@@ -78,8 +78,9 @@ __all__ = [
 ]
 
 #: where the kernel is evaluated exactly: outputs per bank (score) and columns (context), four
-#: points per octave from 1 to 1M
-GRID = tuple(sorted({round(2 ** (k / 4)) for k in range(81)}))
+#: points per octave from 1 to 1M, and one past every power of two (row, buffer and
+#: output-buffer sizes are powers of two: the kernel steps there)
+GRID = tuple(sorted({round(2 ** (k / 4)) for k in range(81)} | {2**j + 1 for j in range(20)}))
 C_MAX = 32  # channels per module the vectorized arrays hold (DESIGN.md §4.4: 16–32)
 M_MAX = 16  # micro-batches
 SEARCH = "scan_unrolled"  # searchsorted method for the grid (fastest on CPU for ~80 points)
