@@ -84,7 +84,8 @@ def _check_single_points(cache: pd.DataFrame, model: pd.DataFrame) -> None:
         r = cache.loc[idx]
         code = attacc.PLACEMENTS.index(r.pim_type)
         look = int(idx >= attacc.SECOND_BUILD_ROW)
-        one = single(r.L, r.nhead, r.dhead, r.dbyte, code, int(r.power_constraint), timing, look)
+        pc = int(r.power_constraint)
+        one = single(r.L, r.nhead, r.dhead, r.dbyte, code, pc, timing, look, 1)  # cache
         for k in ("cycle", *attacc.COUNTS):
             assert int(one[k]) == int(model.loc[idx, k]), (idx, k)
 
@@ -99,13 +100,15 @@ def test_agreement_with_the_ramulator_cache():
     _check_counts(cache, split)
     _check_table(attacc.compare(cache, model=split), MAPE_BOUND, WORST_BOUND)
 
-    one = attacc.evaluate(cache)  # the first build's scheduler for every row
+    one = attacc.evaluate(cache, pre_lookahead=0)  # the first build's scheduler everywhere
     _check_table(attacc.compare(cache, model=one), MAPE_BOUND_ONE_BUILD, WORST_BOUND_ONE_BUILD)
 
     timing = attacc.load_timing()
-    free = attacc.evaluate(cache, timing=timing._replace(tREFI=jnp.full(2, 10**12, jnp.int64)))
+    no_ref = timing._replace(tREFI=jnp.full(2, 10**12, jnp.int64))
+    free = attacc.evaluate(cache, pre_lookahead=0, timing=no_ref)
     _check_limits(cache, one, free)
-    assert attacc._EVAL._cache_size() == 1  # new batches of the same shape: no retrace
+    # new batches of the same shape: no retrace
+    assert attacc._eval_fn(attacc.SEG_MAX)._cache_size() == 1
     _check_single_points(cache, split)
 
 
@@ -128,4 +131,4 @@ def test_unknown_placement_and_long_context_are_rejected():
     with pytest.raises(ValueError, match="pim_type"):
         attacc.evaluate(pd.DataFrame([{**row, "pim_type": "XX"}]))
     with pytest.raises(ValueError, match="L"):
-        attacc.evaluate(pd.DataFrame([{**row, "L": 8192, "pim_type": "BA"}]))
+        attacc.evaluate(pd.DataFrame([{**row, "L": 40000, "pim_type": "BA"}]))

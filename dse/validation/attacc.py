@@ -70,6 +70,8 @@ refresh-free time ``T0``.
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -93,6 +95,7 @@ __all__ = [
     "attention_layer",
     "compare",
     "evaluate",
+    "evaluate_corpus_rows",
     "load_cache",
     "load_timing",
     "main",
@@ -112,12 +115,21 @@ N_BANK = 4  # banks per bank group
 # Ramulator's ReqBuffer accepts a request while size <= max_size (32): the scheduler sees 33.
 REQ_WINDOW = 33
 # Trace generator default --maxlen (ramulator_wrapper.py does not pass it). It sizes each
-# head's K/V partition, hence where consecutive heads' rows start, and bounds L.
-MAX_L = 4096
-# Static sizes of the segment axes: score groups <= ceil(ceil(MAX_L / N_PCH) / 16) = 128
-# (BUFFER); context blocks Dk = ceil(dhead / lanes) <= DK_MAX.
+# head's K/V partition, hence where consecutive heads' rows start (heads overlap in rows when
+# L exceeds it; the generator allows that).
+DEFAULT_MAX_LEN = 4096
+#: longest supported context: score groups <= ceil(ceil(MAX_L / N_PCH) / 16) = 1024 (BUFFER)
+MAX_L = 32768
+# Static sizes of the segment axes: score groups <= SEG_MAX (the default; :func:`evaluate`
+# sizes the axis to its batch, a power of two from 128 to 1024); context blocks
+# Dk = ceil(dhead / lanes) <= DK_MAX.
 SEG_MAX = 128
 DK_MAX = 32
+#: trace generators, indexed by the ``generator`` code of :func:`attention_layer`: AttAcc's
+#: current generator (an odd last head iteration runs one softmax + MVGB block after its
+#: score pass) and the older one that produced the shipped cache (that block after every
+#: score group)
+GENERATORS = ("current", "cache")
 #: First cache row produced by a second Ramulator build, in which the all-bank precharge is
 #: issued ahead of a barrier (``pre_lookahead = 1``). The rows from here on (BA with 159,
 #: 396, 584 and 116 heads, a repeat of the 2049 BA rows with 130 heads with other cycles, and
@@ -211,7 +223,7 @@ class _Geo(NamedTuple):
     half_d: jnp.ndarray  # context blocks carrying head 1's MVGBs
 
 
-def _geometry(L, nhead, dhead, dbyte, placement, t: Timing) -> _Geo:
+def _geometry(L, nhead, dhead, dbyte, placement, t: Timing, max_len) -> _Geo:
     is_ba, is_bg, is_buf = placement == 0, placement == 1, placement == 2
     lanes = t.col_bytes // dbyte  # trace gen n_mac = 32 / dbyte
     dk = jnp.where(is_ba, _cdiv(dhead, N_BANK * lanes), _cdiv(dhead, lanes))
@@ -228,7 +240,7 @@ def _geometry(L, nhead, dhead, dbyte, placement, t: Timing) -> _Geo:
         seg_mac=(t.col_bytes // t.out_bytes) * dk,
         m_ph=n_tok * dk,
         r_row=t.row_bytes // t.col_bytes,
-        rows_part=_cdiv(MAX_L * dhead, N_PCH * N_RANK * N_BG * N_BANK) // t.row_bytes,
+        rows_part=_cdiv(max_len * dhead, N_PCH * N_RANK * N_BG * N_BANK) // t.row_bytes,
         c_gb=c_gb,
         n_mvgb=jnp.where(is_buf, c_gb, N_RANK * N_BG * c_gb),
         n_w=jnp.where(is_ba, N_BANK * dk, dk),
@@ -258,7 +270,7 @@ def _g1_lines(g: _Geo, v):
     return (g.n_mvgb * v // g.half_d) * g.half_d
 
 
-def _counts(g: _Geo) -> dict:
+def _counts(g: _Geo, cache) -> dict:
     """Requests sent to all channels (the cache's ``mac, softmax, mvgb, mvsb, wrgb``)."""
     F = N_CHANNEL
     v1_last = jnp.where(g.odd == 1, F, g.v_last)  # head 1 of the last pair
@@ -273,10 +285,13 @@ def _counts(g: _Geo) -> dict:
         )
 
     v = g.v_last
+    # softmax and MVGBs once after the score pass (cache generator: after every score group
+    # and once more)
+    n_sfm = jnp.where(cache, g.n_grp + 1, 1)
     alone = (
         2 * g.m_ph * v,
-        (g.n_grp + 1) * v,  # softmax and MVGBs after every score group and once more
-        (g.n_grp + 1) * g.n_mvgb * v,
+        n_sfm * v,
+        n_sfm * g.n_mvgb * v,
         (g.n_grp * g.n_s + g.dk * g.n_c) * v,
         g.n_w * v,
     )
@@ -290,7 +305,7 @@ def _counts(g: _Geo) -> dict:
     return out
 
 
-def _cycles(t: Timing, g: _Geo, pre_lookahead) -> jnp.ndarray:
+def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarray:
     """Channel 0's busy cycles: the segments of the stream summed in closed form, then
     refresh (module docstring). Each phase (one score or context pass) is evaluated on a
     static segment axis; nothing is iterated."""
@@ -381,29 +396,53 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead) -> jnp.ndarray:
         dur = open_first + jnp.sum(jnp.where(on, chain, 0)) + jnp.sum(gap) + tau_last
         return dur, tau_last, m_row
 
+    # BG and BUFFER open the next row of a bank while MACs run on the others; only where a
+    # pass starts (on bank 0: BG's bank 0 of every bank group, BUFFER's bank 0 of rank 0 /
+    # bank group 0) does the previous pass's last use of that bank delay the first MAC:
+    # d_b MACs after it, its last row took run_b MACs spanning span_b cycles.
+    m_last = g.m_ph - 1
+    d_b = jnp.where(
+        is_buf,
+        m_last % (N_RANK * N_BG * N_BANK),
+        jnp.maximum(m_last % (N_BANK * r_row) - (r_row - 1), 0),
+    )
+    span_b = jnp.where(
+        is_buf,
+        (m_last % (N_RANK * N_BG * N_BANK * r_row))
+        // (N_RANK * N_BG * N_BANK)
+        * (N_RANK * N_BG * N_BANK)
+        * t_mac,
+        jnp.minimum(m_last % (N_BANK * r_row), r_row - 1) * t_mac,
+    )
+    # last MAC of a pass -> first MAC of a pass starting on another row of bank 0 (BG/BUFFER)
+    reopen_b = jnp.maximum(t.tRTP, t.tRAS - t.tRCD - span_b) + t_open - d_b * t_mac
+    rows_b = r_row * jnp.where(is_ba, 1, jnp.where(is_buf, N_RANK * N_BG * N_BANK, N_BANK))
+
     def open_row(tau, m_row, lead, same_row):
         """Previous last issue → first MAC of a pass whose MACs follow without a barrier
         (``lead`` data commands of the previous pass precede them)."""
         switch = jnp.maximum(1 + (lead > 0), g_pre(m_row) - tau) + t_open
         cont = jnp.maximum(1, t_mac - tau)  # the lead fills the gaps between MACs
-        return jnp.where(is_ba & ~same_row, switch, cont)
+        other = jnp.where(same_row, cont, jnp.maximum(cont, reopen_b - tau))
+        return jnp.where(is_ba, jnp.where(same_row, cont, switch), other)
 
     def open_after_block(tau, m_row, blk):
         """Last issue of a data-only segment (``blk`` cycles, after a tail ``tau``) →
         first MAC on a new row."""
         ahead = jnp.maximum(1, g_pre(m_row) + t_open - tau - blk)  # PRE, ACT during it
         behind = 1 + t_open + jnp.maximum(0, g_pre(m_row) - tau - blk - 1)
-        return jnp.where(is_ba, jnp.where(pre_waits, behind, ahead), 1)
+        other = jnp.maximum(1, reopen_b - tau - blk)
+        return jnp.where(is_ba, jnp.where(pre_waits, behind, ahead), other)
 
-    j = jnp.arange(SEG_MAX, dtype=i64)
+    j = jnp.arange(seg_max, dtype=i64)
     b = jnp.arange(DK_MAX, dtype=i64)
     m_s = jnp.clip(g.m_ph - g.seg_mac * j, 0, g.seg_mac)
     base_s = g.seg_mac * j
     m_c = jnp.where(b < g.dk, g.n_tok, 0)
     base_c = g.n_tok * b
     # head 1's K starts rows_part rows after head 0's: same row when head 0 spills into it
-    hit12 = (g.m_ph - 1) // r_row == g.rows_part
-    hit34 = g.m_ph <= r_row  # the repeated context pass starts on the open row
+    hit12 = (g.m_ph - 1) // rows_b == g.rows_part
+    hit34 = g.m_ph <= rows_b  # the repeated context pass starts on the open row
     blk_pair = block((g.n_c, p_alt), (g.n_w, p_same))  # last context MVSBs + next query
     a_s = jnp.where(j >= 1, g.n_s, 0)
     a_c = jnp.where(b >= 1, g.n_c, 0)
@@ -477,10 +516,15 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead) -> jnp.ndarray:
     blk_mv = 1 + g.n_mvgb * p_gb
     look = jnp.minimum(blk_mv, (REQ_WINDOW - 2) * p_gb)  # next MAC visible before the end
     o_mv = jnp.where(pre_waits, 1 + t_open, jnp.maximum(1, 1 + t_open - look))
-    to1, tauo1, mro1 = phase(m_s, base_s, o_q, a_s, pre_block=blk_mv, open_after=o_mv)
     blk_last = block((g.n_s, p_alt), (1, 1), (g.n_mvgb, p_gb))
+    # cache generator: [softmax, all MVGBs] after every score group
+    to1, tauo1, mro1 = phase(m_s, base_s, o_q, a_s, pre_block=blk_mv, open_after=o_mv)
     to2, _, _ = phase(m_c, base_c, open_after_block(tauo1 + blk_mv, mro1, blk_last), a_c)
-    t_odd = blk_q + to1 + blk_mv + blk_last + to2
+    t_odd_cache = blk_q + to1 + blk_mv + blk_last + to2
+    # current generator: the score pass alone, then [last MVSBs, softmax, all MVGBs]
+    tc1, tauc1, mrc1 = phase(m_s, base_s, o_q, a_s)
+    tc2, _, _ = phase(m_c, base_c, open_after_block(tauc1, mrc1, blk_last), a_c)
+    t_odd = jnp.where(cache, t_odd_cache, blk_q + tc1 + blk_last + tc2)
     t_busy = t_pairs + g.odd * t_odd + 1 + (g.n_c - 1) * p_alt  # trailing context MVSBs
 
     # refresh (module docstring); in a data-only segment of B cycles it costs the PRE and
@@ -489,7 +533,7 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead) -> jnp.ndarray:
     c_ref = t_pre + 1 + t.tRFC + t.tRCD - t_mac
     x_rfc = t.tRFC + t.tRCD
     c_blk = 3 + jnp.where(blk_mv >= x_rfc, x_rfc * x_rfc // (2 * blk_mv), x_rfc - blk_mv // 2)
-    t_blk = g.odd * (g.n_grp * blk_mv + blk_last)
+    t_blk = g.odd * (jnp.where(cache, g.n_grp * blk_mv, 0) + blk_last)
     c_eff = (c_ref * (t_busy - t_blk) + jnp.minimum(c_blk, c_ref) * t_blk) // t_busy
     # the k-th refresh (at k tREFI) falls inside the run iff k tREFI < T0 + (k - 1) c
     n_ref = jnp.maximum(0, (t_busy - c_eff - 1) // (t.tREFI - c_eff))
@@ -497,7 +541,18 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead) -> jnp.ndarray:
 
 
 def attention_layer(
-    L, nhead, dhead, dbyte, placement, power_constraint, timing: Timing, pre_lookahead=0
+    L,
+    nhead,
+    dhead,
+    dbyte,
+    placement,
+    power_constraint,
+    timing: Timing,
+    pre_lookahead=0,
+    generator=0,
+    max_len=DEFAULT_MAX_LEN,
+    *,
+    seg_max: int = SEG_MAX,
 ) -> dict:
     """Cycles and request counts of one AttAcc attention layer on one HBM3 stack.
 
@@ -505,20 +560,27 @@ def attention_layer(
     stack, ``dhead`` head dimension, ``dbyte`` bytes per element, ``placement`` 0 = BA,
     1 = BG, 2 = BUFFER, ``power_constraint`` 0/1 (picks the preset when ``timing`` leaves
     carry both), ``pre_lookahead`` 1 = the scheduler may issue an all-bank precharge ahead
-    of a barrier. Returns int64 ``cycle`` (cycles of ``tCK``), the counts ``mac, softmax,
-    mvgb, mvsb, wrgb`` summed over the 16 channels, and ``status`` (1 where ``L > MAX_L``
-    or the mapping needs more segments than ``SEG_MAX``/``DK_MAX``; 0 otherwise).
+    of a barrier, ``generator`` 0 = AttAcc's current trace generator, 1 = the older one of
+    the shipped cache (:data:`GENERATORS`; a name is accepted too), ``max_len`` the
+    generator's ``--maxlen``. ``seg_max`` (static) sizes the score-group axis. Returns int64
+    ``cycle`` (cycles of ``tCK``), the counts ``mac, softmax, mvgb, mvsb, wrgb`` summed over
+    the 16 channels, and ``status`` (1 where ``L > MAX_L`` or the mapping needs more segments
+    than ``seg_max``/``DK_MAX``; 0 otherwise).
     """
     i64 = jnp.int64
+    if isinstance(generator, str):
+        generator = GENERATORS.index(generator)
     t = Timing(*(x[power_constraint] if jnp.ndim(x) == 1 else x for x in timing))
     t = Timing(*(jnp.asarray(x, i64) for x in t))
-    L, nhead, dhead, dbyte, placement, pre_lookahead = (
-        jnp.asarray(v, i64) for v in (L, nhead, dhead, dbyte, placement, pre_lookahead)
+    L, nhead, dhead, dbyte, placement, pre_lookahead, generator, max_len = (
+        jnp.asarray(v, i64)
+        for v in (L, nhead, dhead, dbyte, placement, pre_lookahead, generator, max_len)
     )
-    g = _geometry(L, nhead, dhead, dbyte, placement, t)
-    out = _counts(g)
-    out["cycle"] = _cycles(t, g, pre_lookahead)
-    out["status"] = ((L > MAX_L) | (g.n_grp > SEG_MAX) | (g.dk > DK_MAX)).astype(i64)
+    cache = generator == 1
+    g = _geometry(L, nhead, dhead, dbyte, placement, t, max_len)
+    out = _counts(g, cache)
+    out["cycle"] = _cycles(t, g, pre_lookahead, cache, seg_max)
+    out["status"] = ((L > MAX_L) | (g.n_grp > seg_max) | (g.dk > DK_MAX)).astype(i64)
     return out
 
 
@@ -540,39 +602,129 @@ def load_cache(path: str | Path | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     df["power_constraint"] = df["power_constraint"].astype(str).str.lower().eq("true")
+    df["variant"] = "cache"  # written by AttAcc's older trace generator, --maxlen 4096
     return df
 
 
-_EVAL = jax.jit(jax.vmap(attention_layer, in_axes=(0, 0, 0, 0, 0, 0, None, 0)))
+@functools.cache
+def _eval_fn(seg_max: int):
+    """``jax.jit(jax.vmap(attention_layer))`` with a score-group axis of ``seg_max``."""
+    layer = functools.partial(attention_layer, seg_max=seg_max)
+    return jax.jit(jax.vmap(layer, in_axes=(0, 0, 0, 0, 0, 0, None, 0, 0, 0)))
 
 
-def evaluate(df: pd.DataFrame, pre_lookahead=0, timing: Timing | None = None) -> pd.DataFrame:
+def _column(df, name, default, dtype=np.int64):
+    if name in df.columns:
+        return np.asarray(df[name], dtype)
+    return np.full(len(df), default, dtype)
+
+
+def evaluate(
+    df: pd.DataFrame,
+    pre_lookahead=1,
+    timing: Timing | None = None,
+    generator=None,
+    max_len=None,
+) -> pd.DataFrame:
     """:func:`attention_layer` for every row of ``df`` (one jitted, vmapped call).
 
-    ``pre_lookahead``: 0/1 for all rows or one value per row. Returns a DataFrame indexed
-    like ``df`` with ``cycle``, :data:`COUNTS` and ``status`` (int64).
+    ``df`` has ``L, nhead, dhead, dbyte, pim_type, power_constraint``.
+
+    * ``pre_lookahead``: 0/1 for all rows or one value per row; 1 (default) the released
+      scheduler, which issues a closing row command across a barrier; 0 the first build
+      of the shipped cache.
+    * ``generator``: ``"current"`` or ``"cache"`` (:data:`GENERATORS`) for all rows or one
+      per row; ``None`` takes ``df["variant"]`` when present (:func:`load_cache` sets it
+      to ``"cache"``), else ``"current"``.
+    * ``max_len``: the generator's ``--maxlen``, scalar or per row; ``None`` takes
+      ``df["max_L"]`` when present, else :data:`DEFAULT_MAX_LEN`.
+
+    Returns a DataFrame indexed like ``df`` with ``cycle``, :data:`COUNTS` and ``status``
+    (int64).
     """
     unknown = sorted(set(df["pim_type"]) - set(PLACEMENTS))
     if unknown:
         raise ValueError(f"pim_type: unknown placement(s) {unknown}; expected {PLACEMENTS}")
+    n = len(df)
     cols = {c: np.asarray(df[c], np.int64) for c in ("L", "nhead", "dhead", "dbyte")}
     if (cols["L"] > MAX_L).any():
         raise ValueError(f"L: the mapping is sized for L <= MAX_L = {MAX_L}")
+    if generator is None:
+        generator = df["variant"] if "variant" in df.columns else "current"
+    gen = np.broadcast_to(np.asarray(generator, object), (n,))
+    bad = sorted(set(gen) - set(GENERATORS))
+    if bad:
+        raise ValueError(f"generator: unknown {bad}; expected {GENERATORS}")
+    gen = np.asarray([GENERATORS.index(x) for x in gen], np.int64)
+    if max_len is None:
+        max_len = _column(df, "max_L", DEFAULT_MAX_LEN)
+    max_len = np.broadcast_to(np.asarray(max_len, np.int64), (n,))
     timing = load_timing() if timing is None else timing
     lanes = int(np.max(np.asarray(timing.col_bytes))) // cols["dbyte"]
     if (cols["dhead"] > DK_MAX * lanes).any():  # Dk <= ceil(dhead / lanes)
         raise ValueError(f"dhead, dbyte: more than DK_MAX = {DK_MAX} MAC columns per head")
-    placement = df["pim_type"].map({p: i for i, p in enumerate(PLACEMENTS)})
+    placement = np.asarray(df["pim_type"].map({p: i for i, p in enumerate(PLACEMENTS)}))
+    # score groups: ceil(L / (16 P)), P = 2 (BUFFER) or 16
+    parts = np.where(placement == 2, N_PCH, N_PCH * N_RANK * N_BG) * 16
+    need = int(np.max(-(-cols["L"] // parts), initial=1))
+    seg_max = SEG_MAX
+    while seg_max < need:
+        seg_max *= 2
     pc = np.asarray(df["power_constraint"], bool).astype(np.int64)
-    look = np.broadcast_to(np.asarray(pre_lookahead, np.int64), (len(df),))
-    out = _EVAL(
+    look = np.broadcast_to(np.asarray(pre_lookahead, np.int64), (n,))
+    out = _eval_fn(seg_max)(
         *(jnp.asarray(cols[c]) for c in ("L", "nhead", "dhead", "dbyte")),
-        jnp.asarray(np.asarray(placement, np.int64)),
+        jnp.asarray(placement.astype(np.int64)),
         jnp.asarray(pc),
         timing,
         jnp.asarray(look),
+        jnp.asarray(gen),
+        jnp.asarray(max_len),
     )
     return pd.DataFrame({k: np.asarray(v) for k, v in out.items()}, index=df.index)
+
+
+#: corpus families :func:`evaluate_corpus_rows` evaluates with the layer model
+LAYER_FAMILIES = {"attacc_layer_current": "current", "attacc_layer_cache": "cache"}
+
+
+def evaluate_corpus_rows(rows: pd.DataFrame, progress=None) -> pd.DataFrame:
+    """Model values for rows of ``dse/validation/data/corpus_attacc.csv``.
+
+    Rows of the families ``attacc_layer_current`` / ``attacc_layer_cache`` go through
+    :func:`attention_layer` in one :func:`evaluate` call (generator and ``--maxlen`` from the
+    row's ``generator_args``); the single-mechanism families (``mac_rows``, ``moves``,
+    ``mac_moves``) get ``model_value`` NaN. Returns ``rows`` with the columns ``model``
+    (``"attacc layer model"``), ``quantity`` (``"cycles"``), ``measured`` (= ``cycles``) and
+    ``model_value``. ``progress``: optional callable given a one-line status.
+    """
+    out = rows.copy()
+    out["model"] = "attacc layer model"
+    out["quantity"] = "cycles"
+    out["measured"] = out["cycles"].astype(float)
+    out["model_value"] = np.nan
+    layer = out["family"].isin(list(LAYER_FAMILIES))
+    if layer.any():
+        sub = out[layer]
+        args = sub["generator_args"].map(json.loads)
+        frame = pd.DataFrame(
+            {
+                "L": args.map(lambda a: a["L"]),
+                "nhead": args.map(lambda a: a["heads"]),
+                "dhead": args.map(lambda a: a["dhead"]),
+                "dbyte": args.map(lambda a: a["dbyte"]),
+                "pim_type": args.map(lambda a: a["pim_type"]),
+                "power_constraint": sub["power_constraint"].astype(str).str.lower().eq("true"),
+                "variant": args.map(lambda a: a.get("variant", "current")),
+                "max_L": args.map(lambda a: a.get("max_L", DEFAULT_MAX_LEN)),
+            },
+            index=sub.index,
+        )
+        if progress is not None:
+            progress(f"attacc layer model: {len(frame)} rows")
+        model = evaluate(frame)
+        out.loc[layer, "model_value"] = model["cycle"].astype(float)
+    return out
 
 
 def compare(
