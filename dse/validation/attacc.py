@@ -316,6 +316,16 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
     p_alt = jnp.maximum(t.BL, t.tCCD_S)  # data commands alternating ranks / bank groups
     p_same = t.tCCD_L  # data commands to one bank group
     p_gb = jnp.where(is_buf, p_same, p_alt)  # MVGB: one bank group on BUFFER
+    # A channel's MVGB list (BA/BG) is n_run = 8 runs of C = c_gb commands, each run to one
+    # rank / bank group: two runs in the window alternate at p_alt, one run alone goes at
+    # tCCD_L. Run k + 1 has x_{k+1} = min(REQ_WINDOW - 1, C - x_k) commands issued before
+    # run k ends (x_1 = 0) and run k lasts p_same (C - x_k); the x alternate between
+    # a = min(32, C) and min(a, C - a). span_mv: command before the list → its last MVGB.
+    n_run = N_RANK * N_BG
+    x_a = jnp.minimum(REQ_WINDOW - 1, g.c_gb)
+    sum_x = _cdiv(n_run - 1, 2) * x_a + (n_run - 1) // 2 * jnp.minimum(x_a, g.c_gb - x_a)
+    d_runs = jnp.maximum(p_alt * (g.n_mvgb - 1), p_same * (g.n_mvgb - sum_x) - p_same)
+    span_mv = p_gb + jnp.where(is_buf, (g.n_mvgb - 1) * p_same, d_runs)
     t_open = t.tRP + t.tRCD  # PRE → ACT → first MAC
     sw = jnp.where(is_ba, t.tRTP + t_open - t_mac, 0)  # a row switch between two MACs
     pre_waits = is_ba & (pre_lookahead == 0)  # the all-bank PRE waits for the barrier
@@ -334,12 +344,22 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
         return 1 + total - p_first
 
     def phase(
-        m, base, open_first, a_n, sfm=0, b_n=0, b_p=0, b_blk=0, pre_block=None, open_after=None
+        m,
+        base,
+        open_first,
+        a_n,
+        sfm=0,
+        b_n=0,
+        b_p=0,
+        b_blk=0,
+        pre_block=None,
+        open_after=None,
+        b_pd=1,
     ):
         """One pass as consecutive segments on a static axis (absent where ``m == 0``).
 
         Segment ``j`` holds ``m[j]`` MACs at columns ``base[j] ..`` and trailing data:
-        ``a_n`` MVSBs, ``sfm`` softmax, ``b_n`` chunk commands (WRGB/MVGB, spaced ``b_p``)
+        ``a_n`` MVSBs, ``sfm`` softmax, ``b_n`` chunk commands (WRGB/MVGB, spaced ``b_p / b_pd``)
         of which ``b_blk`` address the MAC bank. ``open_first``: previous last issue →
         first MAC; ``pre_block``: a data-only segment before every later segment (odd
         iteration). Returns (previous last issue → last issue, tail after the last MAC,
@@ -379,7 +399,7 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
         n_blk = jnp.maximum(0, blk_a + blk_b - n_rel)
         tau_blk = jnp.where(n_blk > 0, 1 + (n_blk - 1) * p_same, 0)
         tau_a = jnp.maximum(a_n + sfm - blk_a, 0) * p_alt - avail(k_a)
-        tau_b = (b_n - blk_b) * b_p - avail(k_a + blk_b)  # behind the waiting run
+        tau_b = (b_n - blk_b) * b_p // b_pd - avail(k_a + blk_b)  # behind the waiting run
         tau = jnp.maximum(jnp.maximum(tau_a, tau_b), jnp.maximum(tau_blk, 0))
         tau = jnp.where(on, tau, 0)
         tau_prev = jnp.roll(tau, 1)
@@ -471,7 +491,8 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
         a_s,
         sfm=(j == 0).astype(i64),
         b_n=jnp.where(jg >= 0, g0_seg, 0),
-        b_p=p_gb,
+        b_p=span_mv,
+        b_pd=g.n_mvgb,
         b_blk=jnp.where(jg >= 0, jnp.clip(g.c_gb - jg * g0_seg, 0, g0_seg), 0),
     )
     o3 = open_row(tau2, mr2, g.n_s, False)
@@ -486,7 +507,8 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
             a_c,
             sfm=(b == 0).astype(i64),
             b_n=jnp.where(jd >= 0, g1_seg, 0),
-            b_p=p_gb,
+            b_p=span_mv,
+            b_pd=g.n_mvgb,
             b_blk=jnp.where(jd >= 0, jnp.clip(g.c_gb - jd * g1_seg, 0, g1_seg), 0),
         )
 
@@ -513,10 +535,10 @@ def _cycles(t: Timing, g: _Geo, pre_lookahead, cache, seg_max: int) -> jnp.ndarr
         open_after_block(tau_p, mr_p, blk_q),
         jnp.maximum(1, 2 + t.tRCD - blk_q),  # banks closed: ACT ahead of the barrier
     )
-    blk_mv = 1 + g.n_mvgb * p_gb
+    blk_mv = 1 + span_mv
     look = jnp.minimum(blk_mv, (REQ_WINDOW - 2) * p_gb)  # next MAC visible before the end
     o_mv = jnp.where(pre_waits, 1 + t_open, jnp.maximum(1, 1 + t_open - look))
-    blk_last = block((g.n_s, p_alt), (1, 1), (g.n_mvgb, p_gb))
+    blk_last = block((g.n_s, p_alt), (1, 1)) + span_mv
     # cache generator: [softmax, all MVGBs] after every score group
     to1, tauo1, mro1 = phase(m_s, base_s, o_q, a_s, pre_block=blk_mv, open_after=o_mv)
     to2, _, _ = phase(m_c, base_c, open_after_block(tauo1 + blk_mv, mro1, blk_last), a_c)
