@@ -1,17 +1,25 @@
-"""AttAcc HBM3-PIM attention layer: an analytical model of AttAcc's Ramulator-2 cache.
+"""AttAcc HBM3-PIM attention layer: an analytical model of AttAcc's Ramulator-2 runs.
 
-``shared/reference/validation/attacc_hbm3pim_ramulator_cache.csv`` holds one Ramulator-2
-HBM3-PIM run per row: one attention layer (score ``q Kᵀ``, softmax, context ``s V``) for
-``nhead`` heads on one HBM3 stack of 16 channels at context length ``L``, with AttAcc's
-command streams (scale-snu/attacc_simulator, ``pim_ramulator_src/trace_gen``) for three PIM
-placements (``BA`` per bank, ``BG`` per bank group, ``BUFFER`` on the buffer die) and two
-timing presets (``HBM3_5.2Gbps`` power-constrained, ``HBM3_5.2Gbps_NPC`` without the
-constraint). :func:`attention_layer` reproduces one row — the total ``cycle`` (of ``tCK`` =
-0.769 ns, from the presets)
-and the request counts ``mac, softmax, mvgb, mvsb, wrgb`` — as a pure JAX function of the
-row's integers and the timing preset; :func:`evaluate` runs it over a table with one
-``jax.jit(jax.vmap(...))`` call and :func:`compare` tabulates the errors
-(``python -m dse.validation.attacc``).
+AttAcc (scale-snu/attacc_simulator) simulates one attention layer (score ``q Kᵀ``, softmax,
+context ``s V``) for ``nhead`` heads on one HBM3 stack of 16 channels at context length
+``L`` with a patched Ramulator 2, on command streams written by its trace generators
+(``pim_ramulator_src/trace_gen``; rebuilt byte for byte by
+:mod:`dse.validation.traces.attacc`) for three PIM placements (``BA`` per bank, ``BG`` per
+bank group, ``BUFFER`` on the buffer die) and two timing presets (``HBM3_5.2Gbps``
+power-constrained, ``HBM3_5.2Gbps_NPC`` without the constraint). :func:`attention_layer`
+reproduces one run — the total ``cycle`` (of ``tCK`` = 0.769 ns, from the presets) and the
+request counts ``mac, softmax, mvgb, mvsb, wrgb`` — as a pure JAX function of the row's
+integers and the timing preset; :func:`evaluate` runs it over a table with one
+``jax.jit(jax.vmap(...))`` call.
+
+Two references: our corpus ``dse/validation/data/corpus_attacc.csv`` (the simulator built
+from AttAcc's current sources, docs/oracle/attacc.md; :func:`evaluate_corpus_rows`) and
+the shipped ``shared/reference/validation/attacc_hbm3pim_ramulator_cache.csv`` (an older
+generator and two earlier builds; :func:`compare`, ``python -m dse.validation.attacc``).
+``generator`` picks the trace generator (:data:`GENERATORS`): ``"current"`` (AttAcc HEAD)
+or ``"cache"`` (the one that wrote the shipped cache); they differ only in an odd last head
+iteration. ``max_len`` is the generator's ``--maxlen`` (default 4096): it sets where
+consecutive heads' K/V regions start; ``L`` may exceed it (up to :data:`MAX_L` = 32K).
 
 **Mapping** (per channel; ``lanes = col_bytes / dbyte``). Heads go one per channel per
 iteration: ``itr = ceil(nhead / 16)`` iterations, the last with ``nhead - 16 (itr - 1)``
@@ -32,15 +40,17 @@ groups each followed by the previous group's MVSBs and a share of head 1's WRGBs
 score groups with the softmax of head 0 and, in the second half, head 0's MVGBs, head 0's
 context blocks with head 1's softmax and MVGBs in the second half, and head 0's context
 blocks once more (the trace issues head 0's list for head 1's context). Chunked lists are
-cut into equal shares, the remainder dropped. An odd last iteration runs alone; its softmax
-and all of its MVGBs follow every score group and the last one again. One priming MAC per
-channel precedes the first pair. The request counts are closed forms of this stream.
+cut into equal shares, the remainder dropped. An odd last iteration runs alone: its score
+groups, then [last MVSBs, softmax, all MVGBs], then its context blocks (cache generator:
+softmax and all MVGBs follow every score group and the last one again). One priming MAC
+per channel precedes the first pair. The request counts are closed forms of this stream.
 
 **Controller** (per channel, channel 0 carries the most work and sets the time). One
 in-order PIM queue; the scheduler sees ``REQ_WINDOW = 33`` queued requests and issues one
 command per cycle, the first ready one in queue order; beyond a barrier it may only issue
-row commands that open a closed bank (BG/BUFFER also close a bank ahead of a barrier, and
-``pre_lookahead = 1`` lets BA's all-bank precharge do so). A *segment* (between barriers)
+row commands that open or close a row (``pre_lookahead = 1``, the released scheduler; the
+shipped cache's first build held BA's all-bank precharge behind a barrier,
+``pre_lookahead = 0``). A *segment* (between barriers)
 with ``m`` MACs at columns ``base .. base + m - 1`` lasts::
 
     wait + (m - 1) t_mac + r_in (tRTP + tRP + tRCD - t_mac) + tau
@@ -59,6 +69,15 @@ non-hit request to a bank with queued row hits) wait: on BA the first MVSB and t
 WRGB/MVGB run of a list (pCH 0, rank 0, bank group 0, bank 0) until the last MAC or a row
 switch, ``(tRTP + tRP) / tCCD_L`` of them per switch; on BUFFER every data command (all go
 to that bank, and one of any 32 consecutive per-bank MACs hits it) but the first.
+
+BG and BUFFER open a bank's next row while MACs run on the other banks; only where a pass
+starts on a new row of bank 0 does the previous pass's last MAC there (``d`` MACs before its
+end) delay the first MAC: ``max(tRTP, tRAS - tRCD - span) + tRP + tRCD - d t_mac`` after the
+previous last MAC. A channel's MVGB list (BA/BG) is 8 runs of ``C`` commands to one rank /
+bank group: two runs in the window alternate at ``max(BL, tCCD_S)``, one run alone goes at
+``tCCD_L``; run ``k + 1`` has ``x = min(REQ_WINDOW - 1, C - x_k)`` commands issued before run
+``k`` ends and run ``k`` lasts ``tCCD_L (C - x_k)`` — long lists (``C > 32``, ``L > 4096``)
+run slower than one per ``max(BL, tCCD_S)``.
 
 **Refresh.** Every ``tREFI`` an all-bank refresh blocks the queue: the precharge waits
 ``tRTP`` after an all-bank MAC (1 cycle otherwise, and on average half a MAC spacing for
