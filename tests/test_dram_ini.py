@@ -239,7 +239,7 @@ def test_pim_fields_are_pim_channel_fields():
     # nor the AiM command set's own timings (register/GBuf latencies, MAC-path activations,
     # the register-mode switch); tRC defaults to tRAS + tRP and the write preamble to 1
     aim = {"tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg"}
-    aim |= {"CWL_gb", "tWPRE", "tRC"}
+    aim |= {"CWL_gb", "tWPRE", "tRC", "mac_placement"}
     assert names - set(fields) == {"lanes", "gbuf_bytes", "out_bytes"} | buffers | aim
     PimChannel(**fields, lanes=16, gbuf_bytes=2048, out_bytes=2)
 

@@ -8,10 +8,22 @@ All timings are integer clock cycles of ``tCK_ns`` and keep their JEDEC names.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from dse._pytree import leaf, pytree_dataclass
 from dse.hw.host import Host, Links, PimEnergy
 
-__all__ = ["Hardware", "Module", "PimChannel"]
+__all__ = ["Hardware", "MacPlacement", "Module", "PimChannel"]
+
+
+class MacPlacement(IntEnum):
+    """Where the MAC units sit (AttAcc's three designs): ``bank`` one per bank (AiM, Newton,
+    AttAcc_bank), ``bankgroup`` one per bank group (AttAcc_BG), ``buffer`` on the HBM buffer
+    die, one per pseudo-channel (AttAcc_buffer)."""
+
+    bank = 0
+    bankgroup = 1
+    buffer = 2
 
 
 @pytree_dataclass
@@ -76,6 +88,13 @@ class PimChannel:
     CL_reg: int = leaf("read latency of the MAC/AF result registers (cycles)", low=0, default=0)
     CWL_reg: int = leaf("write latency of the MAC registers (cycles)", low=0, default=1)
     CWL_gb: int = leaf("write latency of the global buffer (cycles)", low=0, default=1)
+    mac_placement: int = leaf(
+        "where the MAC units sit (MacPlacement): 0 one per bank, 1 one per bank group, 2 on the "
+        "buffer die (one per pseudo-channel)",
+        low=0,
+        high=2,
+        default=0,
+    )
     # buffering of the command pipeline (dse.models.pim_kernel); defaults are a conventional
     # AiM/Newton channel: one output register per bank, single-ported, blocking readout
     obuf_entries: int = leaf(
