@@ -679,12 +679,65 @@ def _cent_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     return _command_metrics(p, out, 1, out["requests"])
 
 
+def _attacc_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """``policy.mapping=attacc``: one decode-attention layer (score, softmax, context of
+    ``workload.heads`` heads per HBM3 stack of 16 channels at context ``L``, head dim ``d``) as
+    AttAcc's current trace generator maps it, on the point's channel timing and MAC placement
+    (dse.models.pim_attacc). ``workload.kind`` and ``hw.pim.channels`` do not apply (the stack
+    is AttAcc's); the generator's ``--maxlen`` is ``workload.max_context`` (at least ``L``,
+    at most 32K). ``frac_mac`` is the MAC issue time of the busiest channel; the rest (rows,
+    data moves, softmax, refresh) is ``frac_io``."""
+    from dse.models.pim_attacc import MAX_L, N_CHANNEL, Timing, attention_layer
+
+    pim, wl = p.hw.pim, p.workload
+    i64 = jnp.int64
+    t = Timing(
+        *(jnp.asarray(getattr(pim, "tRCD_mac" if f == "tRCD" else f), i64) for f in Timing._fields)
+    )
+    L = jnp.maximum(wl.L, 1)
+    max_len = jnp.clip(wl.max_context, L, MAX_L)
+    db = DTYPE_BYTES[wl.dtype]
+    out = attention_layer(
+        L, jnp.maximum(wl.heads, 1), jnp.maximum(wl.d, 1), db, pim.mac_placement, 0, t,
+        pre_lookahead=1, generator=0, max_len=max_len, seg_max=1024,
+    )  # fmt: skip
+    cycles = out["cycle"]
+    cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
+    mac_per_ch = out["mac"].astype(jnp.float64) / N_CHANNEL
+    f_mac = jnp.minimum(mac_per_ch * jnp.maximum(pim.tCCD_mac, 1) / cyc, 1.0)
+    status = jnp.where(out["status"] != 0, STATUS_CODE["capacity_exceeded"], 0)
+    status = status | jnp.where(
+        (pim.tCK_ns <= 0) | (pim.tCCD_mac < 1), STATUS_CODE["bad_parameter"], 0
+    )
+    z = jnp.asarray(0, i64)
+    return {
+        "cycles": cycles,
+        "time_ns": cyc * pim.tCK_ns,
+        "mac_util": f_mac,
+        "frac_mac": f_mac,
+        "frac_row": jnp.asarray(0.0),
+        "frac_io": 1.0 - f_mac,
+        "frac_refresh": jnp.asarray(0.0),
+        "bottleneck": jnp.where(f_mac >= 0.5, 0, 2).astype(i64),
+        "n_mac": out["mac"],
+        "n_act": z,
+        "n_wr_inp": out["wrgb"] + out["mvgb"],
+        "n_rd_out": out["mvsb"],
+        "n_ref": z,
+        "tiles": jnp.asarray(1, i64),
+        "tiles_issued": jnp.asarray(1, i64),
+        "status": status.astype(i64),
+    }
+
+
 def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     """Cycles and metrics of one design point's kernel (see the module docstring)."""
     if p.workload.trace:
         return _trace_kernel(p)
     if p.policy.mapping == "cent":
         return _cent_kernel(p)
+    if p.policy.mapping == "attacc":
+        return _attacc_kernel(p)
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]

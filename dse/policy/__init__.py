@@ -48,8 +48,9 @@ class Sched(IntEnum):
 #: how pim_kernel turns a kernel into PIM commands (static: each compiles its own program).
 #: ``tiles``: the buffer-tile pipeline under ``sched`` (DESIGN.md §4.3); ``cent``: CENT's
 #: GDDR6-AiM request streams issued by the channel's in-order controller
-#: (dse.models.pim_program).
-MAPPINGS = ("tiles", "cent")
+#: (dse.models.pim_program); ``attacc``: a whole decode-attention layer as AttAcc maps it on
+#: an HBM3 stack (dse.models.pim_attacc).
+MAPPINGS = ("tiles", "cent", "attacc")
 
 
 class GemvOrder(IntEnum):
@@ -112,8 +113,8 @@ class Policy:
     sched: int = leaf("command scheduling (Sched)", choices=Sched, default="dynamic")
     mapping: str = static_field(
         "tiles",
-        "pim_kernel command mapping: tiles (buffer-tile pipeline under sched) or cent (CENT's "
-        "AiM request streams, in-order controller); static",
+        "pim_kernel command mapping: tiles (buffer-tile pipeline under sched), cent (CENT's "
+        "AiM request streams, in-order controller) or attacc (AttAcc's attention layer); static",
         choices=MAPPINGS,
     )
     gemv_order: int = leaf(

@@ -16,6 +16,10 @@ corpus``).
   ``aim_gddr6`` preset (rows of the same padded trace shape run in one vectorized call);
   the kernel families (GEMV in both orders, K-score, V-context) also through ``pim_kernel``
   with ``policy.mapping=cent`` from the row's kernel sizes alone.
+* ``attacc_ramulator2``: AttAcc's attention layers through the layer model
+  (:mod:`dse.models.pim_attacc`, current and cache generators) and the current generator's
+  layers also through ``pim_kernel`` with ``policy.mapping=attacc`` on the stock HBM3-PIM
+  presets; the single-mechanism families stay unevaluated.
 * ``newtonsim`` (NeuPIMs' HBM2-PIM): the PIM program timing model
   (:mod:`dse.models.pim_newton`) from each row's program and INI.
 * ``dramsim3``: the channel interface model (:mod:`dse.hw.dram_interface`): streaming and
@@ -208,7 +212,61 @@ def _newton(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     return evaluate_corpus_rows(df, progress)
 
 
-EVALUATORS = {"aim_ramulator2": _aim, "dramsim3": _dramsim3, "newtonsim": _newton}
+def _attacc_kernel_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
+    """AttAcc's current-generator layers through pim_kernel ``policy.mapping=attacc`` on the
+    stock presets (hbm3_attacc power-constrained, hbm3_attacc_npc not), the row's placement."""
+    import dataclasses
+    import json
+
+    from dse.hw.pim import PimChannel
+    from dse.validation.report import evaluate_params
+
+    rows = df[df["family"] == "attacc_layer_current"]
+    if rows.empty:
+        return rows.assign(model=[], quantity=[], measured=[], model_value=[])
+    presets = {pc: preset_point(n).hw.pim for pc, n in ((True, "hbm3_attacc"),
+                                                        (False, "hbm3_attacc_npc"))}  # fmt: skip
+    place = {"BA": 0, "BG": 1, "BUFFER": 2}
+    pts = []
+    for r in rows.itertuples():
+        pim = presets[str(r.power_constraint).lower() == "true"]
+        pt = {f"hw.pim.{f.name}": getattr(pim, f.name) for f in dataclasses.fields(PimChannel)}
+        a = json.loads(r.generator_args)
+        pt.update(
+            {
+                "policy.mapping": "attacc",
+                "hw.pim.mac_placement": place[r.pim_type],
+                "workload.L": int(r.L),
+                "workload.heads": int(r.heads),
+                "workload.d": int(r.dhead),
+                "workload.dtype": "int8" if int(r.dbyte) == 1 else "fp16",
+                "workload.max_context": int(a.get("max_L", 4096)),
+            }
+        )
+        pts.append(pt)
+    got = evaluate_params(pts, model="pim_kernel")
+    if progress:
+        progress(f"{len(pts)} AttAcc layers through pim_kernel policy.mapping=attacc")
+    out = rows.copy()
+    out["model"] = "pim_kernel policy.mapping=attacc"
+    out["quantity"] = "cycles"
+    out["measured"] = out["cycles"].astype(float)
+    out["model_value"] = [float(g["cycles"]) for g in got]
+    return out
+
+
+def _attacc(df: pd.DataFrame, progress=None) -> pd.DataFrame:
+    from dse.models.pim_attacc import evaluate_corpus_rows
+
+    return pd.concat([evaluate_corpus_rows(df, progress), _attacc_kernel_rows(df, progress)])
+
+
+EVALUATORS = {
+    "aim_ramulator2": _aim,
+    "attacc_ramulator2": _attacc,
+    "dramsim3": _dramsim3,
+    "newtonsim": _newton,
+}
 
 #: AiM rows whose requests are plain memory reads and writes (R/W MEM, RD_SBK, WR_SBK): the
 #: simulator gives them no address, forwards every read from any buffered write and ends the

@@ -458,7 +458,7 @@ def check_pim_kernel(n: int) -> list[Result]:
 
 
 # --------------------------------------------------------------------------------------------
-# AttAcc Ramulator cache (the AttAcc mapping model, dse/validation/attacc.py)
+# AttAcc Ramulator cache (the AttAcc layer model, dse/models/pim_attacc.py)
 # --------------------------------------------------------------------------------------------
 
 # per-group MAPE (%) and worst row (%) bounds, as tests/test_attacc.py states them
@@ -497,7 +497,7 @@ def check_attacc(n: int) -> list[Result]:
             Result(
                 "attacc",
                 "external",
-                f"AttAcc mapping (`dse/validation/attacc.py`) vs AttAcc's Ramulator-2 "
+                f"AttAcc layer model (`dse/models/pim_attacc.py`) vs AttAcc's Ramulator-2 "
                 f"HBM3-PIM cache: {group}",
                 int(r["rows"]),
                 f"cycle MAPE {r['mape_pct']:.3f}%, worst {r['worst_pct']:.2f}%; "
