@@ -118,6 +118,7 @@ __all__ = [
     "load_cache",
     "load_timing",
     "main",
+    "mechanism_cycles",
 ]
 
 #: placement names, indexed by the ``placement`` code of :func:`attention_layer`
@@ -725,6 +726,189 @@ def evaluate(
     return pd.DataFrame({k: np.asarray(v) for k, v in out.items()}, index=df.index)
 
 
+#: corpus families of single-mechanism streams (:func:`mechanism_cycles`)
+MECHANISM_FAMILIES = ("mac_rows", "moves", "mac_moves")
+#: move patterns of the corpus writer: (period, residues addressed to the MAC bank pCH 0 /
+#: rank 0 / bank group 0 / bank 0, spacing kind: "L" one bank group at tCCD_L, "S"
+#: alternating ranks or bank groups at max(BL, tCCD_S) (two runs of a list in the window
+#: alternate too), "P" alternating pseudo-channels: 1 cycle across, tCCD_L within one)
+_MOVE_PATTERNS = {
+    "same_bank": (1, (0,), "L"),
+    "same_bg": (4, (0,), "L"),
+    "alt_bg": (4, (0,), "S"),
+    "alt_rank": (2, (0,), "S"),
+    "alt_pch": (2, (0,), "P"),
+    "bg_rank": (8, (0,), "S"),
+    "rank_bg_run": (16, (0, 1), "S"),
+}
+
+
+def _arg(a: pd.DataFrame, name: str, default) -> np.ndarray:
+    """Column ``name`` of the parsed generator arguments, ``default`` where absent."""
+    if name not in a.columns:
+        return np.full(len(a), default, dtype=object if isinstance(default, str) else None)
+    return a[name].where(a[name].notna(), default).to_numpy()
+
+
+def _np_timing(pc: np.ndarray) -> dict:
+    """Per-row int64 timing leaves (``pc`` 0 = NPC, 1 = power-constrained)."""
+    t = load_timing()
+    return {f: np.asarray(getattr(t, f))[pc] for f in Timing._fields}
+
+
+def _mac_spacing(t: dict, pim: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """MAC → MAC on one bank's stream: tCCD_mac (BA/BG), tCCD_L for per-bank MACs in one
+    bank group (BUFFER), max(BL, tCCD_S) for per-bank MACs rotating ranks x bank groups."""
+    alt = np.maximum(t["BL"], t["tCCD_S"])
+    return np.where(pim == "BUFFER", np.where(spread, alt, t["tCCD_L"]), t["tCCD_mac"])
+
+
+def _move_span(t: dict, kind, pattern, n) -> np.ndarray:
+    """Cycles from the first to the last of ``n`` moves of one list (``1 + span`` alone)."""
+    spacing = np.asarray([_MOVE_PATTERNS[p][2] for p in pattern])
+    alt = np.maximum(t["BL"], t["tCCD_S"])
+    span = np.where(spacing == "L", (n - 1) * t["tCCD_L"], (n - 1) * alt)
+    pch = t["tCCD_L"] * ((n - 1) // N_PCH) + (n - 1) % N_PCH  # 1 across, tCCD_L within
+    span = np.where(spacing == "P", pch, span)
+    return np.where(np.asarray(kind) == "SFM", n - 1, span)  # SFM: channel scope, 1/cycle
+
+
+def _bank0_moves(pattern, n) -> np.ndarray:
+    """Moves of the list addressed to the MAC bank (they wait for its last row hit)."""
+    per = np.asarray([_MOVE_PATTERNS[p][0] for p in pattern])
+    res = [_MOVE_PATTERNS[p][1] for p in pattern]
+    rem = n % per
+    return (n // per) * np.asarray([len(r) for r in res]) + np.asarray(
+        [sum(x < m for x in r) for r, m in zip(res, rem, strict=True)]
+    )
+
+
+def _refresh(t: dict, t0, c) -> np.ndarray:
+    """``t0`` plus ``n`` refreshes of cost ``c``: the k-th (at k tREFI) falls inside the run
+    iff ``k tREFI < t0 + (k - 1) c``."""
+    n_ref = np.maximum(0, (t0 - c - 1) // (t["tREFI"] - c))
+    return t0 + n_ref * c
+
+
+def _ref_cost(t: dict, pim, t_mac) -> np.ndarray:
+    """Cycles one refresh adds to a MAC-row stream. All-bank MACs spaced below tRTP keep
+    the refresh's PREA back until the row switch, whose own PRE + tRP it replaces:
+    ``tRFC + 1 - tRP``. Otherwise (the layer model's rule) the PREA goes out ``t_pre`` after
+    the last MAC and the row reopens: ``t_pre + 1 + tRFC + tRCD - t_mac``."""
+    held = (pim == "BA") & (t_mac < t["tRTP"])
+    t_pre = np.maximum(1, t_mac // 2 + 1)
+    return np.where(held, t["tRFC"] + 1 - t["tRP"], t_pre + 1 + t["tRFC"] + t["tRCD"] - t_mac)
+
+
+def _mac_rows(t: dict, a: pd.DataFrame) -> np.ndarray:
+    r, k = a["rows"].to_numpy(np.int64), a["k"].to_numpy(np.int64)
+    pim = _arg(a, "pim_type", "BA")
+    spread = _arg(a, "spread", False).astype(bool)
+    t_mac = _mac_spacing(t, pim, spread)
+    run = t["tRCD"] + (k - 1) * t_mac  # ACT → last MAC of a row
+    period = np.maximum(run + t["tRTP"], t["tRAS"]) + t["tRP"]
+    # per-bank MACs spread over the 8 rank x bank-group banks: each bank holds its
+    # precharge while the row's MACs hit it, the banks whose last MAC lies tRTP back close
+    # at once and the ACT train overlaps the next row's first MACs
+    n_banks = np.minimum(k, N_RANK * N_BG)
+    spread_gap = np.maximum(
+        t["tRP"] + t["tRCD"], t["tRTP"] + t["tRP"] + t["tRCD"] - (n_banks - 1) * t_mac
+    )
+    spread_period = np.maximum((k - 1) * t_mac + spread_gap, t["tRAS"] + t["tRP"])
+    period = np.where((pim == "BUFFER") & spread, spread_period, period)
+    t0 = 1 + run + (r - 1) * period
+    return _refresh(t, t0, _ref_cost(t, pim, t_mac))
+
+
+def _moves(t: dict, a: pd.DataFrame) -> np.ndarray:
+    # no row is open: the REFs dual-issue with the moves and cost nothing
+    n = a["n"].to_numpy(np.int64)
+    return 1 + _move_span(t, a["kind"].to_numpy(), _arg(a, "pattern", "same_bg"), n)
+
+
+def _mac_moves(t: dict, a: pd.DataFrame) -> np.ndarray:
+    m, n = a["macs"].to_numpy(np.int64), a["n"].to_numpy(np.int64)
+    reps = _arg(a, "repeat", 1).astype(np.int64)
+    barrier = _arg(a, "barrier", False).astype(bool)
+    pim, kind = _arg(a, "pim_type", "BA"), _arg(a, "kind", "MVSB")
+    pattern = _arg(a, "pattern", "bg_rank")
+    t_mac = _mac_spacing(t, pim, np.zeros(len(a), bool))
+    R = t["row_bytes"] // t["col_bytes"]
+    span = _move_span(t, kind, pattern, n)
+    b = _bank0_moves(pattern, n)
+    span_o = _move_span(t, kind, pattern, np.maximum(n - b, 1))
+    # a row switch from a full row: last MAC → first MAC of the next row
+    g_full = np.maximum(t["tRTP"], t["tRAS"] - t["tRCD"] - (R - 1) * t_mac) + t["tRP"] + t["tRCD"]
+    tm = tv = ta = np.zeros(len(a), np.int64)  # last MAC, last move, current row's ACT
+    for j in range(int(reps.max(initial=0))):
+        live = j < reps
+        c0 = j * m
+        new_row = (c0 % R == 0) & (j > 0)
+        first = np.where(
+            j == 0,
+            1 + t["tRCD"],
+            np.where(
+                new_row,
+                np.maximum(tm + t["tRTP"], ta + t["tRAS"]) + t["tRP"] + t["tRCD"],
+                tm + t_mac,
+            ),
+        )
+        ta_new = np.where((j == 0) | new_row, first - t["tRCD"], ta)
+        first = np.maximum(first, np.where(j == 0, 0, tv + 1))  # the barrier after the moves
+        s_in = (c0 + m - 1) // R - c0 // R  # row switches inside the MAC list
+        tm_new = first + (m - 1) * t_mac + s_in * (g_full - t_mac)
+        ta_new = np.where(s_in > 0, tm_new - ((c0 + m - 1) % R) * t_mac - t["tRCD"], ta_new)
+        # moves: after a barrier all follow the last MAC; without one, moves to other banks
+        # fill the slots between MACs and those to the MAC bank follow its last row hit,
+        # unless the list's MACs wait for a row switch: the moves (visible within the
+        # window) overtake them
+        after = tm_new + 1 + span
+        tail = np.where(
+            b > 0, tm_new + 1 + (b - 1) * t["tCCD_L"], np.maximum(tm_new, first + 1 + span)
+        )
+        tail = np.maximum(tail, np.where(b < n, first + 1 + span_o, 0))
+        early_end = tv + 1 + span
+        early = new_row & (m < REQ_WINDOW) & (early_end < first)
+        tv_new = np.where(barrier, after, np.where(early, early_end, tail))
+        tm, tv, ta = (np.where(live, x, y) for x, y in ((tm_new, tm), (tv_new, tv), (ta_new, ta)))
+    t0 = np.maximum(tm, tv)
+    return _refresh(t, t0, _ref_cost(t, pim, t_mac))
+
+
+def mechanism_cycles(family, generator_args, power_constraint) -> np.ndarray:
+    """Cycles of single-mechanism corpus streams (:data:`MECHANISM_FAMILIES`, written by
+    :mod:`dse.validation.traces.attacc` ``mac_rows``, ``moves``, ``mac_moves``) from the
+    controller rules of the module docstring, vectorized over rows (NumPy int64).
+
+    * ``mac_rows`` (``r`` rows x ``k`` MACs to one bank): ``T0 = 1 + tRCD + (k-1) t +
+      (r-1) (max(tRCD + (k-1) t + tRTP, tRAS) + tRP)`` with ``t`` = tCCD_mac (BA/BG), tCCD_L
+      (BUFFER, one bank group); BUFFER spread over the 8 rank x bank-group banks at
+      ``t = max(BL, tCCD_S)``: rows every ``(k-1) t + max(tRP + tRCD, tRTP + tRP + tRCD -
+      7 t)``. Refresh: ``n`` stalls of ``tRFC + 1 - tRP`` (BA: held to the row switch) or
+      ``t_pre + 1 + tRFC + tRCD - t`` (BG/BUFFER), ``n = floor((T0 - c - 1) / (tREFI - c))``.
+    * ``moves`` (``n`` data commands): ``1 + (n-1) p``, ``p`` = tCCD_L in one bank group,
+      max(BL, tCCD_S) alternating ranks / bank groups, 1 for SFM; alternating pCH ``1 +
+      tCCD_L floor((n-1)/2) + (n-1) mod 2``. Refreshes cost nothing (no row is open).
+    * ``mac_moves`` (``repeat`` x [``macs`` MACs, ``n`` moves, barrier]): per repetition the
+      MAC list starts ``t`` after the last MAC, a row switch later on a new row, and not
+      before the previous moves (barrier); the moves then take ``1 + span`` after the last
+      MAC (barrier before them), else the ``b`` moves to the MAC bank follow the last MAC
+      (``1 + (b-1) tCCD_L``) while the others fill the MAC gaps, or all overtake MACs that
+      wait for a row switch. ``T = max(last MAC, last move)`` plus refresh as for MAC rows.
+    """
+    fam = np.asarray(family)
+    args = pd.DataFrame([json.loads(a) if isinstance(a, str) else a for a in generator_args])
+    args = args.set_axis(range(len(fam)))
+    pc = np.asarray(power_constraint, bool).astype(np.int64)
+    out = np.full(len(fam), -1, np.int64)
+    for name, fn in (("mac_rows", _mac_rows), ("moves", _moves), ("mac_moves", _mac_moves)):
+        sel = np.flatnonzero(fam == name)
+        if len(sel):
+            t = _np_timing(pc[sel])
+            out[sel] = fn(t, args.iloc[sel].reset_index(drop=True))
+    return out
+
+
 #: corpus families :func:`evaluate_corpus_rows` evaluates with the layer model
 LAYER_FAMILIES = {"attacc_layer_current": "current", "attacc_layer_cache": "cache"}
 
@@ -735,9 +919,10 @@ def evaluate_corpus_rows(rows: pd.DataFrame, progress=None) -> pd.DataFrame:
     Rows of the families ``attacc_layer_current`` / ``attacc_layer_cache`` go through
     :func:`attention_layer` in one :func:`evaluate` call (generator and ``--maxlen`` from the
     row's ``generator_args``); the single-mechanism families (``mac_rows``, ``moves``,
-    ``mac_moves``) get ``model_value`` NaN. Returns ``rows`` with the columns ``model``
-    (``"attacc layer model"``), ``quantity`` (``"cycles"``), ``measured`` (= ``cycles``) and
-    ``model_value``. ``progress``: optional callable given a one-line status.
+    ``mac_moves``) through :func:`mechanism_cycles`; other families get NaN. Returns
+    ``rows`` with the columns ``model`` (``"attacc layer model"``), ``quantity``
+    (``"cycles"``), ``measured`` (= ``cycles``) and ``model_value``. ``progress``:
+    optional callable given a one-line status.
     """
     out = rows.copy()
     out["model"] = "attacc layer model"
@@ -765,6 +950,14 @@ def evaluate_corpus_rows(rows: pd.DataFrame, progress=None) -> pd.DataFrame:
             progress(f"attacc layer model: {len(frame)} rows")
         model = evaluate(frame)
         out.loc[layer, "model_value"] = model["cycle"].astype(float)
+    mech = out["family"].isin(list(MECHANISM_FAMILIES))
+    if mech.any():
+        sub = out[mech]
+        if progress is not None:
+            progress(f"attacc mechanism streams: {len(sub)} rows")
+        pc = sub["power_constraint"].astype(str).str.lower().eq("true")
+        cyc = mechanism_cycles(sub["family"], sub["generator_args"], pc)
+        out.loc[mech, "model_value"] = cyc.astype(float)
     return out
 
 
