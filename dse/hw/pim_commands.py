@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 __all__ = [
+    "TIMINGS",
     "COMMANDS",
     "CMD",
     "SCOPE",
@@ -50,6 +51,13 @@ SCOPE = {c: (2 if c in ("ACT", "PRE", "RD", "WR", "MAC", "RDCP", "WRCP") else 0)
 ALL_BANK_ROW = ("MAC16", "AF16", "EWMUL16", "WRA16")
 OPENING = ("ACT", "ACT16")
 NO_RULE = -(1 << 40)
+#: the PimChannel timing leaves the rules read
+TIMINGS = (
+    "BL", "CL", "tRCD", "tRCD_mac", "tRP", "tRAS", "tRTP", "tWR", "tCCD_S", "tCCD_L",
+    "tCCD_mac", "tRRD_S", "tRRD_L", "tRFC", "tCWL", "tWPRE", "tWTR_S", "tWTR_L", "tRCD_wr",
+    "tRC", "tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg",
+    "CWL_gb",
+)  # fmt: skip
 
 T = Mapping[str, object]
 _RD = ("RD", "RDMAC16", "RDAF16")

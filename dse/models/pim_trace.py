@@ -29,6 +29,7 @@ from dse.hw.pim_commands import (
     CMD,
     COMMANDS,
     NO_RULE,
+    TIMINGS,
     command_latency,
     latency_tables,
 )
@@ -126,13 +127,7 @@ def trace_arrays(path: str, length: int | None = None) -> TraceArrays:
 
 
 def _timings(pim) -> dict:
-    names = (
-        "BL", "CL", "tRCD", "tRCD_mac", "tRP", "tRAS", "tRTP", "tWR", "tCCD_S", "tCCD_L",
-        "tCCD_mac", "tRRD_S", "tRRD_L", "tRFC", "tCWL", "tWPRE", "tWTR_S", "tWTR_L", "tRCD_wr",
-        "tRC", "tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg",
-        "CWL_gb",
-    )  # fmt: skip
-    return inherit({k: jnp.asarray(getattr(pim, k), jnp.int64) for k in names})
+    return inherit({k: jnp.asarray(getattr(pim, k), jnp.int64) for k in TIMINGS})
 
 
 def run_trace(ta: dict, n_chan: int, pim) -> dict:

@@ -35,6 +35,7 @@ from dse.hw.pim_commands import (
     ALL_BANK_ROW,
     CMD,
     NO_RULE,
+    TIMINGS,
     command_latency,
     latency_tables,
 )
@@ -50,13 +51,7 @@ def timings(pim) -> dict[str, int]:
     """The command-level timings of a :class:`~dse.hw.pim.PimChannel` (or a mapping with its
     field names), with the documented inheritance for fields left at 0."""
     get = (lambda k: pim[k]) if isinstance(pim, Mapping) else (lambda k: getattr(pim, k))
-    names = (
-        "BL", "CL", "tRCD", "tRCD_mac", "tRP", "tRAS", "tRTP", "tWR", "tCCD_S", "tCCD_L",
-        "tCCD_mac", "tRRD_S", "tRRD_L", "tRFC", "tCWL", "tWPRE", "tWTR_S", "tWTR_L", "tRCD_wr",
-        "tRC", "tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg",
-        "CWL_gb",
-    )  # fmt: skip
-    t = {k: int(np.asarray(get(k))) for k in names}
+    t = {k: int(np.asarray(get(k))) for k in TIMINGS}
     return inherit(t)
 
 

@@ -148,6 +148,21 @@ def _aim_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
 _CENT_KIND = {"gemv_reuse": 0, "gemv_literal": 0, "k_score": 1, "v_context": 2}
 
 
+def _through_pim_kernel(rows: pd.DataFrame, pts: list[dict], mapping: str, progress=None):
+    """``rows`` with the cycles pim_kernel gives for the design points ``pts`` (one per row)."""
+    from dse.validation.report import evaluate_params
+
+    got = evaluate_params(pts, model="pim_kernel")
+    if progress:
+        progress(f"{len(pts)} runs through pim_kernel policy.mapping={mapping}")
+    out = rows.copy()
+    out["model"] = f"pim_kernel policy.mapping={mapping}"
+    out["quantity"] = "cycles"
+    out["measured"] = out["cycles"].astype(float)
+    out["model_value"] = [float(g["cycles"]) for g in got]
+    return out
+
+
 def _cent_point(family: str, a: dict) -> dict:
     pt = {
         "policy.mapping": "cent",
@@ -175,22 +190,12 @@ def _aim_kernel_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     """AiM rows of CENT's kernel families through pim_kernel's built-in ``cent`` mapping."""
     import json
 
-    from dse.validation.report import evaluate_params
-
     rows = df[df["family"].isin(list(_CENT_KIND))]
     if rows.empty:
         return rows.assign(model=[], quantity=[], measured=[], model_value=[])
     fam_args = zip(rows["family"], rows["generator_args"], strict=True)
     pts = [_cent_point(f, json.loads(a)) for f, a in fam_args]
-    got = evaluate_params(pts, model="pim_kernel")
-    if progress:
-        progress(f"{len(pts)} kernels through pim_kernel policy.mapping=cent")
-    out = rows.copy()
-    out["model"] = "pim_kernel policy.mapping=cent"
-    out["quantity"] = "cycles"
-    out["measured"] = out["cycles"].astype(float)
-    out["model_value"] = [float(g["cycles"]) for g in got]
-    return out
+    return _through_pim_kernel(rows, pts, "cent", progress)
 
 
 def _aim(df: pd.DataFrame, progress=None) -> pd.DataFrame:
@@ -219,7 +224,6 @@ def _attacc_kernel_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
     import json
 
     from dse.hw.pim import PimChannel
-    from dse.validation.report import evaluate_params
 
     rows = df[df["family"] == "attacc_layer_current"]
     if rows.empty:
@@ -244,15 +248,7 @@ def _attacc_kernel_rows(df: pd.DataFrame, progress=None) -> pd.DataFrame:
             }
         )
         pts.append(pt)
-    got = evaluate_params(pts, model="pim_kernel")
-    if progress:
-        progress(f"{len(pts)} AttAcc layers through pim_kernel policy.mapping=attacc")
-    out = rows.copy()
-    out["model"] = "pim_kernel policy.mapping=attacc"
-    out["quantity"] = "cycles"
-    out["measured"] = out["cycles"].astype(float)
-    out["model_value"] = [float(g["cycles"]) for g in got]
-    return out
+    return _through_pim_kernel(rows, pts, "attacc", progress)
 
 
 def _attacc(df: pd.DataFrame, progress=None) -> pd.DataFrame:
