@@ -107,7 +107,7 @@ def trace_cycles(traces: Sequence, pim_preset: str, progress=None) -> list[dict]
     pim = preset_point(pim_preset).hw.pim
     shapes: dict[tuple[int, int], list[int]] = {}
     for i, tr in enumerate(traces):
-        key = (_bucket(len(tr), 512, 8), _bucket(len(tr.channels or [0]), 1, 4))
+        key = (_bucket(len(tr), 512, 8), min(_bucket(len(tr.channels or [0]), 1, 4), 32))
         shapes.setdefault(key, []).append(i)
     out: list[dict | None] = [None] * len(traces)
     for (length, n_chan), idx in sorted(shapes.items()):
