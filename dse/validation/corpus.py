@@ -350,9 +350,11 @@ def check_corpus(n: int = 0):
             agree = f"MAPE {r.mape:.2%}, worst {r.worst:.2%} ({r.evaluated}/{r.runs} runs)"
         else:
             agree = f"not evaluated: no model of this family yet ({r.runs} runs)"
+        first = (r.model or "").split(" ")[0]
+        model = {"attacc": "pim_attacc"}.get(first, first) or "none"
         results.append(
             Result(
-                "pim_kernel",
+                model,
                 "external",
                 f"corpus {r.simulator}: {r.family} ({r.quantity}; {r.model or 'no model'})",
                 int(r.runs),
