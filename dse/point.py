@@ -54,6 +54,7 @@ STATUS_BITS: dict[int, str] = {
     1 << 3: "capacity_exceeded",  # the weights do not fit in the banks' rows
     1 << 4: "requests_rejected",  # serving: a request can never fit the KV capacity
     1 << 5: "iteration_limit",  # serving: the simulation stopped before every request ended
+    1 << 6: "unmapped",  # the chosen mapping has no PIM program for this kernel
 }
 STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
 

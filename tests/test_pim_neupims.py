@@ -124,3 +124,24 @@ def test_monotone_in_L_and_d(kind, dual):
     assert (np.diff(grid, axis=0) >= 0).all()  # in L
     assert (np.diff(grid, axis=1) >= 0).all()  # in d
     assert grid[-1, -1] > grid[0, 0]
+
+
+def test_pim_kernel_neupims_mapping():
+    """pim_kernel with ``policy.mapping=neupims`` gives NeuPIMs' program cycles for attention
+    kernels and flags an FC GEMV ``unmapped`` (NeuPIMs runs FC layers on its NPU)."""
+    from dse import explore
+
+    df = explore(
+        [
+            "model=pim_kernel",
+            "pim=hbm2_neupims",
+            "policy.mapping=neupims",
+            "workload=llama3_8b_attn_score",
+            "space=single",
+            "+space.axes.workload.kind=[gemv,score,context]",
+        ]
+    )
+    by = df.set_index("workload.kind")
+    assert by.loc["gemv", "status"] == "unmapped"
+    assert (by.loc[["score", "context"], "status"] == "ok").all()
+    assert (by.loc[["score", "context"], "cycles"] > 0).all()

@@ -730,6 +730,44 @@ def _attacc_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     }
 
 
+def _neupims_kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
+    """``policy.mapping=neupims``: one request's score or context with all its KV heads on one
+    HBM2-PIM channel, as NeuPIMs builds the PIM programs (dse.models.pim_neupims), timed by
+    NewtonSim's rules (dse.models.pim_newton) in dual (``policy.dual_rb`` 1) or single row-buffer
+    mode. NeuPIMs runs FC layers on its NPU: a GEMV is ``unmapped``. Only cycles and time are
+    known; the time fractions are 0 and ``frac_io`` carries the whole."""
+    from dse.models.pim_neupims import kernel_cycles
+
+    pim = p.hw.pim
+    cyc_i = kernel_cycles(p)
+    ok = cyc_i >= 0
+    cycles = jnp.where(ok, cyc_i, 0).astype(jnp.int64)
+    cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
+    status = jnp.where(ok, 0, STATUS_CODE["unmapped"]) | jnp.where(
+        (pim.tCK_ns <= 0) | (pim.tCCD_mac < 1), STATUS_CODE["bad_parameter"], 0
+    )
+    z = jnp.asarray(0, jnp.int64)
+    zf = jnp.asarray(0.0)
+    return {
+        "cycles": cycles,
+        "time_ns": cyc * pim.tCK_ns,
+        "mac_util": zf,
+        "frac_mac": zf,
+        "frac_row": zf,
+        "frac_io": jnp.asarray(1.0),
+        "frac_refresh": zf,
+        "bottleneck": jnp.asarray(2, jnp.int64),
+        "n_mac": z,
+        "n_act": z,
+        "n_wr_inp": z,
+        "n_rd_out": z,
+        "n_ref": z,
+        "tiles": jnp.asarray(1, jnp.int64),
+        "tiles_issued": jnp.asarray(1, jnp.int64),
+        "status": status.astype(jnp.int64),
+    }
+
+
 def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
     """Cycles and metrics of one design point's kernel (see the module docstring)."""
     if p.workload.trace:
@@ -738,6 +776,8 @@ def kernel(p: DesignPoint) -> dict[str, jnp.ndarray]:
         return _cent_kernel(p)
     if p.policy.mapping == "attacc":
         return _attacc_kernel(p)
+    if p.policy.mapping == "neupims":
+        return _neupims_kernel(p)
     pim, pol = p.hw.pim, p.policy
     T = _tiling(p)
     n_tiles = T["reps"] * T["tpr"]

@@ -49,8 +49,9 @@ class Sched(IntEnum):
 #: ``tiles``: the buffer-tile pipeline under ``sched`` (DESIGN.md §4.3); ``cent``: CENT's
 #: GDDR6-AiM request streams issued by the channel's in-order controller
 #: (dse.models.pim_program); ``attacc``: a whole decode-attention layer as AttAcc maps it on
-#: an HBM3 stack (dse.models.pim_attacc).
-MAPPINGS = ("tiles", "cent", "attacc")
+#: an HBM3 stack (dse.models.pim_attacc); ``neupims``: a request's attention kernels as
+#: NeuPIMs builds its PIM programs (dse.models.pim_neupims).
+MAPPINGS = ("tiles", "cent", "attacc", "neupims")
 
 
 class GemvOrder(IntEnum):
@@ -114,7 +115,8 @@ class Policy:
     mapping: str = static_field(
         "tiles",
         "pim_kernel command mapping: tiles (buffer-tile pipeline under sched), cent (CENT's "
-        "AiM request streams, in-order controller) or attacc (AttAcc's attention layer); static",
+        "AiM request streams, in-order controller), attacc (AttAcc's attention layer) or neupims "
+        "(NeuPIMs' PIM programs); static",
         choices=MAPPINGS,
     )
     gemv_order: int = leaf(
