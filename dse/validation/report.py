@@ -1660,8 +1660,10 @@ def to_markdown(results: Sequence[Result], prov: Mapping[str, Any]) -> str:
         "# Validation report",
         "",
         "Every model against (1) its plain-Python reference simulator in `dse/reference/`, "
-        "(2) external data (AttAcc's Ramulator-2 cache, NeuPIMs' channel assignments, "
-        "LLMServingSim's example outputs, the exact kernel, closed forms) and (3) properties "
+        "(2) external data (the cycle-level corpus we measured on CENT's AiM, AttAcc's "
+        "HBM3-PIM, NeuPIMs' NewtonSim and DRAMsim3 — see the oracle section below —, AttAcc's "
+        "Ramulator-2 cache, NeuPIMs' channel assignments, LLMServingSim's example outputs, the "
+        "exact kernel, closed forms) and (3) properties "
         "over random design points, each property evaluated in one vectorized call "
         "(DESIGN.md §6). Bounds are those of the test suite; LLMServingSim's rows use the "
         "band the README documents. Points: design points, batches, cache rows or requests "
