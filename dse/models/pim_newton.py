@@ -65,8 +65,8 @@ amount. Tiles are issued in a ``lax.while_loop`` (state: time of the tile's last
 the next refresh boundary).
 
 **Ordinary reads** (``dram_reads``; the driver sends read ``i`` to bank ``i mod 16`` of rank 0,
-column ``(i // 16) mod 16``, row ``20000 + i // 512``): ``n_rd`` READ commands (repeated
-addresses still pending are served by one READ, see :func:`read_commands`), each
+column ``(i // 16) mod 16``, row ``20000 + i // 256``, all distinct): ``n_rd = dram_reads``
+READ commands (:func:`read_commands`), each
 ``rr_s`` apart on the data bus; each bank row costs an ACT, four per ``tFAW`` window ``tRRD_S``
 apart, READ ``tRCD`` after its ACT.
 
@@ -87,8 +87,7 @@ apart, READ ``tRCD`` after its ACT.
   so the ACT issues inside the first tile only if its COMP stream outlasts that window
   (``S + rtp + tRCD + NR - 1 > tFAW``), else in the first wait for a refresh or when the PIM
   queue is empty.
-* ``n_rd`` (:func:`read_commands`) is exact up to 256 reads and an estimate above (NewtonSim
-  merges repeated pending addresses, an effect of its queue order). Not modelled: ordinary
+* Not modelled: the row switch of each bank after 256 reads in dual mode, and ordinary
   reads re-activating rank 0 after a refresh hold the next G_ACTs (four-activation window),
   which slows the dual PIM program itself by up to 6 % in the corpus.
 
@@ -175,26 +174,13 @@ def _cdiv(a, b):
 
 
 def read_commands(dram_reads, queued, lead):
-    """READ commands the driver's ``dram_reads`` reads turn into.
-
-    NewtonSim serves a read that arrives while a read of the same address is pending with
-    that read (controller ``AddTransaction``, ``pending_rd_q_``). The driver's addresses repeat
-    every 256 reads (16 banks x 16 columns) within a row of 512 reads. First row: read
-    ``i + 256`` arrives ``i + 256 - queued`` after the reads start (``queued`` already waiting)
-    and read ``i`` issues about ``lead + 2 i`` after it (one READ per ``rr_s = 2``), so reads
-    ``i > 256 - queued - lead`` merge (issue in index order assumed). Later rows: their reads
-    wait behind the previous row's (a bank's row switch waits for its pending hits), so the
-    second 256 of each later full row all merge. Exact up to 256 reads.
-    """
-    n = jnp.asarray(dram_reads, jnp.float64)
-    first = jnp.minimum(n, 512.0)
-    thresh = jnp.clip(256.0 - queued - lead, 0.0, 256.0)
-    merged0 = jnp.clip(first - 256.0 - thresh, 0.0, None)
-    later = jnp.maximum(n - 512.0, 0.0)
-    full = jnp.floor(later / 512.0)
-    rest = later - 512.0 * full
-    later_cmds = 256.0 * full + jnp.minimum(rest, 256.0)
-    return first - merged0 + later_cmds
+    """READ commands the driver's ``dram_reads`` reads turn into: one each. The driver's
+    addresses are distinct (16 banks x 16 columns per row, next row every 256 reads), so
+    NewtonSim's merging of a read into a pending read of the same address (controller
+    ``AddTransaction``, ``pending_rd_q_``) never applies. ``queued`` and ``lead`` are unused
+    (kept for the call signature)."""
+    del queued, lead
+    return jnp.asarray(dram_reads, jnp.float64)
 
 
 def _stream(single, n, rr, rr_s, tCCD_S):

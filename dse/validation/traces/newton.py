@@ -15,7 +15,10 @@ Programs (NeuPIMs' own issue order, src/operations/Microbench.cc and NeuPIMSAtte
   ``COMPS_READRES(comps/readres)``.
 * optional ``gwrites`` GWRITEs first (input vector chunks into the global buffer, as the
   attention score kernel does per chunk), optional ``dram_reads`` ordinary reads issued
-  alongside (to expose what a PIM program blocks).
+  alongside (to expose what a PIM program blocks): read ``i`` to rank 0, bank ``i mod 16``,
+  column ``(i // 16) mod 16``, row ``20000 + i // 256`` (16 burst columns per row, so all
+  addresses are distinct and NewtonSim merges none; the driver's first version used row
+  ``20000 + i // 512``, see docs/oracle/newton.md "Changes").
 
 Families: ``gemv`` (one GWRITE, k columns = comps, rows = tiles), ``attention`` (a GWRITE per
 chunk, one READRES per tile like NeuPIMSAttend), ``gemv_dram`` (gemv with concurrent reads).
@@ -153,7 +156,8 @@ def program(run: NewtonRun) -> list[tuple[str, int, int]]:
                 out.append(("READRES", row, 0))
             else:
                 out.append(("COMPS_READRES", row, per))
-    out.extend(("READ", 20000 + i // 512, 0) for i in range(run.dram_reads))
+    # 16 banks x 16 burst columns = 256 distinct addresses per row, then the next row
+    out.extend(("READ", 20000 + i // 256, 0) for i in range(run.dram_reads))
     return out
 
 
