@@ -42,7 +42,45 @@ settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DSE_SHARED", ROOT.parent / "shared"))
+
+# Third-party reference files (DRAMSim3 INIs, LLMServingSim traces and outputs, NeuPIMs
+# traces, AttAcc's Ramulator cache, the presets table): not part of the repository. Tests that
+# read them are marked ``reference`` and skip, with one line, where the directory is absent.
+REFERENCE = Path(os.environ.get("DSE_REFERENCE") or ROOT.parent / "shared" / "reference")
+HAVE_REFERENCE = REFERENCE.is_dir()
+REFERENCE_MISSING = (
+    "third-party reference files not found: set DSE_REFERENCE (default ../shared/reference)"
+)
+
+
+def require_reference() -> Path:
+    """The reference directory; skips the calling test (one line) where it is absent."""
+    if not HAVE_REFERENCE:
+        pytest.skip(REFERENCE_MISSING)
+    return REFERENCE
+
+
+def reference_params(paths, ids=None) -> list:
+    """Parametrize values over files found in the reference directory. Where the directory is
+    absent: one placeholder that skips, so the parametrized test still shows (as skipped);
+    where it is present but holds none of them: one ``None`` value, which fails the test."""
+    paths = list(paths)
+    if not HAVE_REFERENCE:
+        return [pytest.param(None, id="no-reference", marks=pytest.mark.skip(REFERENCE_MISSING))]
+    if not paths:
+        return [pytest.param(None, id="none-found")]
+    ids = list(ids) if ids is not None else [str(p) for p in paths]
+    return [pytest.param(p, id=i) for p, i in zip(paths, ids, strict=True)]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``reference``-marked tests where the reference directory is absent."""
+    if HAVE_REFERENCE:
+        return
+    skip = pytest.mark.skip(reason=REFERENCE_MISSING)
+    for item in items:
+        if item.get_closest_marker("reference"):
+            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session, exitstatus):
