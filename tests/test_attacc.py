@@ -97,11 +97,11 @@ def _check_single_points(cache: pd.DataFrame, model: pd.DataFrame) -> None:
             assert int(one[k]) == int(model.loc[idx, k]), (idx, k)
 
 
+@pytest.mark.reference
 def test_agreement_with_the_ramulator_cache():
-    try:
-        cache = attacc.load_cache()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    from tests.conftest import REFERENCE
+
+    cache = attacc.load_cache(REFERENCE / "validation" / "attacc_hbm3pim_ramulator_cache.csv")
     look = (np.asarray(cache.index) >= attacc.SECOND_BUILD_ROW).astype(np.int64)
     split = attacc.evaluate(cache, pre_lookahead=look)
     _check_counts(cache, split)

@@ -14,17 +14,18 @@ from dse.config import CONF_DIR
 from dse.errors import ConfigError
 from dse.serving.cluster import BUILTIN_PIM, read_cluster
 from dse.serving.csvout import COLUMNS, HEADER, read_requests_csv, write_requests_csv
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE, reference_params
 
 EXAMPLE = CONF_DIR / "serving" / "single_node_pim_instance.json"
-LSS_PIM = SHARED / "reference" / "pim" / "llmservingsim"
-OUTPUTS = SHARED / "reference" / "llmservingsim" / "example_outputs"
+LSS_PIM = REFERENCE / "pim" / "llmservingsim"
+OUTPUTS = REFERENCE / "llmservingsim" / "example_outputs"
 EXAMPLE_CSVS = sorted(OUTPUTS.glob("*.csv"))
 
 
 def _need(path: Path) -> Path:
-    """A shared reference file: its absence is a broken checkout, not a reason to skip."""
-    assert path.exists(), f"{path} missing (set DSE_SHARED to the shared/ folder)"
+    """A reference file (the tests reading them are marked ``reference``, skipped where
+    $DSE_REFERENCE is absent): a missing one in a present directory is a broken checkout."""
+    assert path.exists(), f"{path} missing (set DSE_REFERENCE to the reference/ folder)"
     return path
 
 
@@ -96,6 +97,7 @@ def test_example_config_composes():
     assert float(base.hw.pim.tCK_ns) == 0.63  # the preset's timings are kept
 
 
+@pytest.mark.reference
 def test_builtin_pim_constants_match_llmservingsim_inis():
     """BUILTIN_PIM's idle power, DIMM size, channel bandwidth and read latency are what
     LLMServingSim's PIMModel derives from its four INIs."""
@@ -151,6 +153,7 @@ def _lpddr5(tmp_path: Path, rel: str) -> Path:
     return dst
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize(
     "rel",
     ["pim/MyLP5.ini", "pim/MyLP5/MyLP5.ini", "pim/MyLP5/lpddr5_device.ini"],
@@ -169,6 +172,7 @@ def test_user_ini_layouts(tmp_path, rel):
     assert f"hw.pim.ini={ini.resolve()}" in c.hydra_overrides()
 
 
+@pytest.mark.reference
 def test_user_ini_in_cwd_configs_pim(tmp_path, monkeypatch):
     """LLMServingSim's own layout: configs/pim/<name>.ini under the working directory."""
     ini = _lpddr5(tmp_path, "work/configs/pim/MyLP5.ini")
@@ -179,6 +183,7 @@ def test_user_ini_in_cwd_configs_pim(tmp_path, monkeypatch):
     assert c.ini_path == str(ini.resolve())
 
 
+@pytest.mark.reference
 def test_user_ini_composes(tmp_path):
     """hw.pim.ini fills the INI's timings; the DIMM count still sets the channels."""
     from dse.cli import _compose, build
@@ -400,13 +405,17 @@ def test_missing_file(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.reference
 def test_header_is_llmservingsims():
     assert EXAMPLE_CSVS, "no shipped example CSVs"
     for f in map(_need, EXAMPLE_CSVS):
         assert f.read_bytes().split(b"\r\n", 1)[0] == HEADER.encode()
 
 
-@pytest.mark.parametrize("name", [p.name for p in EXAMPLE_CSVS] or ["example_single_run.csv"])
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "name", reference_params([p.name for p in EXAMPLE_CSVS], [p.name for p in EXAMPLE_CSVS])
+)
 def test_example_csv_round_trip(tmp_path, name):
     src = _need(OUTPUTS / name)
     frame = read_requests_csv(src)
@@ -447,6 +456,7 @@ def test_csv_short_outputs_and_rounding(tmp_path):
     assert back.model.tolist() == ["m/a", "m/a", "m,b"]
 
 
+@pytest.mark.reference
 def test_csv_write_is_atomic(tmp_path, monkeypatch):
     src = _need(OUTPUTS / "example_single_run.csv")
     frame = read_requests_csv(src)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from dse.cli import _compose, build
@@ -58,12 +56,12 @@ def test_groups_are_not_empty():
     } <= set(GROUPS["pim"])
 
 
+@pytest.mark.reference
 def test_ini_file_fills_the_channel(tmp_path):
     """hw.pim.ini=<file> loads timings from a DRAMSim3 INI; explicit overrides still win."""
-    ini = Path(__file__).resolve().parents[2] / "shared/reference/pim/llmservingsim"
-    path = ini / "DDR4_8GB_3200_pim.ini"
-    if not path.exists():
-        pytest.skip("shared/reference not available")
+    from tests.conftest import REFERENCE
+
+    path = REFERENCE / "pim/llmservingsim/DDR4_8GB_3200_pim.ini"
     cfg, prov = _compose([f"hw.pim.ini={path}", "space=single", "hw.pim.tRP=30"])
     _, base, _ = build(cfg, prov)
     assert float(base.hw.pim.tCK_ns) == pytest.approx(0.63)

@@ -7,7 +7,6 @@ reader under test).
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
@@ -15,15 +14,9 @@ import pytest
 
 from dse.errors import ConfigError
 from dse.hw.dram import DRAMSIM3_DEFAULTS, DramConfig, pim_fields_from_ini, read_ini
+from tests.conftest import REFERENCE, reference_params
 
-SHARED = Path(os.environ.get("DSE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-REF = SHARED / "reference"
-if not (REF / "dram").is_dir() or not (REF / "pim").is_dir():
-    pytest.skip(
-        f"reference data not found under {REF} (set DSE_SHARED to the shared/ folder)",
-        allow_module_level=True,
-    )
-
+REF = REFERENCE
 STOCK = sorted((REF / "dram").glob("*.ini"))
 SAMSUNG = REF / "pim" / "samsung"
 SAMSUNG_DEVICE = SAMSUNG / "HBM2_samsung_2M_16B_x64.ini"
@@ -33,8 +26,8 @@ LLMSERVINGSIM = sorted((REF / "pim" / "llmservingsim").glob("*.ini"))
 ALL_DRAMSIM3 = STOCK + PIM_DRAMSIM3
 
 
-def _ids(paths):
-    return [p.relative_to(REF).as_posix() for p in paths]
+def _params(paths):
+    return reference_params(paths, [p.relative_to(REF).as_posix() for p in paths])
 
 
 # ------------------------------------------------------------------------------------------
@@ -66,6 +59,7 @@ def num(text: str) -> float:
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reference
 def test_reference_file_sets_are_complete():
     assert len(STOCK) == 60
     assert len(LLMSERVINGSIM) == 4
@@ -98,7 +92,8 @@ DIRECT = {  # DramConfig field -> INI key, compared whenever the file has a valu
 }
 
 
-@pytest.mark.parametrize("path", ALL_DRAMSIM3, ids=_ids(ALL_DRAMSIM3))
+@pytest.mark.reference
+@pytest.mark.parametrize("path", _params(ALL_DRAMSIM3))
 def test_dramsim3_file_loads_and_matches_text(path):
     cfg = read_ini(path)
     fv = file_values(path)
@@ -137,6 +132,7 @@ def test_dramsim3_file_loads_and_matches_text(path):
     assert fields["tCCD_mac"] >= max(fields["tCCD_L"], 1)
 
 
+@pytest.mark.reference
 def test_empty_values_mean_absent_and_fall_back_to_dramsim3_defaults():
     path = REF / "pim" / "neupims" / "HBM_4Gb_x128_pim.ini"
     assert "timing.trfc" in file_values(path) and file_values(path)["timing.trfc"] == ""
@@ -146,6 +142,7 @@ def test_empty_values_mean_absent_and_fall_back_to_dramsim3_defaults():
     assert cfg.raw["thermal.mat_dim_x"] == "1024"  # "1024;" comment without a space
 
 
+@pytest.mark.reference
 def test_gddr5x_tck_with_note_and_bankgroup_folding():
     cfg = read_ini(REF / "dram" / "GDDR5X_8Gb_x32.ini")
     assert cfg.tCK_ns == pytest.approx(0.666)  # "tCK = 0.666 (1/1.5)"
@@ -155,7 +152,8 @@ def test_gddr5x_tck_with_note_and_bankgroup_folding():
     assert fields["tCCD_L"] == cfg.tCCD_S  # one bank group: DRAMSim3 uses the _S timings
 
 
-@pytest.mark.parametrize("path", LLMSERVINGSIM, ids=_ids(LLMSERVINGSIM))
+@pytest.mark.reference
+@pytest.mark.parametrize("path", _params(LLMSERVINGSIM))
 def test_llmservingsim_other_section(path):
     fv = file_values(path)
     cfg = read_ini(path)
@@ -169,6 +167,7 @@ def test_llmservingsim_other_section(path):
     assert fields["data_rate"] == pytest.approx(2.0, abs=0.02)  # all four are DDR-style
 
 
+@pytest.mark.reference
 def test_llmservingsim_known_numbers():
     by = {p.name: read_ini(p) for p in LLMSERVINGSIM}
     ddr4 = by["DDR4_8GB_3200_pim.ini"]
@@ -183,6 +182,7 @@ def test_llmservingsim_known_numbers():
     assert (hbm.idle_power_mW, hbm.peak_power_mW, hbm.channels) == (160, 760, 1)
 
 
+@pytest.mark.reference
 def test_data_rate_without_other_section_is_ddr():
     cfg = read_ini(REF / "dram" / "DDR4_8Gb_x8_3200.ini")
     assert cfg.idle_power_mW is None and cfg.peak_power_mW is None
@@ -190,6 +190,7 @@ def test_data_rate_without_other_section_is_ddr():
     assert cfg.transfers_per_tck == pytest.approx(2.0)
 
 
+@pytest.mark.reference
 def test_neupims_dualpim_pim_fields():
     path = REF / "pim" / "neupims" / "HBM2_8Gb_x128_dualpim.ini"
     cfg = read_ini(path)
@@ -226,6 +227,7 @@ def test_neupims_dualpim_pim_fields():
     }
 
 
+@pytest.mark.reference
 def test_pim_fields_are_pim_channel_fields():
     import dataclasses
 
@@ -249,6 +251,7 @@ def test_pim_fields_are_pim_channel_fields():
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reference
 def test_samsung_dramsim2_device():
     fv = file_values(SAMSUNG_DEVICE)
     cfg = read_ini(SAMSUNG_DEVICE)
@@ -274,7 +277,8 @@ def test_samsung_dramsim2_device():
     assert (fields["tCCD_mac"], fields["CL"], fields["row_bytes"]) == (4, 20, 1024)
 
 
-@pytest.mark.parametrize("path", SYSTEM_FILES, ids=_ids(SYSTEM_FILES))
+@pytest.mark.reference
+@pytest.mark.parametrize("path", _params(SYSTEM_FILES))
 def test_dramsim2_system_file_rejected(path):
     with pytest.raises(ConfigError) as ei:
         read_ini(path)
@@ -449,6 +453,7 @@ def test_directory_is_not_an_ini(tmp_path):
         read_ini(d)
 
 
+@pytest.mark.reference
 def test_values_are_finite():
     for path in ALL_DRAMSIM3 + [SAMSUNG_DEVICE]:
         cfg = read_ini(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
@@ -14,13 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dse.hw import dram_interface as di
+from tests.conftest import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("DSE_REFERENCE", ROOT.parent / "shared" / "reference"))
 CORPUS = ROOT / "dse" / "validation" / "data" / "corpus_dramsim3.csv"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason="DRAM INIs not found: set DSE_REFERENCE to shared/reference"
-)
 
 
 def base(**kw) -> di.InterfaceParams:
@@ -174,7 +170,7 @@ def test_works_on_jax_arrays_and_differentiates():
     assert v[0] > v[1]
 
 
-@needs_reference
+@pytest.mark.reference
 def test_interface_params_from_ini():
     from dse.hw.dram import read_ini
 
@@ -184,7 +180,7 @@ def test_interface_params_from_ini():
     assert (p.bankgroups, p.reads_per_row, p.t32AW) == (1, 128, 420)
 
 
-@needs_reference
+@pytest.mark.reference
 def test_corpus_agreement_within_ten_percent():
     rows = pd.read_csv(CORPUS)
     e = di.evaluate_corpus_rows(rows)

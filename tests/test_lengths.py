@@ -39,10 +39,10 @@ from dse.workload.lengths import (
     sample_lengths,
     sample_lengths_np,
 )
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
 DATA = Path(L.__file__).resolve().parent / "data"
-REF = SHARED / "reference"
+REF = REFERENCE
 BETA_SETS = list(STATS)
 TRACES = [LengthDist.sharegpt, LengthDist.neupims_sharegpt, LengthDist.mixed]
 
@@ -185,9 +185,8 @@ def test_trace_draws_follow_the_csv(d):
     assert ks_integer(x, cdf) < dkw_eps(N)
 
 
+@pytest.mark.reference
 def test_packaged_csvs_equal_the_sources():
-    if not REF.is_dir():
-        pytest.skip(f"reference data not found under {REF} (set DSE_SHARED)")
     jsonl = REF / "llmservingsim" / "workloads"
     pairs = {
         "sharegpt_llama31_8b.csv": (

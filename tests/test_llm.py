@@ -10,7 +10,7 @@ import re
 import pytest
 
 from dse.workload.llm import PRESET_DIR, LlmShape, from_hf_config, load_preset, presets
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
 # preset -> (published parameter count in billions, where the figure is published).
 # Counts here leave out norms, biases and learned positional embeddings, which are < 0.5 %
@@ -30,7 +30,7 @@ PUBLISHED: dict[str, tuple[float, str]] = {
 }
 REL_TOL = 0.03
 
-NEUPIMS = SHARED / "reference" / "pim" / "neupims"
+NEUPIMS = REFERENCE / "pim" / "neupims"
 
 
 def test_every_preset_has_a_published_size():
@@ -75,8 +75,6 @@ def test_llama3_1_8b_derived_sizes():
 
 
 def _neupims_models() -> dict[str, dict]:
-    if not NEUPIMS.is_dir():
-        pytest.skip(f"NeuPIMs configs not found at {NEUPIMS} (set DSE_SHARED)")
     files = sorted(NEUPIMS.glob("configs_model_configs_gpt3-*.json"))
     assert files, f"no model configs in {NEUPIMS}"
     out = {}
@@ -86,6 +84,7 @@ def _neupims_models() -> dict[str, dict]:
     return out
 
 
+@pytest.mark.reference
 def test_neupims_model_configs_agree_with_gpt3_presets():
     """Every field a NeuPIMs model config shares with a preset agrees. ``model_n_layer`` is 1
     in all of them (NeuPIMs simulates one layer and scales), so layers are not compared;

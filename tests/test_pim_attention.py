@@ -216,17 +216,16 @@ def test_tile_timing_against_the_exact_kernel(preset):
     assert err.mean() <= 0.005 and err.max() <= 0.12, (err.mean(), err.max(), n[err.argmax()])
 
 
+@pytest.mark.reference
 def test_greedy_balances_neupims_trace_better_than_round_robin():
     """NeuPIMs' 512 ShareGPT requests on 32 channels (its own traces: round-robin and
     channel-load-balanced assignments): greedy longest-first here is at least as balanced as
     NeuPIMs' balanced assignment, which is more balanced than round-robin, here and there."""
     import csv
 
-    from tests.conftest import SHARED
+    from tests.conftest import REFERENCE
 
-    path = SHARED / "reference/workloads/share-gpt2-bs512-ms7B-tp4-{}-0.csv"
-    if not path.parent.is_dir():
-        pytest.skip("../shared/reference is not here")
+    path = REFERENCE / "workloads/share-gpt2-bs512-ms7B-tp4-{}-0.csv"
 
     def imbalance(kind: str) -> float:
         rows = list(csv.DictReader(open(str(path).format(kind), encoding="utf-8")))

@@ -9,7 +9,6 @@ PRESET_SOURCES with the reason; an entry there that does not actually differ fai
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,10 @@ from dse.errors import ConfigError
 from dse.hw.dram import pim_fields_from_ini
 from dse.hw.pim import PimChannel
 from dse.hw.presets import REQUIRED_COLUMNS, cell_number, read_presets
+from tests.conftest import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DSE_SHARED") or ROOT.parent / "shared")
-CSV = SHARED / "reference" / "pim" / "pim_timing_presets.csv"
-if not CSV.is_file():
-    pytest.skip(
-        f"presets table not found at {CSV} (set DSE_SHARED to the shared/ folder)",
-        allow_module_level=True,
-    )
+CSV = REFERENCE / "pim" / "pim_timing_presets.csv"
 CONF = ROOT / "conf" / "pim"
 YAMLS = sorted(CONF.glob("*.yaml"))
 FIELDS = [f.name for f in dataclasses.fields(PimChannel)]
@@ -155,6 +149,7 @@ def check_against(name: str, preset: dict, expected: dict, overrides: dict, what
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reference
 def test_presets_table_reads(presets):
     assert len(presets) == 10
     assert "attacc_HBM3_5.2Gbps_NPC" in presets and "samsung_HBM2_PIM" in presets
@@ -164,6 +159,7 @@ def test_presets_table_reads(presets):
         assert row["num"]["preset"] is None and row["num"]["notes"] is None
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize(
     "preset,column,raw,number",
     [
@@ -215,6 +211,7 @@ def test_cell_number_rule(cell, number):
     assert cell_number(cell) == number
 
 
+@pytest.mark.reference
 def test_presets_errors(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(ConfigError, match="nope.csv") as ei:
@@ -249,12 +246,15 @@ def test_every_yaml_has_a_source_entry():
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=[p.stem for p in YAMLS])
+@pytest.mark.reference
 def test_yaml_shape(path):
     assert path.read_text(encoding="utf-8").splitlines()[0] == "# @package hw.pim"
     cfg = load(path.stem)
     assert set(cfg) == set(FIELDS) | {"name", "source"}
     assert cfg["name"] == path.stem
-    src = SHARED / cfg["source"].split("#", 1)[0]
+    rel = cfg["source"].split("#", 1)[0]
+    assert rel.startswith("reference/"), cfg["source"]
+    src = REFERENCE / rel.removeprefix("reference/")
     assert src.is_file(), cfg["source"]
     if "#" in cfg["source"]:
         assert cfg["source"].split("#", 1)[1] in read_presets(CSV)
@@ -271,12 +271,13 @@ def test_yaml_shape(path):
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_SOURCES))
+@pytest.mark.reference
 def test_yaml_matches_its_sources(name, presets):
     src = PRESET_SOURCES[name]
     assert "ini" in src or "csv" in src
     cfg = load(name)
     if "ini" in src:
-        ini = SHARED / "reference" / src["ini"]
+        ini = REFERENCE / src["ini"]
         assert cfg["source"] == f"reference/{src['ini']}"
         check_against(name, cfg, pim_fields_from_ini(ini), src.get("ini_overrides", {}), "INI")
     if "csv" in src:

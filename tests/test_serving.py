@@ -17,10 +17,10 @@ from dse.reference.serving import reference_step
 from dse.reference.serving import simulate as ref_simulate
 from dse.serving import sim, traces
 from dse.serving import step as stepmod
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
 SLOTS = 16
-LLMSS = SHARED / "reference/llmservingsim/workloads"
+LLMSS = REFERENCE / "llmservingsim/workloads"
 
 
 def _base():
@@ -92,12 +92,22 @@ def _traces() -> dict[str, traces.Trace]:
     sg = traces.read_jsonl(LLMSS / "sharegpt-llama-3.1-8b-300-sps10.noids.jsonl")
     sg = traces.Trace(sg.arrival_ns[:40], sg.input_toks[:40], np.minimum(sg.output_toks[:40], 40))
     npm = traces.read_neupims_csv(
-        SHARED / "reference/workloads/share-gpt2-bs512-ms7B-tp4-rr-0.csv", output_toks=12
+        REFERENCE / "workloads/share-gpt2-bs512-ms7B-tp4-rr-0.csv", output_toks=12
     )
     npm = traces.Trace(
         npm.arrival_ns[:32], np.minimum(npm.input_toks[:32], 600), npm.output_toks[:32]
     )
     return {"example": ex, "sharegpt40": sg, "neupims32": npm}
+
+
+def _trace(name: str) -> traces.Trace:
+    """A named trace: ``synthetic40`` is generated here, the others read from the reference
+    directory (:func:`_traces`)."""
+    if name == "synthetic40":
+        return traces.synthetic(
+            40, 5.0, seed=11, input_dist="sharegpt", output_dist="fixed", output_len=40
+        )
+    return _traces()[name]
 
 
 def _options(tr: traces.Trace, **kw) -> sim.Options:
@@ -108,7 +118,7 @@ def _options(tr: traces.Trace, **kw) -> sim.Options:
 def _batched(n_points: int, name: str, seed: int):
     base = replace_paths(_base(), {"workload.dtype": "fp16"})
     points = _random(np.random.default_rng(seed), n_points)
-    tr = _traces()[name]
+    tr = _trace(name)
     ta = sim.TraceArrays.from_trace(tr)
     opt = _options(tr)
     out = jax.jit(lambda s, t: sim.simulate_batch(base, s, t, opt))(_swept(points), ta)
@@ -149,6 +159,7 @@ def _agreement(n_points: int, seed: int, names: tuple[str, ...] = TRACES) -> Non
         _properties(points, tr, ta, out)
 
 
+@pytest.mark.reference
 def test_vectorized_equals_reference():
     """Per-request TTFT, TPOT and latency within 0.5% of the per-step reference on 4
     random points of a 40-request ShareGPT trace (the slow target: 50 points × this, the
@@ -156,6 +167,12 @@ def test_vectorized_equals_reference():
     _agreement(4, seed=1, names=("sharegpt40",))
 
 
+def test_vectorized_equals_reference_synthetic():
+    """The same agreement on a generated 40-request trace (no reference files needed)."""
+    _agreement(4, seed=1, names=("synthetic40",))
+
+
+@pytest.mark.reference
 @pytest.mark.slow
 def test_vectorized_equals_reference_50():
     _agreement(50, seed=2)
@@ -206,6 +223,7 @@ def _properties(points, tr, ta, out) -> None:
         assert out["it"][i] <= out["steps"][i] + 2 * len(tr) + 1
 
 
+@pytest.mark.reference
 @pytest.mark.slow
 def test_points_split_over_devices_give_the_same_results():
     """compile_batch runs each device's share of the points (one device per CPU core, as
@@ -239,6 +257,7 @@ def test_same_seed_same_results():
         np.testing.assert_array_equal(np.asarray(runs[0][k]), np.asarray(runs[1][k]))
 
 
+@pytest.mark.reference
 def test_cost_grows_with_events_not_tokens():
     """Quadrupling every output multiplies generated tokens by 4 but the loop iterations
     (events) by less than 1.3."""

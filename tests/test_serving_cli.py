@@ -12,9 +12,9 @@ import pytest
 from dse.config import CONF_DIR
 from dse.serving.__main__ import main
 from dse.serving.csvout import read_requests_csv
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
-LLMSS = SHARED / "reference/llmservingsim"
+LLMSS = REFERENCE / "llmservingsim"
 CLUSTER = CONF_DIR / "serving/single_node_pim_instance.json"
 
 
@@ -45,6 +45,7 @@ def offload_run(tmp_path_factory):
     return out, json.loads(summary.read_text())
 
 
+@pytest.mark.reference
 def test_header_byte_identical(offload_run):
     out, _ = offload_run
     ours = out.read_bytes().splitlines(keepends=True)[0]
@@ -53,6 +54,7 @@ def test_header_byte_identical(offload_run):
         assert ours == theirs
 
 
+@pytest.mark.reference
 def test_rows_are_consistent(offload_run):
     """Every request once; ITL has output−1 entries; TTFT + ΣITL = latency = end − arrival
     exactly (as in LLMServingSim's files); rows in completion order."""
@@ -74,6 +76,7 @@ def test_rows_are_consistent(offload_run):
         assert r["output"] == trace["output_toks"][r["request_id"]]
 
 
+@pytest.mark.reference
 def test_step_log(tmp_path, caplog, capsys):
     import logging
 
@@ -108,9 +111,14 @@ def test_step_log(tmp_path, caplog, capsys):
     ],
 )
 def test_bad_input_exits_2(tmp_path, capsys, args, expect):
+    dataset = tmp_path / "d.jsonl"  # a valid dataset: only the option named is bad
+    dataset.write_text(
+        '{"input_toks": 30, "output_toks": 4, "arrival_time_ns": 0}\n'
+        '{"input_toks": 12, "output_toks": 9, "arrival_time_ns": 1000}\n'
+    )
     base = {
         "--cluster-config": str(CLUSTER),
-        "--dataset": str(LLMSS / "workloads/example_trace.jsonl"),
+        "--dataset": str(dataset),
         "--output": str(tmp_path / "o.csv"),
     }
     argv = []
@@ -142,6 +150,7 @@ def test_bad_dataset_line(tmp_path, capsys):
     assert "bad.jsonl:2" in err
 
 
+@pytest.mark.reference
 @pytest.mark.slow
 def test_hydra_sweep_one_row_per_point(tmp_path):
     """The same cluster as a sweep: two PIM channel counts × interleaving on/off in one call."""

@@ -16,9 +16,10 @@ from dse import studies
 from dse.serving.csvout import read_requests_csv
 from dse.studies import ROOT, STUDIES, SWEEPS, markdown_table, resolve
 from dse.workload.lengths import STATS, LengthDist
+from tests.conftest import REFERENCE
 
 RESULTS = ROOT / "results"
-LSIM_OUTPUTS = ROOT.parent / "shared" / "reference" / "llmservingsim" / "example_outputs"
+LSIM_OUTPUTS = REFERENCE / "llmservingsim" / "example_outputs"
 
 
 def _committed(name: str) -> pd.DataFrame:
@@ -144,6 +145,7 @@ def test_kv_capacity_results_closed_form():
     assert df["capacity_util"].between(0, 1).all()
 
 
+@pytest.mark.reference
 def test_llmservingsim_results_quote_the_shipped_outputs():
     df = _committed("llmservingsim_pim")
     files = {

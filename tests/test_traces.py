@@ -11,18 +11,19 @@ import pytest
 from dse.errors import ConfigError
 from dse.serving import read_jsonl, read_neupims_csv, synthetic, write_jsonl
 from dse.workload.lengths import load_trace
-from tests.conftest import SHARED as SHARED_ROOT
+from tests.conftest import REFERENCE
 
-SHARED = SHARED_ROOT / "reference"
-LSS = SHARED / "llmservingsim" / "workloads"
+LSS = REFERENCE / "llmservingsim" / "workloads"
 
 
 def _need(path: Path) -> Path:
-    """A shared reference file: its absence is a broken checkout, not a reason to skip."""
-    assert path.exists(), f"{path} missing (set DSE_SHARED to the shared/ folder)"
+    """A reference file (the tests reading them are marked ``reference``, skipped where
+    $DSE_REFERENCE is absent): a missing one in a present directory is a broken checkout."""
+    assert path.exists(), f"{path} missing (set DSE_REFERENCE to the reference/ folder)"
     return path
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize(
     "name,count",
     [
@@ -41,12 +42,13 @@ def test_llmservingsim_datasets(name, count):
     assert t.arrival_ns.tolist() == [x["arrival_time_ns"] for x in lines]
 
 
+@pytest.mark.reference
 def test_example_trace_matches_llmservingsim_outputs():
     """The example trace's requests are the ones in LLMServingSim's per-request CSV."""
     import csv
 
     t = read_jsonl(_need(LSS / "example_trace.jsonl"))
-    out = SHARED / "llmservingsim" / "example_outputs" / "example_single_run.csv"
+    out = REFERENCE / "llmservingsim" / "example_outputs" / "example_single_run.csv"
     rows = {int(r["request id"]): r for r in csv.DictReader(_need(out).open())}
     for i in range(len(t)):
         assert int(rows[i]["input"]) == t.input_toks[i]
@@ -79,8 +81,9 @@ def test_bad_line_names_its_line_and_key(tmp_path, line, key):
     assert key in str(e.value)
 
 
+@pytest.mark.reference
 def test_neupims_csv():
-    path = _need(SHARED / "workloads" / "share-gpt2-bs512-ms7B-tp4-rr-0.csv")
+    path = _need(REFERENCE / "workloads" / "share-gpt2-bs512-ms7B-tp4-rr-0.csv")
     t = read_neupims_csv(path, output_toks=64)
     assert len(t) == 512
     assert t.input_toks[:4].tolist() == [2048, 2048, 1014, 930]
