@@ -90,12 +90,17 @@ def cent_kernel(p, literal) -> dict:
     def req(st, name, opsize=1, row=-1):
         return step(st, request(name, opsize=opsize, row=row))
 
+    def output(st, op, row):
+        """One output: initialise its accumulator, MAC one row, read it out."""
+        return req(req(req(st, "WRMAC16"), "MAC16", op, row), "RDMAC16")
+
     # ---- GEMV -------------------------------------------------------------------------
     K, M = jnp.maximum(wl.K, one), jnp.maximum(wl.M, one)
     rpv = _cdiv(K, E)
     per_bank = _cdiv(M, channels * banks)
     op_last = _cdiv(K - E * (rpv - 1), B)
-    n_groups = _cdiv(per_bank, R)
+    # the literal order is the reuse order with groups of one output
+    n_groups = _cdiv(per_bank, jnp.where(literal, one, R))
     group = _cdiv(per_bank, n_groups)
     last_group = per_bank - group * (n_groups - 1)
 
@@ -103,23 +108,13 @@ def cent_kernel(p, literal) -> dict:
         def chunk(st, r, op):
             st = req(st, "WRGB", op)
 
-            def member(st, v):
-                st = req(st, "WRMAC16")
-                st = req(st, "MAC16", op, v * rpv + r)
-                return req(st, "RDMAC16")
-
             def grp(st, gi, n):
                 st = repeat(st, n, lambda s, i: req(s, "WRMAC16"))
                 st = repeat(st, n, lambda s, i: req(s, "MAC16", op, (gi * group + i) * rpv + r))
                 return repeat(st, n, lambda s, i: req(s, "RDMAC16"))
 
-            def reuse(st):
-                st = repeat(st, n_groups - 1, lambda s, gi: grp(s, gi, group))
-                return grp(st, n_groups - 1, last_group)
-
-            lit = repeat(st, per_bank, member)
-            reu = reuse(st)
-            return jax.tree.map(lambda a, b: jnp.where(literal, a, b), lit, reu)
+            st = repeat(st, n_groups - 1, lambda s, gi: grp(s, gi, group))
+            return grp(st, n_groups - 1, last_group)
 
         st = repeat(st, rpv - 1, lambda s, r: chunk(s, r, cols))
         return chunk(st, rpv - 1, op_last)
@@ -138,12 +133,7 @@ def cent_kernel(p, literal) -> dict:
         def query(st, r, s):
             st = req(st, "WRGB", cols)
 
-            def head(st, h):
-                st = req(st, "WRMAC16")
-                st = req(st, "MAC16", mac_op, s * rpk + r)
-                return req(st, "RDMAC16")
-
-            return repeat(st, heads_per_row, head)
+            return repeat(st, heads_per_row, lambda q, _: output(q, mac_op, s * rpk + r))
 
         def block(st, r, s):
             return repeat(st, g, lambda q, _: query(q, r, s))
@@ -160,12 +150,9 @@ def cent_kernel(p, literal) -> dict:
         def token_row(st, h, ro, op):
             st = req(st, "WRGB", op)
 
-            def dim(st, dd):
-                st = req(st, "WRMAC16")
-                st = req(st, "MAC16", op, ((h * dim_iters + dd) * rows_seq) + ro)
-                return req(st, "RDMAC16")
-
-            return repeat(st, dim_iters, dim)
+            return repeat(
+                st, dim_iters, lambda q, dd: output(q, op, (h * dim_iters + dd) * rows_seq + ro)
+            )
 
         def query(st, h):
             st = repeat(st, rows_seq - 1, lambda s, ro: token_row(s, h, ro, cols))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import csv
 import json
 import math
 import os
@@ -37,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dse.validation.traces import write_corpus
 
 SIMULATOR = "dramsim3"
 
@@ -565,13 +566,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=a.jobs) as ex:
         rows = list(ex.map(go, enumerate(jobs)))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in COLUMNS})
-    print(f"wrote {len(rows)} rows to {a.out}")
+    print(f"wrote {write_corpus(a.out, rows, COLUMNS)} rows to {a.out}")
     return 0
 
 

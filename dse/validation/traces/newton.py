@@ -31,7 +31,6 @@ chunk, one READRES per tile like NeuPIMSAttend), ``gemv_dram`` (gemv with concur
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dse.validation.traces import write_corpus
 
 SIMULATOR = "newtonsim"
 MODES = {"single": "HBM2_8Gb_x128_singlepim.ini", "dual": "HBM2_8Gb_x128_dualpim.ini"}
@@ -260,13 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in COLUMNS})
-    print(f"wrote {len(rows)} rows to {a.out}")
+    print(f"wrote {write_corpus(a.out, rows, COLUMNS)} rows to {a.out}")
     return 0
 
 
