@@ -1,10 +1,10 @@
 """A DRAM channel's external interface: streaming / random bandwidth and idle read latency.
 
-Closed forms, from the timing and organisation parameters of one channel (the fields
-:class:`~dse.hw.dram.DramConfig` holds plus the DRAMsim3 ``[system]`` queue keys), of what
-DRAMsim3 (umd-memsys/DRAMsim3 at 29817593) measures on one channel: sustained sequential and
-random read bandwidth, mixed read/write bandwidth with bus turnaround, and the mean read
-latency of unloaded reads. Every function takes an :class:`InterfaceParams` whose fields may
+Closed forms (random reads: a cycle-level scheduler), from the timing and organisation
+parameters of one channel (the fields :class:`~dse.hw.dram.DramConfig` holds plus the
+DRAMsim3 ``[system]`` queue keys), of what DRAMsim3 (umd-memsys/DRAMsim3 at 29817593)
+measures on one channel: sustained sequential and random read bandwidth, mixed read/write
+bandwidth with bus turnaround, and the mean read latency of unloaded reads. Every function takes an :class:`InterfaceParams` whose fields may
 be Python numbers, NumPy arrays or JAX arrays (float64 with ``jax_enable_x64``); results are
 NumPy floats for numbers and JAX arrays otherwise, so the model can be swept, ``vmap``-ed and
 differentiated. Ground truth and measurements: docs/oracle/dramsim3.md; agreement:
@@ -48,15 +48,12 @@ Mechanisms and equations (DRAMsim3 file:line in src/):
   two banks. Refresh (refresh.cc:12-22, controller.cc:71-73) blocks the active rank ``tRFC``
   once per ``tREFI``: bandwidth ``x (1 - tRFC/tREFI)``.
 * **Random read** (:func:`random_read_GBps`): one activation per request (rows are large, hit
-  rate ~0). Rates per cycle that bound it: activation windows per rank ``4/tFAW``
-  (channel_state.cc:270-296) and, GDDR only, ``32/t32AW``; ``tRRD`` between activations of a
-  rank with a random bank group (``tRRD_L`` with probability 1/bankgroups); a bank's row
-  cycle ``tRC = tRAS + tRP`` over ``banks`` banks; the data bus ``1/burst``; the command bus
-  (one command per cycle, controller.cc:77; ACT + RD + PRE per request, HBM issues the
-  column command beside a row command, ``hbm_dual_cmd``, controller.cc:84-92). The bounds
-  interact (random bank conflicts, one scheduler), so they are combined as a power mean of
-  the per-request times, ``(sum_i t_i^p)^(1/p)`` with ``p`` = :data:`RANDOM_SOFTMIN_P`, and the
-  result is scaled by ``1 - tRFC/tREFI``.
+  rate ~0). The rate bounds (activation windows ``4/tFAW`` per rank, GDDR's ``32/t32AW``,
+  ``tRRD``, ``tRC`` over the banks, the data bus ``1/burst``, the command bus) are not reached:
+  banks idle while others hold several requests, a READ loses its command slot to an ACT, a
+  refresh closes rows whose READ had not issued. No closed form holds these without a fitted
+  combination, so the controller itself runs cycle by cycle (:mod:`dse.hw.dram_scheduler`:
+  read queue, per-bank command queues, round-robin issue, timing table, staggered refresh).
 * **Mixed read/write** (:func:`mixed_GBps`): writes wait in ``write_buffer_`` and drain in a
   batch once the buffer is full (controller.cc:197-204), ``trans_queue_size`` writes at a
   time; each batch costs one read->write turnaround ``RL + burst - WL + tRTRS`` and one
@@ -101,15 +98,12 @@ __all__ = [
     "refresh_factor",
     "evaluate_corpus_rows",
     "MODEL_NAME",
-    "RANDOM_SOFTMIN_P",
     "IDLE_GAP_CYCLES",
     "IN_SCOPE_FAMILIES",
 ]
 
 #: Short name in the corpus's ``model`` column.
 MODEL_NAME = "dram_interface"
-#: Exponent of the power mean that combines the random-access rate bounds.
-RANDOM_SOFTMIN_P = 10.0
 #: Default spacing of unloaded reads (cycles); the corpus's idle traces use 150.
 IDLE_GAP_CYCLES = 150.0
 #: Corpus families the model claims (see :func:`evaluate_corpus_rows`).
@@ -129,6 +123,9 @@ _SYSTEM_DEFAULTS = {
     "system.trans_queue_size": "32",
     "system.refresh_policy": "RANK_LEVEL_STAGGERED",
     "timing.trtrs": "2",
+    "timing.trcdrd": "24",
+    "timing.trtp": "5",
+    "timing.tppd": "0",
     "timing.t32aw": "330",
     "dram_structure.hbm_dual_cmd": "true",
 }
@@ -153,6 +150,7 @@ class InterfaceParams(NamedTuple):
     CL: Any
     CWL: Any
     tRCD: Any
+    tRCD_rd: Any  #: ACT->READ: ``tRCDRD`` on GDDR/HBM, ``tRCD - AL`` otherwise (timing.cc:43-49)
     tRP: Any
     tRAS: Any
     tCCD_S: Any
@@ -162,6 +160,8 @@ class InterfaceParams(NamedTuple):
     tFAW: Any
     t32AW: Any  #: 32-activation window; ``inf`` where it does not apply (non-GDDR)
     tRTRS: Any
+    tRTP: Any  #: READ->PRE (DRAMsim3 reads ``tRTP``, default 5)
+    tPPD: Any  #: PRE->PRE in a rank (GDDR and LPDDR4 only, else 0)
     tWTR_S: Any
     tWTR_L: Any
     tRFC: Any
@@ -263,6 +263,7 @@ def interface_params(cfg: DramConfig, *, hbm_column_prefetch: bool = True) -> In
         CL=f(cfg.CL),
         CWL=f(cfg.CWL),
         tRCD=f(cfg.tRCD),
+        tRCD_rd=f(geti("timing.trcdrd")) if (gddr or hbm) else f(cfg.tRCD - cfg.AL),
         tRP=f(cfg.tRP),
         tRAS=f(cfg.tRAS),
         tCCD_S=f(cfg.tCCD_S),
@@ -272,6 +273,8 @@ def interface_params(cfg: DramConfig, *, hbm_column_prefetch: bool = True) -> In
         tFAW=f(cfg.tFAW),
         t32AW=f(geti("timing.t32aw")) if gddr else math.inf,
         tRTRS=f(geti("timing.trtrs")),
+        tRTP=f(geti("timing.trtp")),
+        tPPD=f(geti("timing.tppd")) if (gddr or proto == "LPDDR4") else 0.0,
         tWTR_S=f(cfg.tWTR_S),
         tWTR_L=f(cfg.tWTR_L),
         tRFC=f(cfg.tRFC),
@@ -341,44 +344,35 @@ def stream_write_GBps(p: InterfaceParams):
     return stream_read_GBps(p)
 
 
-def random_cycles_per_request(p: InterfaceParams, softmin_p: float = RANDOM_SOFTMIN_P):
-    """Mean cycles per request of uniformly random reads (one activation each)."""
-    xp = _ns(p)
-    ranks = p.ranks
-    per_faw = p.tFAW / (4.0 * ranks)
-    per_32aw = p.t32AW / (32.0 * ranks)
-    p_same_bg = 1.0 / p.bankgroups
-    per_rrd = (p_same_bg * p.tRRD_L + (1.0 - p_same_bg) * p.tRRD_S) / ranks
-    per_rc = (p.tRAS + p.tRP) / (p.banks * ranks)
-    # data bus: a burst, plus tRTRS when consecutive reads change rank; the round-robin over
-    # command queues (ordered rank by rank) changes rank on about half of them
-    per_bus = p.burst + 0.5 * p.tRTRS * (1.0 - 1.0 / ranks)
-    # commands per request on the one command bus: ACT, RD, PRE (HBM: RD beside ACT/PRE)
-    per_cmd = xp.where(p.dual_cmd > 0, 2.0, 3.0) - (1.0 - p.open_page)
-    terms = [per_faw, xp.where(xp.isfinite(per_32aw), per_32aw, 0.0), per_rrd, per_rc]
-    terms += [per_bus, per_cmd]
-    s = sum(t**softmin_p for t in terms)
-    return s ** (1.0 / softmin_p)
+def random_cycles_per_request(p: InterfaceParams):
+    """Mean cycles per request of saturating uniformly random reads, refresh included.
+
+    Runs DRAMsim3's controller cycle by cycle (:mod:`dse.hw.dram_scheduler`).
+    """
+    from dse.hw.dram_scheduler import random_read_cycles
+
+    return random_read_cycles(p)
 
 
-def random_read_GBps(p: InterfaceParams, softmin_p: float = RANDOM_SOFTMIN_P):
-    """Sustained random read bandwidth of one channel (GB/s)."""
-    cyc = random_cycles_per_request(p, softmin_p)
-    return p.request_bytes / (cyc * p.tCK_ns) * refresh_factor(p)
+def random_read_GBps(p: InterfaceParams):
+    """Sustained random read bandwidth of one channel (GB/s), refresh included."""
+    return p.request_bytes / (random_cycles_per_request(p) * p.tCK_ns)
 
 
-def mixed_GBps(p: InterfaceParams, write_fraction, pattern: str = "stream"):
+def mixed_GBps(p: InterfaceParams, write_fraction, pattern: str = "stream", random_cycles=None):
     """Bandwidth of a read/write mix (GB/s): batched write drains with bus turnarounds.
 
-    ``write_fraction`` in [0, 1]; ``pattern`` ``"stream"`` or ``"random"``. Writes drain in
-    batches of ``trans_queue_size``; each batch pays read->write and write->read turnaround.
+    ``write_fraction`` in [0, 1]; ``pattern`` ``"stream"`` or ``"random"``
+    (``random_cycles``: :func:`random_cycles_per_request` of ``p`` where already computed).
+    Writes drain in batches of ``trans_queue_size``; each batch pays read->write and
+    write->read turnaround.
     """
     xp = _xp(*p, write_fraction)
     f = xp.clip(xp.asarray(write_fraction, dtype=float), 0.0, 1.0)
     if pattern == "stream":
-        per = stream_cycles_per_request(p)
+        per = stream_cycles_per_request(p) / refresh_factor(p)  # refresh included
     elif pattern == "random":
-        per = random_cycles_per_request(p)
+        per = random_cycles_per_request(p) if random_cycles is None else random_cycles
     else:
         raise ValueError(f"pattern must be 'stream' or 'random', not {pattern!r}")
     rl, wl = p.AL + p.CL, p.AL + p.CWL
@@ -388,8 +382,8 @@ def mixed_GBps(p: InterfaceParams, write_fraction, pattern: str = "stream"):
     batch = p.trans_queue
     # per request: its own service time + the turnaround of its share of a batch
     has_both = xp.where((f > 0) & (f < 1), 1.0, 0.0)
-    cyc = per + has_both * f * turn / batch
-    return p.request_bytes / (cyc * p.tCK_ns) * refresh_factor(p)
+    cyc = per + has_both * f * turn / batch / refresh_factor(p)
+    return p.request_bytes / (cyc * p.tCK_ns)
 
 
 def idle_read_latency_cycles(p: InterfaceParams, pattern: str = "random", gap=IDLE_GAP_CYCLES):
@@ -503,7 +497,6 @@ def evaluate_corpus_rows(rows, progress: Callable[[str], None] | None = None):
     out = rows.copy()
     quantity, measured, value, scope = [], [], [], []
     for _, r in rows.iterrows():
-        fam = str(r["family"])
         key = (str(r["config"]), str(r["config_dir"]))
         if key not in cache:
             path = _ini_path(root, *key)
@@ -515,6 +508,26 @@ def evaluate_corpus_rows(rows, progress: Callable[[str], None] | None = None):
                 cache[key] = None
             if progress:
                 progress(f"{key[1]}/{key[0]}: {'ok' if cache[key] else 'absent'}")
+    # the random-read scheduler runs once, on every configuration a random family needs
+    need = sorted(
+        {
+            (str(r["config"]), str(r["config_dir"]))
+            for _, r in rows.iterrows()
+            if "random" in str(r["family"]) and not str(r["family"]).startswith("latency")
+        }
+        - {k for k, v in cache.items() if v is None}
+    )
+    rand: dict[tuple[str, str], float] = {}
+    if need:
+        from dse.hw.dram_scheduler import random_read_cycles
+
+        stacked = InterfaceParams(
+            *(np.array(f) for f in zip(*(cache[k] for k in need), strict=True))
+        )
+        rand = dict(zip(need, random_read_cycles(stacked).tolist(), strict=True))
+    for _, r in rows.iterrows():
+        fam = str(r["family"])
+        key = (str(r["config"]), str(r["config_dir"]))
         p = cache[key]
         if fam.startswith("latency_idle"):
             quantity.append("avg_read_latency_ns")
@@ -535,7 +548,12 @@ def evaluate_corpus_rows(rows, progress: Callable[[str], None] | None = None):
                 value.append(math.nan)
             elif fam in ("stream_mixed", "random_mixed"):
                 pat = fam.split("_")[0]
-                value.append(float(mixed_GBps(p, _write_fraction(r["generator_args"]), pat)))
+                f = _write_fraction(r["generator_args"])
+                value.append(float(mixed_GBps(p, f, pat, random_cycles=rand.get(key))))
+            elif fam == "random_read":
+                value.append(float(p.request_bytes / (rand[key] * p.tCK_ns)))
+            elif fam == "builtin_random":
+                value.append(float(mixed_GBps(p, 1.0 / 3.0, "random", random_cycles=rand[key])))
             else:
                 fn = _BANDWIDTH_FAMILIES.get(fam)
                 value.append(float(fn(p)) if fn else math.nan)
