@@ -1,14 +1,15 @@
 """A DRAM channel's external interface: streaming / random bandwidth and idle read latency.
 
 Closed forms (random reads: a cycle-level scheduler), from the timing and organisation
-parameters of one channel (the fields :class:`~dse.hw.dram.DramConfig` holds plus the
-DRAMsim3 ``[system]`` queue keys), of what DRAMsim3 (umd-memsys/DRAMsim3 at 29817593)
-measures on one channel: sustained sequential and random read bandwidth, mixed read/write
-bandwidth with bus turnaround, and the mean read latency of unloaded reads. Every function takes an :class:`InterfaceParams` whose fields may
-be Python numbers, NumPy arrays or JAX arrays (float64 with ``jax_enable_x64``); results are
-NumPy floats for numbers and JAX arrays otherwise, so the model can be swept, ``vmap``-ed and
-differentiated. Ground truth and measurements: docs/oracle/dramsim3.md; agreement:
-:func:`evaluate_corpus_rows` and the "Model agreement" section there.
+parameters of one channel (the fields :class:`~dse.hw.dram.DramConfig` holds plus the DRAMsim3
+``[system]`` queue keys), of what DRAMsim3 (umd-memsys/DRAMsim3 at 29817593) measures on one
+channel: sustained sequential and random read bandwidth, mixed read/write bandwidth with bus
+turnaround, and the mean read latency of unloaded reads. Every function takes an
+:class:`InterfaceParams` whose fields may be Python numbers, NumPy arrays or JAX arrays (float64
+with ``jax_enable_x64``); results are NumPy floats for numbers and JAX arrays otherwise, so the
+model can be swept, ``vmap``-ed and differentiated. Ground truth and measurements:
+docs/oracle/dramsim3.md; agreement: :func:`evaluate_corpus_rows` and the "Model agreement"
+section there.
 
 Cycle counts are clock cycles of ``tCK``; ``burst`` is DRAMsim3's ``burst_cycle`` (BL/2 DDR,
 LPDDR, HBM; BL/4 GDDR5; BL/8 GDDR5X; BL/16 GDDR6; configuration.cc:126-135). A request moves
