@@ -91,7 +91,7 @@ STUDIES: dict[str, Study] = {
         Study("pim_kernel_policies", "1.5 min"),
         Study("pim_attention_partitioning", "2 min"),
         Study("sbi_crossover", "1 min", "LLMServingSim example outputs; NeuPIMs (ASPLOS 2024)"),
-        Study("neupims_comparison", "1 min", "NeuPIMs (ASPLOS 2024): 2.4x over NPU-only"),
+        Study("neupims_comparison", "3 min", "NeuPIMs (ASPLOS 2024): 2.4x over NPU-only"),
         Study("context_scaling", "1.5 min"),
         Study("cent_parallelism", "1.5 min", "CENT (ASPLOS 2025): PP for throughput, TP latency"),
         Study("llmservingsim_pim", "4.5 min", "LLMServingSim example outputs (per request)"),

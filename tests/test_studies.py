@@ -173,9 +173,11 @@ def test_sbi_crossover_results_batch_one_unchanged():
     )
 
 
-def test_neupims_results_dual_rb_alone_changes_nothing():
+def test_neupims_results_dual_rb_never_slower_than_naive():
+    # dual row buffers: cheaper programs (NewtonSim's dual mode) and balanced placement, the
+    # same schedule otherwise, so never slower than naive (blocked, round-robin requests)
     df = _committed("neupims_comparison")
-    np.testing.assert_allclose(df["dual_rb"], df["naive"], rtol=1e-5)
+    assert (df["dual_rb"] >= df["naive"] * (1 - 1e-9)).all()
     np.testing.assert_allclose(df["sbi_over_naive"], df["sbi"] / df["naive"], rtol=1e-4)
 
 

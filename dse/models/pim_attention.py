@@ -29,7 +29,11 @@ reports the error against the exact kernel.
   ``hub_latency_ns`` + GPR transfer of the partials at ``hub_GBps`` + ``(parts-1)·g·d`` adds on
   the EPU at ``epu_Gops``. The hub reduces one head while the channels compute the next, so
   it adds only where it is the busier side, plus the last reduction:
-  ``max(slowest channel, Σ reductions) + the longest single reduction``.
+  ``max(slowest channel, Σ reductions) + the longest single reduction``;
+* ``req_rr`` / ``req_greedy`` (request-level, as NeuPIMs places requests): all of a module's
+  KV heads of a request on one channel, timed as one program over those heads (the grid is
+  evaluated with ``ceil(kv_heads / tp)`` heads), dealt in turn (NeuPIMs' naive ``npu+pim``
+  branch) or longest first onto the least-loaded channel (NeuPIMs' ``main``).
 
 Module time for a layer = slowest channel (head-first), as above (token-centric).
 **Tensor parallelism**: ``tp`` modules split the KV heads (they must divide evenly) and
@@ -67,6 +71,7 @@ from dse.workload.lengths import sample_lengths
 __all__ = [
     "attention",
     "Partition",
+    "tile_heads",
     "GRID",
     "C_MAX",
     "M_MAX",
@@ -136,7 +141,10 @@ def busy_by_group(
     beyond ``channels`` stay 0."""
     c_idx = jnp.arange(c_max)
     on_chan = c_idx < channels
-    tau = interp_cycles(lengths, grid_cycles, banks, elems)  # (B,) one head, whole context
+    # (B,) one head's whole context; request-level partitions: the grid is one request's
+    # program over all its heads, placed as one tile
+    tau = interp_cycles(lengths, grid_cycles, banks, elems)
+    heads = jnp.where(partition >= 3, 1, heads)
 
     def summed(per_request):  # (B, C) → per group max, per channel total
         def one():  # a single group
@@ -170,7 +178,9 @@ def busy_by_group(
     def greedy():
         return _greedy(tau, group, heads, channels, n_groups, c_max)
 
-    return jax.lax.switch(jnp.clip(partition, 0, 2), [round_robin, greedy, token_centric])
+    return jax.lax.switch(
+        jnp.clip(partition, 0, 4), [round_robin, greedy, token_centric, round_robin, greedy]
+    )
 
 
 def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
@@ -232,7 +242,7 @@ def grid_cycles(p: DesignPoint):
             {
                 "workload.kind": kind,
                 "workload.L": n,
-                "workload.heads": _i(1),
+                "workload.heads": tile_heads(p.policy.partition, p.workload.heads, p.policy.tp),
                 "workload.partitions": _i(1),
                 "hw.pim.channels": _i(1),
             },
@@ -246,6 +256,12 @@ def grid_cycles(p: DesignPoint):
     # one kernel after another: a vmap would run every loop to the longest kernel's trip count
     cycles = jax.lax.map(lambda a: at(*a), (kinds, ns))
     return cycles.astype(jnp.float64).reshape(2, len(GRID))
+
+
+def tile_heads(partition, kv_heads, tp):
+    """KV heads one placement tile holds: 1, or a module's ``ceil(kv_heads / tp)`` for the
+    request-level partitions (``req_rr``, ``req_greedy``)."""
+    return jnp.where(partition >= 3, _cdiv(kv_heads, jnp.maximum(tp, 1)), 1).astype(jnp.int64)
 
 
 def _units(p: DesignPoint):

@@ -82,7 +82,7 @@ import jax.numpy as jnp
 from dse._pytree import replace_paths
 from dse.models import pim_kernel
 from dse.models.kv_memory import kv_admission, kv_bytes_per_token
-from dse.models.pim_attention import C_MAX, GRID, busy_by_group
+from dse.models.pim_attention import C_MAX, GRID, busy_by_group, tile_heads
 from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import SystemKind
 from dse.workload.dtype import DTYPE_BYTES
@@ -153,7 +153,7 @@ def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
                 "workload.M": M,
                 "workload.g": s["g"],
                 "workload.d": s["d"],
-                "workload.heads": jnp.asarray(1, jnp.int64),
+                "workload.heads": tile_heads(p.policy.partition, s["heads"], p.policy.tp),
                 "workload.partitions": jnp.asarray(1, jnp.int64),
                 "hw.pim.channels": ch,
             },

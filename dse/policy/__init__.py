@@ -76,11 +76,16 @@ class Partition(IntEnum):
 
     ``hfp_rr``: (request, KV head) tiles dealt to channels in turn; ``hfp_greedy``: longest
     tile first onto the least-loaded channel (NeuPIMs); ``tcp``: every head's tokens split
-    over all channels, partial s·V sums reduced through the hub (PIMphony)."""
+    over all channels, partial s·V sums reduced through the hub (PIMphony); ``req_rr`` /
+    ``req_greedy``: whole requests (all of the module's KV heads of a request on one channel,
+    one PIM program over those heads) dealt in turn (NeuPIMs' naive ``npu+pim`` branch) or
+    longest first onto the least-loaded channel (NeuPIMs' ``main``)."""
 
     hfp_rr = 0
     hfp_greedy = 1
     tcp = 2
+    req_rr = 3
+    req_greedy = 4
 
 
 class KvAlloc(IntEnum):

@@ -53,6 +53,9 @@ class ChannelTile:
 def _place(requests: list[tuple[int, int]], hp: Mapping[str, Any], grid) -> list[list[ChannelTile]]:
     """Place one micro-batch's work (``(request index, length)`` in order) on the channels."""
     c, heads = int(hp["channels"]), int(hp["heads"])
+    part = Partition(int(hp["partition"]))
+    if part in (Partition.req_rr, Partition.req_greedy):
+        heads = 1  # a whole request is one tile (the grid times all its heads together)
     chans: list[list[ChannelTile]] = [[] for _ in range(c)]
     load = [0] * c
 
@@ -61,14 +64,13 @@ def _place(requests: list[tuple[int, int]], hp: Mapping[str, Any], grid) -> list
         chans[ch].append(ChannelTile(r, h, n, load[ch], load[ch] + t))
         load[ch] += t
 
-    part = Partition(int(hp["partition"]))
-    if part == Partition.hfp_rr:
+    if part in (Partition.hfp_rr, Partition.req_rr):
         t = 0
         for r, n in requests:
             for h in range(heads):
                 put(t % c, r, h, n)
                 t += 1
-    elif part == Partition.hfp_greedy:
+    elif part in (Partition.hfp_greedy, Partition.req_greedy):
         tiles = [(r, h, n) for r, n in requests for h in range(heads)]
         units = int(hp["banks"]), int(hp["elems"])
         tiles.sort(key=lambda x: -tile_cycles(x[2], grid, *units))  # stable: request order on ties

@@ -718,7 +718,7 @@ def _results(p, tr, opt, out, mem, cap, B, total_len):
     out["rejected"] = out.pop("rej")  # every request reaches the head of the queue
     bad = (
         (pol.micro_batches != 1)
-        | (pol.partition == Partition.hfp_greedy)
+        | ((pol.partition != Partition.hfp_rr) & (pol.partition != Partition.tcp))
         | (pol.max_num_seqs > B)
         | (pol.max_batched_tokens < pol.max_num_seqs)
         | (p.hw.pim.channels > stepmod.C_SERVE)
