@@ -1,7 +1,7 @@
 """Question: how much decode throughput do NeuPIMs' three steps add over the NPU alone:
 decode attention on the HBM2-PIM (naive: one row buffer, NPU and PIM blocked), + dual row
 buffers, + sub-batch interleaving? GPT3-7B/13B/30B/175B at batch 64-512, ShareGPT-like
-(NeuPIMs' trace) and Alpaca-like (48-token) contexts.
+(NeuPIMs' trace) and Alpaca (68-token, NeuPIMs' steady state) contexts.
 
     python sweeps/neupims_comparison.py [OUT.png]
 
@@ -44,7 +44,10 @@ VARIANTS = {
     ("npu_pim", 1, 0): ("+ dual row buffers", "--", "x"),
     ("npu_pim", 1, 1): ("+ sub-batch interleaving (NeuPIMs)", "-", "s"),
 }
-LENGTHS = {"neupims_sharegpt": "ShareGPT (NeuPIMs trace, mean 317)", "fixed": "Alpaca-like (48)"}
+LENGTHS = {
+    "neupims_sharegpt": "ShareGPT (NeuPIMs trace, mean 317)",
+    "fixed": "Alpaca (68, NeuPIMs steady state)",
+}
 PAPER = 2.4  # NeuPIMs abstract: 2.4x over NPU-only (1.6x over naive NPU+PIM, 3x over GPU)
 
 
