@@ -85,9 +85,7 @@ def _derived(p: dict) -> dict:
         read_ref=i(p["AL"]) + i(p["tRTP"]) + i(p["tRP"]),
         ppd=i(p["tPPD"]),
         faw=i(p["tFAW"]),
-        aw32=jnp.where(
-            jnp.isfinite(aw32), jnp.round(jnp.where(jnp.isfinite(aw32), aw32, 0)), 0
-        ).astype(_I),
+        aw32=i(jnp.where(jnp.isfinite(aw32), aw32, 0)),  # 0: no 32-activation window
         rfc=i(p["tRFC"]),
         refi=jnp.maximum(i(p["tREFI"]) // R, 1),
         tq=i(p["trans_queue"]),
