@@ -203,6 +203,8 @@ def evaluate_points(
     swept = {k: np.asarray(v) for k, v in swept.items()}
     if not swept:  # a single point: vmap needs one batched argument
         swept = {"workload.K": np.asarray([base.workload.K])}
+    if MODELS[model].statics is not None:
+        base = MODELS[model].statics(base, swept)
     mesh = None if MODELS[model].batched is not None else point_mesh(devices)
     n = len(next(iter(swept.values())))
     if mesh is not None:

@@ -30,9 +30,9 @@ def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
         preset = rng.random() < 0.1
         p = {
             "policy.system": kind,
-            "policy.tp": int(rng.choice([1, 2, 4])),
+            "policy.tp": int(rng.choice([1, 2, 4, 16])),  # 16: more modules than KV heads
             "policy.pp": pp if not preset else 1,
-            "policy.micro_batches": int(rng.integers(1, system.M_SYS + 1)),
+            "policy.micro_batches": int(rng.integers(1, SLOTS + 1)),
             "policy.sbi": int(rng.integers(0, 2)),
             "policy.dual_rb": int(rng.integers(0, 2)),
             "policy.partition": int(rng.integers(0, 3)),
@@ -62,14 +62,22 @@ def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
             "hw.link.host_latency_ns": float(rng.uniform(0, 5000)),
             "hw.link.dev_latency_ns": float(rng.uniform(0, 5000)),
             "hw.module.link_latency_ns": float(rng.uniform(0, 500)),
+            "hw.host.sample_ns": float(rng.choice([0.0, 150e3])),
+            "hw.host.sfm_ns_per_score": float(rng.choice([0.0, 0.1])),
+            "hw.host.sfm_ns_per_head": float(rng.choice([0.0, 9.0])),
+            "hw.host.rope_ns_per_elem": float(rng.choice([0.0, 0.19])),
         }
         out.append(p)
     return out
 
 
+SLOTS = 16  # micro-batch slots of the batched points: more than the default 8
+
+
 def _batch(points: list[dict]):
-    """One batched point (fp16) with every leaf an array over ``points``."""
-    base = replace_paths(default_point(), {"workload.dtype": "fp16"})
+    """One batched point (fp16, :data:`SLOTS` micro-batch slots) with every leaf an array
+    over ``points``."""
+    base = replace_paths(default_point(), {"workload.dtype": "fp16", "policy.mb_slots": SLOTS})
     infos = field_info()
     n = len(points)
     leaves = {}
@@ -250,6 +258,7 @@ def test_single_device_limit_is_the_sum_of_its_ops():
     d = {k: si[f"d.{k}"][:, 0] for k in system.OPS}
     layers = si["shape.layers"]
     expect = layers * sum(d[k] for k in ("pre", "pattn", "xin", "att", "xout", "post")) + d["lm"]
+    expect = expect + si["sample"][:, 0]  # the host's sampling after the last layer
     ok = (out["status"] == 0) & (out["batch"] == np.asarray([q["workload.batch"] for q in pts]))
     assert ok.sum() > 200
     np.testing.assert_allclose(out["step_ns"][ok], expect[ok], rtol=1e-12)
@@ -270,7 +279,7 @@ def test_single_device_limit_is_the_sum_of_its_ops():
         },
     )
     pa = jax.tree.map(np.asarray, jax.jit(jax.vmap(attention))(shaped))
-    np.testing.assert_allclose(d["att"][sel], pa["layer_ns"], rtol=1e-12)
+    np.testing.assert_allclose(si["att"][sel, 0], pa["layer_ns"], rtol=1e-12)
 
 
 def test_gpu_decode_is_memory_bound_closed_form():
@@ -494,8 +503,9 @@ def test_prompt_chunks():
             jnp.zeros(P, jnp.int64),
             on,
             on,
-            jnp.clip(p.policy.micro_batches, 1, system.M_SYS),
+            jnp.clip(p.policy.micro_batches, 1, p.policy.mb_slots),
             p.policy.sbi,
+            p.policy.mb_slots,
         )
         a = system.durations(p, lengths, live)[0]
         b = system.durations(p, lengths, live, chunks)[0]

@@ -64,6 +64,28 @@ class Host:
     mem_pJ_per_bit: float = leaf(
         "energy per bit of device-memory traffic (pJ/bit)", low=0, default=3.9
     )
+    sample_ns: float = leaf(
+        "host sampling of each generated token (ns; a machine after the last pipeline stage; "
+        "0: not modelled)",
+        low=0,
+        default=0.0,
+    )
+    sfm_ns_per_score: float = leaf(
+        "softmax of decode attention scores on these units, per score (ns; 0: part of the "
+        "attention kernel)",
+        low=0,
+        default=0.0,
+    )
+    sfm_ns_per_head: float = leaf(
+        "softmax's scalar tail per query head and token (ns; 0: part of the attention kernel)",
+        low=0,
+        default=0.0,
+    )
+    rope_ns_per_elem: float = leaf(
+        "pim_only: rotary embedding per q/k element on these units (ns; 0: not modelled)",
+        low=0,
+        default=0.0,
+    )
 
 
 @pytree_dataclass

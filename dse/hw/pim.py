@@ -136,6 +136,12 @@ class Module:
     link_pJ_per_bit: float = leaf(
         "module-to-module link energy (pJ/bit; CXL/PCIe-class SerDes)", low=0, default=5.0
     )
+    link_flit_bytes: int = leaf(
+        "bytes on the module link per flit (CXL 3 port-based-routing flit: 256)", low=1, default=256
+    )
+    link_payload_bytes: int = leaf(
+        "payload bytes per flit (CXL 3 PBR flit: 3 x 64-B messages = 192)", low=1, default=192
+    )
 
 
 @pytree_dataclass

@@ -43,6 +43,7 @@ class ModelSpec:
     batched: Callable | None = None  # (base, swept) → compiled (base, swept) → metrics
     max_chunk: int = 0  # most points per call (0: the config's chunk_size)
     key: str = ""  # what else the compiled function depends on (a serving run's trace)
+    statics: Callable | None = None  # (base, swept) → base with array sizes that hold swept
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -85,6 +86,7 @@ MODELS: dict[str, ModelSpec] = {
         headline=("step_ns", "tokens_per_s", "host_busy", "pim_busy", "J_per_token"),
         block=1024,
         cost=system.channel_key,
+        statics=system.fit_slots,
     ),
     # "serving" is installed by dse.serving.model.configure (the trace is part of the model)
     "steady": ModelSpec(
@@ -97,5 +99,6 @@ MODELS: dict[str, ModelSpec] = {
         headline=("tokens_per_s", "batch", "max_batch", "J_per_token"),
         block=1024,
         cost=system.channel_key,
+        statics=system.fit_slots,
     ),
 }

@@ -54,8 +54,9 @@ pays only where the PIM attention of one half hides the dense ops of the other.
 
 **Pipeline and micro-batches.** ``pp`` stages; the first ``layers mod pp`` hold
 ``layers // pp + 1`` layers, the others ``layers // pp``, the last also the LM head; requests
-are dealt round-robin into ``micro_batches`` groups (at most :data:`M_SYS`), prompts
-likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross to the
+are dealt round-robin into ``micro_batches`` groups (any number: the arrays hold
+``policy.mb_slots`` of them, which the evaluator raises to cover the run; CENT keeps one
+request per stage in flight, so up to ``n_layers`` micro-batches), prompts likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross to the
 next stage over the device link (CXL on ``pim_only``). The step is the permutation flow
 shop of (stage, link, stage, …) machines: ``C[k][j] = max(C[k-1][j], C[k][j-1]) + p[k][j]``;
 the steady-state period (iterations overlapped) is ``max(busiest machine's Σ_k p, slowest
@@ -78,6 +79,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dse._pytree import replace_paths
 from dse.models import pim_kernel
@@ -100,14 +102,16 @@ __all__ = [
     "chunk_sums",
     "prompt_sums",
     "split_layers",
+    "fit_slots",
     "shape_of",
     "stage_ns",
     "step",
     "steady",
 ]
 
-M_SYS = 8  # micro-batches the arrays hold
-G = 2 * M_SYS  # groups: (micro-batch, sub-batch)
+M_SYS = 8  # micro-batches the arrays hold by default (``policy.mb_slots``)
+G = 2 * M_SYS  # groups at the default: (micro-batch, sub-batch)
+MB_SLOTS_MAX = 1024  # the most micro-batch slots a run may ask for
 OPS = ("pre", "pattn", "xin", "att", "xout", "post", "lm")
 _TABLE = shape_table()
 
@@ -172,7 +176,7 @@ def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
 # ------------------------------------------------------------------------------------------
 
 
-def split(lengths, live, micro_batches, sbi):
+def split(lengths, live, micro_batches, sbi, slots: int = M_SYS):
     """Group of each decode request (``2·micro_batch + half``; -1 where not live) and its
     position within the group. Micro-batches: live requests dealt round-robin. Halves
     (``sbi``): within each micro-batch, longest context first onto the half whose context sum
@@ -181,7 +185,7 @@ def split(lengths, live, micro_batches, sbi):
     pos = jnp.cumsum(live) - 1
     mb = jnp.where(live, pos % micro_batches, 0)
 
-    def body(load, x):  # load: (M_SYS, 2) context per half
+    def body(load, x):  # load: (slots, 2) context per half
         hot, n = x
         mine = hot @ load  # this request's micro-batch: (2,)
         h = (mine[1] < mine[0]).astype(jnp.int64)
@@ -189,51 +193,51 @@ def split(lengths, live, micro_batches, sbi):
 
     def lpt():
         order = jnp.lexsort((jnp.arange(b), -lengths, ~live))  # live first, longest first
-        mb_hot = (mb[order][:, None] == jnp.arange(M_SYS)[None, :]).astype(jnp.int64)
+        mb_hot = (mb[order][:, None] == jnp.arange(slots)[None, :]).astype(jnp.int64)
         add = jnp.where(live, lengths, 0)[order]
-        _, hs = jax.lax.scan(body, jnp.zeros((M_SYS, 2), jnp.int64), (mb_hot, add))
+        _, hs = jax.lax.scan(body, jnp.zeros((slots, 2), jnp.int64), (mb_hot, add))
         return jnp.zeros(b, jnp.int64).at[order].set(hs)
 
     half = jnp.where(live, jax.lax.cond(sbi > 0, lpt, lambda: jnp.zeros(b, jnp.int64)), 0)
     group = jnp.where(live, 2 * mb + half, -1)
-    onehot = group[:, None] == jnp.arange(G)[None, :]
+    onehot = group[:, None] == jnp.arange(2 * slots)[None, :]
     slot = jnp.where(
         live, (jnp.cumsum(onehot, axis=0) - 1)[jnp.arange(b), jnp.maximum(group, 0)], 0
     )
     return group, slot
 
 
-def prompts_per_group(n, micro_batches, sbi):
+def prompts_per_group(n, micro_batches, sbi, slots: int = M_SYS):
     """Prompts of each group: dealt round-robin over the micro-batches, then alternately to
     the halves (the first half gets the odd one)."""
-    k = jnp.arange(M_SYS)
+    k = jnp.arange(slots)
     per_mb = jnp.where(k < micro_batches, n // micro_batches + (k < n % micro_batches), 0)
     first = jnp.where(sbi > 0, (per_mb + 1) // 2, per_mb)
-    return jnp.stack([first, per_mb - first], axis=1).reshape(G)
+    return jnp.stack([first, per_mb - first], axis=1).reshape(2 * slots)
 
 
 def prompt_sums(p: DesignPoint) -> dict:
     """Per-group sums over the prompt chunks of the point's step (``prefill_reqs`` whole
     prompts of ``prefill_len`` tokens, no past context): see :func:`chunk_sums`."""
     wl, pol = p.workload, p.policy
-    m = jnp.clip(pol.micro_batches, 1, M_SYS)
-    n = _f(prompts_per_group(wl.prefill_reqs, m, pol.sbi))
+    m = jnp.clip(pol.micro_batches, 1, pol.mb_slots)
+    n = _f(prompts_per_group(wl.prefill_reqs, m, pol.sbi, pol.mb_slots))
     plen = _f(wl.prefill_len)
     return {"n": n, "last": n, "tok": n * plen, "pairs": n * plen * (plen + 1) / 2, "kv": n * plen}
 
 
-def chunk_sums(new, past, last, live, micro_batches, sbi) -> dict:
+def chunk_sums(new, past, last, live, micro_batches, sbi, slots: int = M_SYS) -> dict:
     """Per-group sums over prompt chunks (chunked prefill): ``new`` tokens of each chunk,
     ``past`` context before it, ``last`` whether it ends its prompt (its last token reaches
     the LM head), ``live`` (P,). Chunks are dealt round-robin over the micro-batches, then
     alternately to the halves. Returns ``n`` chunks, ``last`` chunks ending their prompt,
     ``tok`` new tokens, ``pairs`` causal query-key pairs ``Σ new·past + new(new+1)/2``, ``kv``
-    K/V tokens read ``Σ past + new`` (each (G,))."""
+    K/V tokens read ``Σ past + new`` (each ``(2·slots,)``)."""
     pos = jnp.cumsum(live) - 1
     mb = pos % micro_batches
     half = jnp.where(sbi > 0, (pos // micro_batches) % 2, 0)
     group = jnp.where(live, 2 * mb + half, -1)
-    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
+    onehot = (group[:, None] == jnp.arange(2 * slots)[None, :]).astype(jnp.float64)
     new, past = _f(jnp.where(live, new, 0)), _f(jnp.where(live, past, 0))
     return {
         "n": _f(live) @ onehot,
@@ -268,7 +272,7 @@ def kernel_times(p: DesignPoint):
 def durations(
     p: DesignPoint, lengths, live, prompts: dict | None = None, kern=None, c_max: int = C_MAX
 ):
-    """Per-group op durations (ns, arrays of :data:`G`) and the accounting the step needs.
+    """Per-group op durations (ns, arrays of ``2·policy.mb_slots``) and the accounting the step needs.
 
     ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
     (:func:`prompt_sums`). ``kern``: :func:`kernel_times` of the point, when already known.
@@ -281,31 +285,49 @@ def durations(
     s = shape_of(wl)
     db = DTYPE_BYTES[wl.dtype]
     tp = jnp.maximum(pol.tp, 1)
-    m = jnp.clip(pol.micro_batches, 1, M_SYS)
+    slots = pol.mb_slots
+    n_groups = 2 * slots
+    m = jnp.clip(pol.micro_batches, 1, slots)
     kern = kernel_times(p) if kern is None else kern
 
-    group, slot = split(lengths, live, m, pol.sbi)
-    onehot = (group[:, None] == jnp.arange(G)[None, :]).astype(jnp.float64)
-    n_dec = live.astype(jnp.float64) @ onehot  # (G,)
+    group, slot = split(lengths, live, m, pol.sbi, slots)
+    onehot = (group[:, None] == jnp.arange(n_groups)[None, :]).astype(jnp.float64)
+    n_dec = live.astype(jnp.float64) @ onehot  # (2·slots,)
     ctx = jnp.where(live, lengths, 0).astype(jnp.float64) @ onehot
 
     # decode attention on the PIM: per group, the busiest channel (+ token-centric hub)
     banks = jnp.maximum(pim.banks, 1)
     elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
     heads_mod = -(-s["heads"] // tp)
+    # more modules than KV heads: each head's tokens are split over tp // heads modules
+    # (CENT shards K by token over its TP group), whose partial outputs are merged below
+    shards = jnp.maximum(tp // s["heads"], 1)
     channels = jnp.clip(pim.channels, 1, c_max)
-    lens = jnp.where(live, lengths, 0)
+    lens = jnp.where(live, -(-lengths // shards), 0)
     gmax, chan = busy_by_group(
-        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, G, c_max
+        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, n_groups, c_max
     )
     red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
     hub = heads_mod * (red @ onehot)
     tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
     busy = jnp.maximum(gmax * pim.tCK_ns, hub) + tail
+    busy = busy + shard_merge(p, shards, n_dec)
     pr = prompt_sums(p) if prompts is None else prompts
     d, pim_part, traffic, sizes = op_durations(p, kern, n_dec, ctx, pr, busy)
     sizes["chan_busy_ns"] = chan * pim.tCK_ns  # (C_MAX,) one layer, all groups
     return d, pim_part, traffic, sizes
+
+
+def shard_merge(p: DesignPoint, shards, n_dec):
+    """Token-sharded heads (``tp`` above the KV heads): each of a head's ``shards`` modules
+    sends its partial attention output (``g·d`` values, running max and sum, fp32) to one
+    of them over the device link (CXL on ``pim_only``), ns per group and layer."""
+    s = shape_of(p.workload)
+    pim_only = p.policy.system == SystemKind.pim_only
+    lat = jnp.where(pim_only, p.hw.module.link_latency_ns, p.hw.link.dev_latency_ns)
+    bw = jnp.where(pim_only, p.hw.module.link_GBps, p.hw.link.dev_GBps)
+    nbytes = n_dec * (shards - 1) * _f(s["g"] * s["d"] + 2) * 4.0
+    return jnp.where((shards > 1) & (n_dec > 0), lat + nbytes / bw, 0.0)
 
 
 def hub_reduction(p: DesignPoint, lens, live, channels):
@@ -404,11 +426,24 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     pim_pre_g = tok * g_qkv
     pim_post_g = tok * (g_o + g_up + g_down)
     pim_lm_g = out_tok * g_lm
-    pre = jnp.where(pim_only, norm(tok) + pim_pre_g, dense_pre)
-    post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + 2 * allreduce, dense_post)
+    # pim_only (CENT): the TP group's vectors cross the CXL switch as CENT sends them, 5
+    # hidden-vector broadcasts (multicast: one transfer whatever tp), 5 gathers of hidden
+    # slices, one of FFN slices and one FFN broadcast per layer, each a message of whole
+    # flits; rotary embedding on the near-memory units
+    cent_heads = p.policy.mapping == "cent"  # CENT's placement: every device sees all heads
+    full = jnp.where(cent_heads, tp, 1.0)
+    comm = jnp.where((tp > 1) & any_tok, cent_comm(p, tok, hidden, _f(s["ffn"]), db, tp), 0.0)
+    rope = tok * (qd + kvd) * full * host.rope_ns_per_elem
+    pre = jnp.where(pim_only, norm(tok) + rope + pim_pre_g, dense_pre)
+    post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + comm, dense_post)
     lm = jnp.where(pim_only, norm(out_tok) + pim_lm_g, dense_lm)
 
-    att = jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)
+    # softmax on the host side of PIM attention (near-memory units: CENT), when costed there
+    q_heads = qd / _f(s["d"]) * full
+    softmax = q_heads * (ctx * host.sfm_ns_per_score + n_dec * host.sfm_ns_per_head)
+    att = jnp.where(attn_on_pim & (n_dec > 0), att_busy + softmax, 0.0)
+    sample = out_tok * host.sample_ns
+    one_device = pim_only | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
 
     # host link (gpu_pim): q, k, v in; attention output out
     offload = kind == SystemKind.gpu_pim
@@ -423,7 +458,9 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "pre": jnp.where(pim_only, pim_pre_g, 0.0),
         "post": jnp.where(pim_only, pim_post_g, 0.0),
         "lm": jnp.where(pim_only, pim_lm_g, 0.0),
-        "att": att,
+        # softmax: the host's on one device (pim_only, blocked npu_pim), else beside the PIM
+        "att": jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)
+        + jnp.where(one_device, 0.0, att - jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)),
     }
     # bytes for energy, per group and layer (lm: per step)
     w_layer = db * (hidden * (qd + 2 * kvd) + qd * hidden + nmat * hidden * ffn)
@@ -461,10 +498,31 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "channels": jnp.clip(pim.channels, 1, C_MAX),
         "shape": s,
         "db": db,
-        "att": att,
+        "att": jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0),  # PIM time, no softmax
         "gemv_ns": jnp.stack([g_qkv, g_o, g_up, g_down, g_lm]),
+        "sample": sample,
     }
     return d, pim_part, traffic, sizes
+
+
+def cent_comm(p: DesignPoint, tok, hidden, ffn, db, tp):
+    """CENT's CXL traffic of one transformer block for ``tok`` tokens over a TP group of
+    ``tp`` devices (ns): 5 broadcasts of the hidden vector and one of the FFN vector
+    (switch multicast, one message whatever ``tp``), 5 gathers of hidden slices and one of
+    FFN slices (``tp - 1`` slices of ``1/tp`` each); every transfer ``link_latency_ns`` plus
+    whole flits (``link_payload_bytes`` of ``link_flit_bytes``) at ``link_GBps``."""
+    mod = p.hw.module
+    pay = _f(mod.link_payload_bytes)
+    flit = _f(mod.link_flit_bytes)
+
+    def bcast(nbytes):
+        return mod.link_latency_ns + jnp.ceil(nbytes / pay) * flit / mod.link_GBps
+
+    def gather(nbytes):
+        return mod.link_latency_ns + jnp.ceil(nbytes / tp / pay) * (tp - 1) * flit / mod.link_GBps
+
+    h, f = tok * hidden * db, tok * ffn * db
+    return 5 * bcast(h) + 5 * gather(h) + gather(f) + bcast(f)
 
 
 # ------------------------------------------------------------------------------------------
@@ -481,9 +539,9 @@ def _run(clock, ready, dur):
 
 def stage_ns(d, merged, n_lo, n_hi):
     """Time of one pipeline stage per micro-batch: the fixed-order max-plus recurrence of
-    the module docstring. ``d[op]`` are (:data:`G`,) arrays, group ``2k + s``; ``merged``:
+    the module docstring. ``d[op]`` are ``(2·slots,)`` arrays, group ``2k + s``; ``merged``:
     host and PIM on one device; stages hold ``n_lo`` or ``n_hi = n_lo + 1`` layers. Returns
-    (``M_SYS``,) stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)`` (one per
+    ``(slots,)`` stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)`` (one per
     micro-batch: arrays of ``2m`` groups give ``m``)."""
     dd = {k: v.reshape(-1, 2) for k, v in d.items()}
     zero = jnp.zeros(dd["pre"].shape[0])
@@ -531,10 +589,12 @@ def split_layers(layers, pp):
     return lo, lo + (rem > 0), rem
 
 
-def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
+def _pipeline(t_hi, t_lo, t_last, hop, pp, rem, tail=None):
     """Step (makespan) and steady-state period of micro-batches through ``pp`` stages: the
-    permutation flow shop of (stage, hop, stage, …, last stage) machines. Stages before
-    ``rem`` take ``t_hi``, the others ``t_lo``, the last ``t_last``; all (M_SYS,)."""
+    permutation flow shop of (stage, hop, stage, …, last stage, ``tail``) machines. Stages
+    before ``rem`` take ``t_hi``, the others ``t_lo``, the last ``t_last``; ``tail`` is the
+    host's sampling after the last stage (default none); all ``(slots,)``."""
+    tail = jnp.zeros_like(t_last) if tail is None else tail
 
     def stage_time(i):
         return jnp.where(i == pp - 1, t_last, jnp.where(i < rem, t_hi, t_lo))
@@ -545,6 +605,8 @@ def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
         return s + jax.lax.cummax(c - (s - pj))
 
     c = jax.lax.fori_loop(1, 2 * pp - 1, machines, jnp.cumsum(stage_time(0)))
+    st = jnp.cumsum(tail)
+    c = st + jax.lax.cummax(c - (st - tail))
     n_lo_mid = pp - 1 - rem  # middle stages with n_lo layers
     load = jnp.max(
         jnp.stack(
@@ -553,10 +615,11 @@ def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
                 jnp.where(rem > 0, t_hi.sum(), 0.0),
                 jnp.where(n_lo_mid > 0, t_lo.sum(), 0.0),
                 jnp.where(pp > 1, hop.sum(), 0.0),
+                tail.sum(),
             ]
         )
     )
-    cycle = rem * t_hi + n_lo_mid * t_lo + t_last + (pp - 1) * hop
+    cycle = rem * t_hi + n_lo_mid * t_lo + t_last + (pp - 1) * hop + tail
     return c[-1], jnp.maximum(load, cycle.max())
 
 
@@ -565,10 +628,11 @@ def _pipeline(t_hi, t_lo, t_last, hop, pp, rem):
 # ------------------------------------------------------------------------------------------
 
 
-def schedule(p: DesignPoint, d: dict, tok, stage=None):
+def schedule(p: DesignPoint, d: dict, tok, stage=None, sample=None):
     """The step from its op durations ``d`` and the tokens of each group ``tok`` (both
     ``2m`` groups): stage times (``stage``, default :func:`stage_ns`), the hand-offs between
-    pipeline stages, the flow shop. Returns ``(step_ns, period, merged, n_lo, hop)``."""
+    pipeline stages, the host's sampling of each group's tokens (``sample``, ns; default
+    none), the flow shop. Returns ``(step_ns, period, merged, n_lo, hop)``."""
     pol, link, mod = p.policy, p.hw.link, p.hw.module
     s = shape_of(p.workload)
     db = DTYPE_BYTES[p.workload.dtype]
@@ -581,7 +645,8 @@ def schedule(p: DesignPoint, d: dict, tok, stage=None):
     l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
     mb_tok = tok.reshape(-1, 2).sum(axis=1)
     hop = jnp.where((pp > 1) & (mb_tok > 0), l_lat + mb_tok * s["hidden"] * db / l_bw, 0.0)
-    step_ns, period = _pipeline(t_hi, t_lo, t_last, hop, pp, rem)
+    tail = None if sample is None else sample.reshape(-1, 2).sum(axis=1)
+    step_ns, period = _pipeline(t_hi, t_lo, t_last, hop, pp, rem, tail)
     return step_ns, period, merged, n_lo, hop
 
 
@@ -634,7 +699,7 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
 
     # --- durations and schedule -----------------------------------------------------------
     d, pim_part, traffic, sz = durations(p, lengths, live)
-    step_ns, period, merged, n_lo, hop = schedule(p, d, sz["tok"])
+    step_ns, period, merged, n_lo, hop = schedule(p, d, sz["tok"], sample=sz["sample"])
     period = jnp.maximum(period, 1e-9)
     return {
         "kv": kv,
@@ -674,6 +739,7 @@ def _inputs(r: dict) -> dict:
         "gemv_ns": sz["gemv_ns"],
         "merged": r["merged"],
         "hop": r["hop"],
+        "sample": sz["sample"],
         "db": jnp.asarray(sz["db"], jnp.float64),
         **{f"d.{k}": v for k, v in r["d"].items()},
         **{f"shape.{k}": v for k, v in sz["shape"].items()},
@@ -694,8 +760,10 @@ def accounting(p: DesignPoint, d: dict, pim_part: dict, traffic: dict, period) -
     def total(x):  # one op over all layers of the model, all groups
         return x.sum() * s["layers"]
 
-    host_part = {k: d[k] - pim_part.get(k, 0.0) for k in ("pre", "pattn", "post", "lm")}
-    host_busy_t = sum(total(host_part[k]) for k in ("pre", "pattn", "post")) + host_part["lm"].sum()
+    host_part = {k: d[k] - pim_part.get(k, 0.0) for k in ("pre", "pattn", "att", "post", "lm")}
+    host_busy_t = (
+        sum(total(host_part[k]) for k in ("pre", "pattn", "att", "post")) + host_part["lm"].sum()
+    )
     pim_t = sum(total(pim_part[k]) for k in ("pre", "post", "att")) + pim_part["lm"].sum()
 
     n_dev = _f(tp * pp)
@@ -758,10 +826,9 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     gen = sz["out_tok"].sum()
 
     bad = (
-        (pol.micro_batches > M_SYS)
+        (pol.micro_batches > pol.mb_slots)
         | (wl.batch > b_max)
         | (pim.channels > C_MAX)
-        | (s["heads"] % tp != 0)
         | (n_lo < 1)
         | (pim.tCK_ns <= 0)
     )
@@ -797,6 +864,21 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         "mem_util": kv["mem_util"],
         "status": status,
     }
+
+
+def fit_slots(base: DesignPoint, swept) -> DesignPoint:
+    """``base`` with ``policy.mb_slots`` raised to the next power of two that holds the most
+    micro-batches of ``swept`` (or of ``base``), capped at :data:`MB_SLOTS_MAX` (more is
+    flagged ``bad_parameter``); never lowered."""
+    mb = swept.get("policy.micro_batches")
+    need = int(np.max(mb)) if mb is not None and np.size(mb) else int(base.policy.micro_batches)
+    slots = int(base.policy.mb_slots)
+    while slots < min(need, MB_SLOTS_MAX):
+        slots *= 2
+    slots = min(slots, max(MB_SLOTS_MAX, int(base.policy.mb_slots)))
+    if slots == base.policy.mb_slots:
+        return base
+    return replace_paths(base, {"policy.mb_slots": slots})
 
 
 def channel_key(p: DesignPoint) -> jnp.ndarray:

@@ -138,6 +138,11 @@ class Policy:
     tp: int = leaf("tensor-parallel modules (split the KV heads)", low=1, default=1)
     pp: int = leaf("pipeline stages (split the layers)", low=1, default=1)
     micro_batches: int = leaf("micro-batches in flight through the pipeline", low=1, default=1)
+    mb_slots: int = static_field(
+        8,
+        "micro-batches the system model's arrays hold (static; the evaluator raises it to the "
+        "next power of two that covers policy.micro_batches)",
+    )
     kv_alloc: int = leaf("KV-cache allocation (KvAlloc)", choices=KvAlloc, default="dynamic")
     kv_chunk_bytes: int = leaf("dynamic allocation chunk (bytes)", low=1, default=1 << 20)
     block_size: int = leaf("paged allocation block (tokens)", low=1, default=16)

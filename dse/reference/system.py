@@ -22,6 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
     "Op",
     "host_durations",
@@ -107,12 +109,21 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         4 * qd * keys, db * (2 * kvd * kv_tok + 2 * q_tok * (qd + kvd)), attn_rate, bw, 1, L, q_tok
     )
     share = {"pre": 0.0, "post": 0.0, "lm": 0.0, "att": 0.0}
+    full = tp if pt["cent_heads"] else 1.0  # CENT's placement: every device sees all heads
     if kind == "pim_only":
         share["pre"] = tok * pim_t["qkv"]
         share["post"] = tok * (pim_t["o"] + pim_t["up"] + pim_t["down"])
         share["lm"] = out * pim_t["lm"]
-        pre = norm(tok) + share["pre"]
-        post = share["post"] + 2 * norm(tok) + 2 * ar
+        comm = 0.0
+        if tp > 1 and tok > 0:  # CENT: 5 + 1 broadcasts, 5 + 1 gathers per block
+            pay, flit = pt["payload_bytes"], pt["flit_bytes"]
+            hb, fb = tok * hid * db, tok * pt["ffn"] * db
+            bcast = [lat + math.ceil(b / pay) * flit / gbps for b in (hb, fb)]
+            gather = [lat + math.ceil(b / tp / pay) * (tp - 1) * flit / gbps for b in (hb, fb)]
+            comm = 5 * bcast[0] + bcast[1] + 5 * gather[0] + gather[1]
+        rope = tok * (qd + kvd) * full * pt["rope_ns_per_elem"]
+        pre = norm(tok) + rope + share["pre"]
+        post = share["post"] + 2 * norm(tok) + comm
         lm = norm(out) + share["lm"]
     else:
         pre = norm(tok) + gemm(tok, hid, qd + 2 * kvd) + ew(tok, qd + kvd, 6, 2)
@@ -127,6 +138,11 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         lm = norm(out) + gemm(out, hid, voc)
     att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
     share["att"] = att
+    if att > 0:  # softmax: the host's on one device (merged), else beside the PIM
+        q_heads = qd / pt["d"] * full
+        att += q_heads * (ctx * pt["sfm_ns_per_score"] + n_dec * pt["sfm_ns_per_head"])
+        if not pt["merged"]:
+            share["att"] = att
     xin = xout = 0.0
     if kind == "gpu_pim" and (n_dec > 0 or pre_tok > 0):  # prompts' K, V go to the PIM too
         xin_bytes = (n_dec * (qd + 2 * kvd) + pre_tok * 2 * kvd) * db
@@ -143,9 +159,11 @@ def op_graph(
     layers: int,
     pp: int,
     hops: Sequence[float],
+    samples: Sequence[float] | None = None,
 ) -> list[Op]:
     """Every op of one step. ``groups[2k + s]`` = (durations, PIM shares) of micro-batch
-    ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages."""
+    ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages;
+    ``samples[k]``: the host's sampling of its tokens after the last stage (device ``S``)."""
     lo, rem = divmod(layers, pp)  # the first `rem` stages hold one layer more
     ops: list[Op] = []
 
@@ -214,6 +232,8 @@ def op_graph(
             prev_end[j] = end
             if j < pp - 1:
                 hop_in = add(f"hop.k{k}.s{j}", f"L{j}", hops[k], [end], (k, j, li + 2))
+            elif samples is not None:
+                add(f"sample.k{k}", "S", samples[k], [end], (k, j, li + 2))
     return ops
 
 
@@ -294,14 +314,16 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
     return max((o.end for o in ops), default=0.0)
 
 
-def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True):
+def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True, samples=None):
     """The step of one point: op durations from :func:`host_durations`, the graph of
     :func:`op_graph`, :func:`list_schedule`. ``groups_comp[g]`` = {n_dec, ctx, tok, pairs,
     kv, last} (see :func:`host_durations`);
     ``pim_times[g]`` = {att, qkv, o, up, down, lm}. Returns step_ns, period_ns, host_busy,
     pim_busy and the ops."""
+    pt = {**pt, "merged": merged}
     groups = [host_durations(pt, c, t) for c, t in zip(groups_comp, pim_times, strict=True)]
-    ops = op_graph(groups, merged, layers, pp, hops)
+    samples = list(samples) if samples is not None else [0.0] * (len(groups) // 2)
+    ops = op_graph(groups, merged, layers, pp, hops, samples)
     step = list_schedule(ops, in_order)
     # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
     # the slowest micro-batch's trip through every machine
@@ -321,9 +343,12 @@ def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True
     machines = [sum(dur[k, j] for k in range(n_mb)) for j in range(pp)]
     if pp > 1:
         machines.append(sum(hops))
-    cycles = [sum(dur[k, j] for j in range(pp)) + (pp - 1) * hops[k] for k in range(n_mb)]
+    machines.append(sum(samples))
+    cycles = [
+        sum(dur[k, j] for j in range(pp)) + (pp - 1) * hops[k] + samples[k] for k in range(n_mb)
+    ]
     period = max(machines + cycles)
-    host_t = sum(o.dur - o.pim for o in ops if o.device.startswith("H"))
+    host_t = sum(o.dur - o.pim for o in ops if o.device.startswith(("H", "P")))
     pim_t = sum(o.pim for o in ops)
     return {
         "step_ns": step,
@@ -349,7 +374,13 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
     }
     for k in ("hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn"):
         pt[k] = float(x[f"shape.{k}"])
+    pt["cent_heads"] = fields.get("policy.mapping") == "cent"
+    pt["flit_bytes"] = float(f["hw.module.link_flit_bytes"])
+    pt["payload_bytes"] = float(f["hw.module.link_payload_bytes"])
     for k in (
+        "sfm_ns_per_score",
+        "sfm_ns_per_head",
+        "rope_ns_per_elem",
         "tflops",
         "vector_tflops",
         "mem_GBps",
@@ -394,6 +425,7 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
         layers,
         max(int(f["policy.pp"]), 1),
         [float(h) for h in x["hop"]],
+        samples=[float(a + b) for a, b in np.asarray(x["sample"]).reshape(-1, 2)],
     )
 
 
@@ -414,8 +446,14 @@ def timeline_plot(ops: Sequence[Op], path: str | Path, title: str = "", layers: 
         for o in ops
         if o.dur > 0 and o.device != "-" and (layers is None or 0 <= layer_of(o) < layers)
     ]
-    lanes = sorted({o.device for o in shown}, key=lambda d: ("HPXL".find(d[0]), d))
-    label = {"H": "host (GPU/NPU)", "P": "PIM", "X": "host link", "L": "stage link"}
+    lanes = sorted({o.device for o in shown}, key=lambda d: ("HPXLS".find(d[0]), d))
+    label = {
+        "H": "host (GPU/NPU)",
+        "P": "PIM",
+        "X": "host link",
+        "L": "stage link",
+        "S": "host sampling",
+    }
     colors = {
         "pre": "#4C72B0",
         "pattn": "#8172B2",

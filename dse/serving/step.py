@@ -193,7 +193,7 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
                 lambda: _one_group_stage(d, merged, n_lo, n_hi),
             )
 
-        step_ns, *_ = system.schedule(p, d, sz["tok"], stage)
+        step_ns, *_ = system.schedule(p, d, sz["tok"], stage, sz["sample"])
         acc = system.accounting(p, d, pim_part, traffic, step_ns)
         return step_ns, acc
 
