@@ -35,7 +35,7 @@ def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
             "policy.micro_batches": int(rng.integers(1, SLOTS + 1)),
             "policy.sbi": int(rng.integers(0, 2)),
             "policy.dual_rb": int(rng.integers(0, 2)),
-            "policy.partition": int(rng.integers(0, 3)),
+            "policy.partition": int(rng.choice([0, 1, 2, 5])),
             "workload.llm": int(rng.integers(1, len(Llm))) if preset else 0,
             "workload.layers": layers,
             "workload.hidden": int(rng.choice([512, 1024, 4096])),
@@ -122,6 +122,29 @@ def _flat(bp, i: int) -> dict:
         for k, info in field_info().items()
         if not info.static
     }
+
+
+def test_cent_placement_matches_list_scheduler():
+    """CENT's placement (``mapping=cent``: vector work over every head on each device) on
+    pim_only points with sampling, near-memory softmax/rotary and staging costs: the
+    vectorized step equals the list scheduler's."""
+    points = _random(np.random.default_rng(11), 24, int(SystemKind.pim_only))
+    for q in points:
+        q.update(
+            {"policy.partition": 5, "hw.host.sample_ns": 150e3, "hw.host.rope_ns_per_elem": 0.19}
+        )
+    bp = replace_paths(_batch(points), {"policy.mapping": "cent"})
+    si = jax.tree.map(np.asarray, jax.jit(jax.vmap(system.schedule_inputs))(bp))
+    checked = 0
+    for i in range(len(points)):
+        if si["status"][i]:
+            continue
+        row = {k: v[i] for k, v in si.items()}
+        ref = simulate_point({**_flat(bp, i), "policy.mapping": "cent"}, row)
+        assert ref["step_ns"] == pytest.approx(si["step_ns"][i], rel=1e-9), (i, points[i])
+        assert ref["period_ns"] == pytest.approx(si["period_ns"][i], rel=1e-9), (i, points[i])
+        checked += 1
+    assert checked >= 12
 
 
 @pytest.mark.parametrize(

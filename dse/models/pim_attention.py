@@ -131,6 +131,7 @@ def busy_by_group(
     elems,
     n_groups: int,
     c_max: int = C_MAX,
+    tp=1,
 ):
     """Channel busy cycles of one layer on one module, per group of requests.
 
@@ -138,7 +139,8 @@ def busy_by_group(
     position within its group (the round-robin order), ``heads`` KV heads on the module,
     ``channels`` ≤ ``c_max`` (default :data:`C_MAX`). Returns (the busiest channel of each
     group (n_groups,), each channel's busy cycles summed over the groups (c_max,)); channels
-    beyond ``channels`` stay 0."""
+    beyond ``channels`` stay 0. ``tp``: modules of the TP group (``cent`` shards keys over
+    all their channels)."""
     c_idx = jnp.arange(c_max)
     on_chan = c_idx < channels
     # (B,) one head's whole context; request-level partitions: the grid is one request's
@@ -178,8 +180,17 @@ def busy_by_group(
     def greedy():
         return _greedy(tau, group, heads, channels, n_groups, c_max)
 
+    def cent():  # score over ceil(L / (C·tp)) tokens per channel, context over all L; the
+        # grid holds every head of the score and a channel's heads of the context
+        n_s = -(-lengths // (channels * jnp.maximum(tp, 1)))
+        t = _interp((-(-n_s // banks)).astype(jnp.float64), grid_cycles[0]) + _interp(
+            (-(-lengths // elems)).astype(jnp.float64), grid_cycles[1]
+        )
+        t = jnp.where(lengths > 0, jnp.round(t), 0.0).astype(jnp.int64)
+        return summed(t[:, None] * on_chan[None, :])
+
     return jax.lax.switch(
-        jnp.clip(partition, 0, 4), [round_robin, greedy, token_centric, round_robin, greedy]
+        jnp.clip(partition, 0, 5), [round_robin, greedy, token_centric, round_robin, greedy, cent]
     )
 
 
@@ -242,7 +253,9 @@ def grid_cycles(p: DesignPoint):
             {
                 "workload.kind": kind,
                 "workload.L": n,
-                "workload.heads": tile_heads(p.policy.partition, p.workload.heads, p.policy.tp),
+                "workload.heads": tile_heads(
+                    p.policy.partition, p.workload.heads, p.policy.tp, kind, p.hw.pim.channels
+                ),
                 "workload.partitions": _i(1),
                 "hw.pim.channels": _i(1),
             },
@@ -258,10 +271,14 @@ def grid_cycles(p: DesignPoint):
     return cycles.astype(jnp.float64).reshape(2, len(GRID))
 
 
-def tile_heads(partition, kv_heads, tp):
-    """KV heads one placement tile holds: 1, or a module's ``ceil(kv_heads / tp)`` for the
-    request-level partitions (``req_rr``, ``req_greedy``)."""
-    return jnp.where(partition >= 3, _cdiv(kv_heads, jnp.maximum(tp, 1)), 1).astype(jnp.int64)
+def tile_heads(partition, kv_heads, tp, kind=1, channels=1):
+    """KV heads one placement tile of kernel ``kind`` (1 score, 2 context) holds: 1, a
+    module's ``ceil(kv_heads / tp)`` for the request-level partitions (``req_rr``,
+    ``req_greedy``), or under ``cent`` every KV head for the score (a token's keys of all
+    heads on one bank) and a channel's ``ceil(kv_heads / channels)`` for the context."""
+    cent = jnp.where(kind == 1, kv_heads, _cdiv(kv_heads, jnp.maximum(channels, 1)))
+    req = jnp.where(partition >= 3, _cdiv(kv_heads, jnp.maximum(tp, 1)), 1)
+    return jnp.where(partition == Partition.cent, cent, req).astype(jnp.int64)
 
 
 def _units(p: DesignPoint):
@@ -288,12 +305,14 @@ def step_ns(lengths, live, hp, grid):
     whole = groups_of(live, 1)
     units = hp["banks"], hp["elems"]
     mb_max, chan = busy_by_group(
-        lengths, group, slot, heads, c, hp["partition"], grid, *units, M_MAX
+        lengths, group, slot, heads, c, hp["partition"], grid, *units, M_MAX, tp=hp["tp"]
     )
     all_max = jax.lax.cond(  # the whole batch as one micro-batch
         hp["micro_batches"] == 1,
         lambda: mb_max[0],
-        lambda: busy_by_group(lengths, *whole, heads, c, hp["partition"], grid, *units, 1)[0][0],
+        lambda: busy_by_group(
+            lengths, *whole, heads, c, hp["partition"], grid, *units, 1, tp=hp["tp"]
+        )[0][0],
     )
     gd = (hp["g"] * hp["d"]).astype(jnp.float64)
     # hub: one reduction of min(C, L) partial vectors per (request, head), token-centric only

@@ -86,7 +86,7 @@ from dse.models import pim_kernel
 from dse.models.kv_memory import kv_admission, kv_bytes_per_token
 from dse.models.pim_attention import C_MAX, GRID, busy_by_group, tile_heads
 from dse.point import STATUS_CODE, DesignPoint
-from dse.policy import SystemKind
+from dse.policy import Partition, SystemKind
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.lengths import sample_lengths
 from dse.workload.llm import SHAPE_COLUMNS, param_count, shape_table
@@ -157,7 +157,9 @@ def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
                 "workload.M": M,
                 "workload.g": s["g"],
                 "workload.d": s["d"],
-                "workload.heads": tile_heads(p.policy.partition, s["heads"], p.policy.tp),
+                "workload.heads": tile_heads(
+                    p.policy.partition, s["heads"], p.policy.tp, kind, p.hw.pim.channels
+                ),
                 "workload.partitions": jnp.asarray(1, jnp.int64),
                 "hw.pim.channels": ch,
             },
@@ -301,11 +303,22 @@ def durations(
     heads_mod = -(-s["heads"] // tp)
     # more modules than KV heads: each head's tokens are split over tp // heads modules
     # (CENT shards K by token over its TP group), whose partial outputs are merged below
-    shards = jnp.maximum(tp // s["heads"], 1)
+    shards = jnp.where(pol.partition == Partition.cent, 1, jnp.maximum(tp // s["heads"], 1))
     channels = jnp.clip(pim.channels, 1, c_max)
     lens = jnp.where(live, -(-lengths // shards), 0)
     gmax, chan = busy_by_group(
-        lens, group, slot, heads_mod, channels, pol.partition, kern[0], banks, elems, n_groups, c_max
+        lens,
+        group,
+        slot,
+        heads_mod,
+        channels,
+        pol.partition,
+        kern[0],
+        banks,
+        elems,
+        n_groups,
+        c_max,
+        tp=tp,
     )
     red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
     hub = heads_mod * (red @ onehot)
@@ -434,6 +447,9 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     full = jnp.where(cent_heads, tp, 1.0)
     comm = jnp.where((tp > 1) & any_tok, cent_comm(p, tok, hidden, _f(s["ffn"]), db, tp), 0.0)
     rope = tok * (qd + kvd) * full * host.rope_ns_per_elem
+    stage = cent_staging(p, tok, ctx, hidden, qd * full, kvd * full, ffn * full, db)
+    pim_pre_g = pim_pre_g + stage["pre"]
+    pim_post_g = pim_post_g + stage["post"]
     pre = jnp.where(pim_only, norm(tok) + rope + pim_pre_g, dense_pre)
     post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + comm, dense_post)
     lm = jnp.where(pim_only, norm(out_tok) + pim_lm_g, dense_lm)
@@ -441,6 +457,8 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     # softmax on the host side of PIM attention (near-memory units: CENT), when costed there
     q_heads = qd / _f(s["d"]) * full
     softmax = q_heads * (ctx * host.sfm_ns_per_score + n_dec * host.sfm_ns_per_head)
+    kernel_busy = att_busy
+    att_busy = att_busy + jnp.where(pim_only, stage["att"], 0.0)
     att = jnp.where(attn_on_pim & (n_dec > 0), att_busy + softmax, 0.0)
     sample = out_tok * host.sample_ns
     one_device = pim_only | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
@@ -498,11 +516,40 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "channels": jnp.clip(pim.channels, 1, C_MAX),
         "shape": s,
         "db": db,
-        "att": jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0),  # PIM time, no softmax
+        "att": jnp.where(attn_on_pim & (n_dec > 0), kernel_busy, 0.0),  # the kernels alone
         "gemv_ns": jnp.stack([g_qkv, g_o, g_up, g_down, g_lm]),
         "sample": sample,
     }
     return d, pim_part, traffic, sizes
+
+
+def cent_staging(p: DesignPoint, tok, ctx, hidden, qd, kvd, ffn, db) -> dict:
+    """pim_only (CENT): the vector work's operands staged between the banks and the
+    near-memory units, ns per group and layer for ``tok`` tokens of total context ``ctx``.
+
+    CENT keeps every activation in the banks; each vector op stores its operands there and
+    reads its result back as plain bursts (one column of ``col_bytes``), which the device's
+    DMA issues one per PIM cycle (``Llama.py:trace_only``; counted from its traces):
+
+    * ``pre``: RMSNorm (4 stores and 1 read of the hidden vector), rotary embedding (2
+      store passes and 2 result passes of q and k, and its element-wise multiplies at
+      ``tCCD_mac`` per column), the new K row (stores) and V (one all-bank write per
+      ``banks`` values);
+    * ``post``: the second RMSNorm and SiLU·x3 (3 stores and 1 read of the FFN vector);
+    * ``att``: softmax: 4 stores (scores, scale, exponentials, 1/Σ) and 2 reads of every
+      query head's ``L`` scores.
+    """
+    pim = p.hw.pim
+    e = _f(jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1))  # elements per burst
+    tck = pim.tCK_ns
+    mac = _f(jnp.maximum(pim.tCCD_mac, 1))
+    q_heads = qd / _f(shape_of(p.workload)["d"])
+    pre = (5 * hidden + 4 * (qd + kvd) + kvd + mac * (qd + kvd)) / e + kvd / _f(pim.banks)
+    return {
+        "pre": tck * tok * pre,
+        "post": tck * tok * (5 * hidden + 4 * ffn) / e,
+        "att": tck * 6 * q_heads * ctx / e,
+    }
 
 
 def cent_comm(p: DesignPoint, tok, hidden, ffn, db, tp):

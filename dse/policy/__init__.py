@@ -79,13 +79,18 @@ class Partition(IntEnum):
     over all channels, partial s·V sums reduced through the hub (PIMphony); ``req_rr`` /
     ``req_greedy``: whole requests (all of the module's KV heads of a request on one channel,
     one PIM program over those heads) dealt in turn (NeuPIMs' naive ``npu+pim`` branch) or
-    longest first onto the least-loaded channel (NeuPIMs' ``main``)."""
+    longest first onto the least-loaded channel (NeuPIMs' ``main``). ``cent``: the two
+    kernels placed apart as CENT places them: a request's keys token-sharded over every
+    channel of the TP group (token ``t`` on bank ``t mod (channels·banks·tp)``, all KV heads
+    of a token together), its values head-sharded over one module's channels; every channel
+    works on one request at a time, requests one after another."""
 
     hfp_rr = 0
     hfp_greedy = 1
     tcp = 2
     req_rr = 3
     req_greedy = 4
+    cent = 5
 
 
 class KvAlloc(IntEnum):

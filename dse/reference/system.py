@@ -101,6 +101,7 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     if tp > 1 and tok > 0:
         ar = 2 * (tp - 1) * lat + 2 * (tp - 1) / tp * tok * hid * db / gbps
 
+    full = tp if pt["cent_heads"] else 1.0  # CENT's placement: every device sees all heads
     on_pim = kind != "gpu"
     keys = grp["pairs"] + (0 if on_pim else ctx)
     q_tok = pre_tok + (0 if on_pim else n_dec)
@@ -109,7 +110,6 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         4 * qd * keys, db * (2 * kvd * kv_tok + 2 * q_tok * (qd + kvd)), attn_rate, bw, 1, L, q_tok
     )
     share = {"pre": 0.0, "post": 0.0, "lm": 0.0, "att": 0.0}
-    full = tp if pt["cent_heads"] else 1.0  # CENT's placement: every device sees all heads
     if kind == "pim_only":
         share["pre"] = tok * pim_t["qkv"]
         share["post"] = tok * (pim_t["o"] + pim_t["up"] + pim_t["down"])
@@ -122,6 +122,13 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
             gather = [lat + math.ceil(b / tp / pay) * (tp - 1) * flit / gbps for b in (hb, fb)]
             comm = 5 * bcast[0] + bcast[1] + 5 * gather[0] + gather[1]
         rope = tok * (qd + kvd) * full * pt["rope_ns_per_elem"]
+        # operands of the vector work staged through the banks, a burst per PIM cycle
+        qf, kf, e = qd * full, kvd * full, pt["burst_elems"]
+        norm_st = 5 * hid / e  # 4 stores and a read of the hidden vector
+        rope_st = (4 * (qf + kf) + pt["tCCD_mac"] * (qf + kf)) / e
+        kv_st = kf / e + kf / pt["banks"]
+        share["pre"] += pt["tCK_ns"] * tok * (norm_st + rope_st + kv_st)
+        share["post"] += pt["tCK_ns"] * tok * (norm_st + 4 * ffn * full / e)
         pre = norm(tok) + rope + share["pre"]
         post = share["post"] + 2 * norm(tok) + comm
         lm = norm(out) + share["lm"]
@@ -137,6 +144,8 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         )
         lm = norm(out) + gemm(out, hid, voc)
     att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
+    if att > 0 and kind == "pim_only":  # softmax's scores staged: 4 stores, 2 reads
+        att += pt["tCK_ns"] * 6 * (qd * full / pt["d"]) * ctx / pt["burst_elems"]
     share["att"] = att
     if att > 0:  # softmax: the host's on one device (merged), else beside the PIM
         q_heads = qd / pt["d"] * full
@@ -375,6 +384,11 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
     for k in ("hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn"):
         pt[k] = float(x[f"shape.{k}"])
     pt["cent_heads"] = fields.get("policy.mapping") == "cent"
+    db = float(x["db"])
+    pt["burst_elems"] = float(max(int(f["hw.pim.col_bytes"]) // int(db), 1))
+    pt["tCCD_mac"] = float(max(int(f["hw.pim.tCCD_mac"]), 1))
+    pt["banks"] = float(f["hw.pim.banks"])
+    pt["tCK_ns"] = float(f["hw.pim.tCK_ns"])
     pt["flit_bytes"] = float(f["hw.module.link_flit_bytes"])
     pt["payload_bytes"] = float(f["hw.module.link_payload_bytes"])
     for k in (
