@@ -56,11 +56,25 @@ pays only where the PIM attention of one half hides the dense ops of the other.
 ``layers // pp + 1`` layers, the others ``layers // pp``, the last also the LM head; requests
 are dealt round-robin into ``micro_batches`` groups (any number: the arrays hold
 ``policy.mb_slots`` of them, which the evaluator raises to cover the run; CENT keeps one
-request per stage in flight, so up to ``n_layers`` micro-batches), prompts likewise. A stage runs one micro-batch at a time; a micro-batch's activations cross to the
-next stage over the device link (CXL on ``pim_only``). The step is the permutation flow
-shop of (stage, link, stage, …) machines: ``C[k][j] = max(C[k-1][j], C[k][j-1]) + p[k][j]``;
-the steady-state period (iterations overlapped) is ``max(busiest machine's Σ_k p, slowest
-micro-batch's Σ_j p)``; ``tokens_per_s`` = generated tokens / period.
+request per stage in flight), prompts likewise. A stage runs one micro-batch at a time; a
+micro-batch's activations cross to the next stage over the device link (CXL on
+``pim_only``), and the host samples its tokens after the last stage (``host.sample_ns`` per
+token, a machine of its own). The step is the permutation flow shop of (stage, link, stage,
+…, sampling) machines: ``C[k][j] = max(C[k-1][j], C[k][j-1]) + p[k][j]``; the steady-state
+period (iterations overlapped) is ``max(busiest machine's Σ_k p, slowest micro-batch's Σ_j
+p)``; ``tokens_per_s`` = generated tokens / period.
+
+**TP over any head count.** A module holds ``ceil(kv_heads / tp)`` KV heads; with more
+modules than heads each head's tokens are split over ``tp // kv_heads`` of them, whose
+partial outputs meet over the device link (:func:`shard_merge`). ``partition=cent`` places
+the two kernels as CENT does (keys over the whole TP group, values on one module).
+
+**CENT (pim_only) as its artifact builds a block** (docs/systems/cent.md): the TP group's
+vectors cross the CXL switch in CENT's pattern (:func:`cent_comm`: 6 broadcasts, 6 gathers
+per layer); the vector work's operands are staged through the banks a burst per PIM cycle
+(:func:`cent_staging`); softmax and rotary run on the near-memory units
+(``host.sfm_ns_per_score``, ``sfm_ns_per_head``, ``rope_ns_per_elem``); with
+``mapping=cent`` every device does the vector work of every head, as CENT's devices do.
 
 **Energy** over one period: host ``active_W`` while busy and ``idle_W`` otherwise on each of
 the ``tp·pp`` devices, plus ``base_W``; host-memory traffic at ``mem_pJ_per_bit``; PIM
@@ -274,7 +288,7 @@ def kernel_times(p: DesignPoint):
 def durations(
     p: DesignPoint, lengths, live, prompts: dict | None = None, kern=None, c_max: int = C_MAX
 ):
-    """Per-group op durations (ns, arrays of ``2·policy.mb_slots``) and the accounting the step needs.
+    """Per-group op durations (ns, ``2·policy.mb_slots`` groups) and the step's accounting.
 
     ``prompts``: per-group prompt sums (:func:`chunk_sums`); default the point's own
     (:func:`prompt_sums`). ``kern``: :func:`kernel_times` of the point, when already known.
@@ -854,7 +868,6 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     wl, pol, pim = p.workload, p.policy, p.hw.pim
     r = _prepare(p, steady_state)
     s = r["sz"]["shape"]
-    tp = jnp.maximum(pol.tp, 1)
     kv, live, d, pim_part, traffic, sz = (
         r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
     )
