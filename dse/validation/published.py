@@ -1,0 +1,130 @@
+"""Published figures beside the model's values (``python -m dse.validation --only published``).
+
+Each system's headline numbers, transcribed with a citation into ``data/published_*.csv``,
+are recomputed here from the system's own configuration:
+
+* **CENT** (Gu et al., ASPLOS 2025; ``data/published_cent.csv``): per-token latency and
+  decode throughput of Llama-2 7B/13B/70B on N = 8/20/32 devices, every TP x PP split of
+  CENT's model-parallel mode and its pipeline-parallel mode (PP = n_layers on channel
+  slices), at context 128, 1024 and 4096. CENT keeps one request per pipeline stage in
+  flight, so batch = micro-batches = PP; the CXL link of N devices carries ``144 // N`` PCIe
+  lanes of 4 GiB/s (``cent_simulation/run_sim.py:15, 286``, ``cxl_latency.py:4-12``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CENT_CSV", "cent_link_GBps", "cent_model", "cent_published", "compare_cent"]
+
+DATA = Path(__file__).resolve().parent / "data"
+CENT_CSV = DATA / "published_cent.csv"
+
+#: the configuration every CENT point shares (conf/ presets and CENT's placement)
+CENT_BASE = (
+    "space=single",
+    "model=system",
+    "pim=aim_gddr6",
+    "host=cent_pnm",
+    "policy=cent",
+    "workload=llama3_8b_step",
+    "policy.system=pim_only",
+    "policy.partition=cent",
+    "policy.kv_alloc=dynamic",
+    "workload.lengths=fixed",
+    "workload.batch_max=80",
+    "workload.max_context=4096",
+)
+
+
+def cent_link_GBps(n_devices: int) -> float:
+    """CENT's CXL bandwidth per device: ``144 // N`` PCIe lanes of 4 GiB/s (GB/s)."""
+    return (144 // n_devices) * 4 * 2**30 / 1e9
+
+
+def cent_published() -> pd.DataFrame:
+    """CENT's artifact results (one row per model, N, TP, PP, channels per block, L)."""
+    return pd.read_csv(CENT_CSV, comment="#")
+
+
+@functools.lru_cache(maxsize=4)
+def _base(llm: str, extra: tuple[str, ...] = ()):
+    from dse.cli import _compose, build
+
+    cfg, prov = _compose([*CENT_BASE, f"workload.llm={llm}", *extra])
+    return build(cfg, prov)[1]
+
+
+def cent_model(rows: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The model at CENT's configurations ``rows`` (columns model, N, TP, PP, ch_per_block,
+    L): ``rows`` with the model's ``T_token_ms``, ``tokens_per_s`` and ``status`` added.
+    ``extra``: further overrides (e.g. another partition) for every point."""
+    from dse.explore import evaluate_points
+    from dse.point import decode_status
+
+    out = []
+    for llm, g in rows.groupby("model", sort=False):
+        base = _base(str(llm), tuple(extra))
+        n = len(g)
+        size = max(8, 1 << (n - 1).bit_length())
+        pad = np.r_[np.arange(n), np.full(size - n, n - 1)]
+
+        def col(values, dtype, pad=pad):
+            return np.asarray(values, dtype)[pad]
+
+        pp = g["PP"].to_numpy()
+        swept = {
+            "policy.tp": col(g["TP"], np.int64),
+            "policy.pp": col(pp, np.int64),
+            "policy.micro_batches": col(pp, np.int64),
+            "workload.batch": col(pp, np.int64),
+            "workload.L": col(g["L"], np.int64),
+            "hw.pim.channels": col(g["ch_per_block"], np.int64),
+            "hw.module.link_GBps": col([cent_link_GBps(int(x)) for x in g["N"]], np.float64),
+        }
+        res, _, _ = evaluate_points(base, swept, "system")
+        h = g.copy()
+        h["model_tokens_per_s"] = res["tokens_per_s"][:n]
+        h["model_T_token_ms"] = pp / res["tokens_per_s"][:n] * 1e3
+        h["status"] = decode_status(np.asarray(res["status"][:n], np.int64))
+        out.append(h)
+    return pd.concat(out, ignore_index=True)
+
+
+def _sign_agreement(df: pd.DataFrame, by: list[str], order: str, col: str) -> tuple[int, int]:
+    """Consecutive pairs (sorted by ``order`` within ``by``) whose change in ``col`` has the
+    same sign in the model as in CENT: (agreeing, pairs)."""
+    agree = total = 0
+    for _, g in df.groupby(by):
+        g = g.sort_values(order)
+        theirs = np.sign(np.diff(g[col].to_numpy()))
+        ours = np.sign(np.diff(g[f"model_{col}"].to_numpy()))
+        agree += int((theirs == ours).sum())
+        total += len(theirs)
+    return agree, total
+
+
+def compare_cent(extra: tuple[str, ...] = ()) -> dict:
+    """CENT's published rows beside the model's: the table and the agreement figures."""
+    df = cent_model(cent_published(), extra)
+    df["rel_T"] = df["model_T_token_ms"] / df["T_token_ms"] - 1
+    df["rel_tps"] = df["model_tokens_per_s"] / df["tokens_per_s"] - 1
+    df["mode"] = np.where(df["ch_per_block"] < 32, "PP mode", "MP mode")
+    mp = df[df["mode"] == "MP mode"]
+    trends = {
+        # throughput rises with pipeline depth (MP mode, each model and context)
+        "throughput vs PP": _sign_agreement(mp, ["model", "L"], "PP", "tokens_per_s"),
+        # latency per token falls with TP
+        "latency vs TP": _sign_agreement(mp, ["model", "L"], "TP", "T_token_ms"),
+        # latency rises with context, every configuration
+        "latency vs L": _sign_agreement(df, ["model", "TP", "PP", "ch_per_block"], "L", "T_token_ms"),
+        # PP mode against the deepest MP-mode pipeline of the same model
+        "PP mode vs MP": _sign_agreement(
+            df[df["TP"] == 1], ["model", "L"], "PP", "tokens_per_s"
+        ),
+    }
+    return {"table": df, "trends": trends}
