@@ -147,6 +147,7 @@ def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
     ((2, len(GRID)) cycles of one head's score and context kernels on one channel at the
     attention grid (as :func:`dse.models.pim_attention.grid_cycles`), (5,) ns of the GEMVs
     ``gemv_k[i] → gemv_m[i]`` over the point's channels)."""
+    n_gemv = gemv_k.shape[0]
     n = len(GRID)
     banks = jnp.maximum(p.hw.pim.banks, 1)
     db = DTYPE_BYTES[p.workload.dtype]
@@ -154,12 +155,12 @@ def _kernel_times(p: DesignPoint, s: dict, gemv_k, gemv_m):
     units = jnp.asarray(GRID, jnp.int64)
     one = jnp.ones(2 * n, jnp.int64)
     kinds = jnp.concatenate(
-        [jnp.repeat(jnp.asarray([1, 2], jnp.int64), n), jnp.zeros(5, jnp.int64)]
+        [jnp.repeat(jnp.asarray([1, 2], jnp.int64), n), jnp.zeros(n_gemv, jnp.int64)]
     )
-    ls = jnp.concatenate([units * banks, units * elems, jnp.ones(5, jnp.int64)])
+    ls = jnp.concatenate([units * banks, units * elems, jnp.ones(n_gemv, jnp.int64)])
     ks = jnp.concatenate([one * p.workload.K, jnp.maximum(jnp.ceil(gemv_k), 1).astype(jnp.int64)])
     ms = jnp.concatenate([one * p.workload.M, jnp.maximum(jnp.ceil(gemv_m), 1).astype(jnp.int64)])
-    chans = jnp.concatenate([one, jnp.ones(5, jnp.int64) * p.hw.pim.channels])
+    chans = jnp.concatenate([one, jnp.ones(n_gemv, jnp.int64) * p.hw.pim.channels])
 
     def at(kind, L, K, M, ch):
         q = replace_paths(
@@ -280,6 +281,15 @@ def kernel_times(p: DesignPoint):
     ffn = _f(s["ffn"]) / tp
     vocab = _f(s["vocab"]) / tp
     nmat = jnp.where(s["gated_ffn"] > 0, 3.0, 2.0)
+    if p.policy.mapping == "cent":
+        # CENT's GEMVs: Q, K, V and W1, W3 apart, every matrix split by output column over
+        # the TP group (TransformerBlock.py:92-93, 697, 737; Llama.py:651-653, 829-830)
+        qf, ff = qd * tp, ffn * tp
+        ks = [hidden, hidden, hidden, qf, hidden, hidden, ff, hidden]
+        ms = [qd, kvd, kvd, hidden / tp, ffn, ffn, hidden / tp, vocab]
+        cyc, g = _kernel_times(p, s, jnp.stack(ks), jnp.stack(ms))
+        up = g[4] + jnp.where(s["gated_ffn"] > 0, g[5], 0.0)
+        return cyc, jnp.stack([g[0] + g[1] + g[2], g[3], up, g[6], g[7]])
     shapes_k = jnp.stack([hidden, qd, hidden, ffn, hidden])
     shapes_m = jnp.stack([qd + 2 * kvd, hidden, (nmat - 1) * ffn, hidden, vocab])
     return _kernel_times(p, s, shapes_k, shapes_m)

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["CENT_CSV", "cent_link_GBps", "cent_model", "cent_published", "compare_cent"]
+__all__ = [
+    "CENT_CSV",
+    "cent_link_GBps",
+    "cent_markdown",
+    "cent_model",
+    "cent_published",
+    "check_published",
+    "compare_cent",
+]
 
 DATA = Path(__file__).resolve().parent / "data"
 CENT_CSV = DATA / "published_cent.csv"
@@ -121,10 +129,82 @@ def compare_cent(extra: tuple[str, ...] = ()) -> dict:
         # latency per token falls with TP
         "latency vs TP": _sign_agreement(mp, ["model", "L"], "TP", "T_token_ms"),
         # latency rises with context, every configuration
-        "latency vs L": _sign_agreement(df, ["model", "TP", "PP", "ch_per_block"], "L", "T_token_ms"),
-        # PP mode against the deepest MP-mode pipeline of the same model
-        "PP mode vs MP": _sign_agreement(
-            df[df["TP"] == 1], ["model", "L"], "PP", "tokens_per_s"
+        "latency vs L": _sign_agreement(
+            df, ["model", "TP", "PP", "ch_per_block"], "L", "T_token_ms"
         ),
+        # PP mode against the deepest MP-mode pipeline of the same model
+        "PP mode vs MP": _sign_agreement(df[df["TP"] == 1], ["model", "L"], "PP", "tokens_per_s"),
     }
     return {"table": df, "trends": trends}
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def cent_markdown(df: pd.DataFrame) -> str:
+    """CENT's published per-token latency and throughput beside the model's, one row per
+    configuration and context."""
+    lines = [
+        "CENT (ASPLOS 2025) artifact, `cent_simulation/simulation_results.csv`: per-token "
+        "latency and decode throughput, one request per pipeline stage (batch = PP); model: "
+        "`policy=cent`, `partition=cent`, `pim_only` on `aim_gddr6` + `cent_pnm`, CXL "
+        "`144 // N` lanes x 4 GiB/s.",
+        "",
+        "| model | N | TP x PP | mode | L | CENT ms/token | model | CENT tok/s | model | diff |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in df.itertuples(index=False):
+        mode = "MP" if r.ch_per_block == 32 else f"PP ({r.ch_per_block} ch/block)"
+        lines.append(
+            f"| {r.model} | {r.N} | {r.TP} x {r.PP} | {mode} | {r.L} | {r.T_token_ms:.3f} | "
+            f"{r.model_T_token_ms:.3f} | {r.tokens_per_s:,.0f} | {r.model_tokens_per_s:,.0f} | "
+            f"{_pct(r.rel_tps)} |"
+        )
+    return "\n".join(lines)
+
+
+#: bounds of the published-figure checks (issue acceptance): absolute values and trends
+ABS_TOL = 0.20
+
+
+def check_published(n: int = 0) -> list:
+    """The published-figure rows of the validation report (``--only published``)."""
+    from dse.validation.report import Result
+
+    cent = compare_cent()
+    df, trends = cent["table"], cent["trends"]
+    ok = df["status"] == "ok"
+    out = []
+    for mode, g in df.groupby("mode", sort=True):
+        rel = g["rel_tps"].to_numpy()
+        good = np.abs(rel) <= ABS_TOL
+        worst = g.iloc[int(np.argmax(np.abs(rel)))]
+        out.append(
+            Result(
+                "system",
+                "external",
+                f"CENT artifact, {mode}: decode throughput and latency per token "
+                "(Llama-2 7B/13B/70B, L 128/1024/4096)",
+                len(g),
+                f"throughput MAPE {np.mean(np.abs(rel)):.1%}, worst {_pct(worst['rel_tps'])} "
+                f"({worst['model']} {worst['TP']}x{worst['PP']} L {worst['L']}); "
+                f"{int(good.sum())}/{len(g)} within {ABS_TOL:.0%}",
+                f"every row within {ABS_TOL:.0%}",
+                bool(good.all() and ok[g.index].all()),
+                {"figures_md": cent_markdown(g)},
+            )
+        )
+    for name, (agree, total) in trends.items():
+        out.append(
+            Result(
+                "system",
+                "external",
+                f"CENT artifact trend: {name}",
+                total,
+                f"{agree}/{total} consecutive pairs change in CENT's direction",
+                "every pair",
+                agree == total,
+            )
+        )
+    return out

@@ -1520,6 +1520,12 @@ def _check_corpus(n: int) -> list[Result]:
     return check_corpus(n)
 
 
+def _check_published(n: int) -> list[Result]:
+    from dse.validation.published import check_published
+
+    return check_published(n)
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckSpec:
     """A group of checks: the model it validates, its function and its point counts."""
@@ -1547,6 +1553,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("system", "system", check_system, 20, 500, "random points per system kind"),
     CheckSpec("serving", "serving", check_serving, 4, 24, "random design points"),
     CheckSpec("serving", "llmservingsim", check_llmservingsim, 0, 0, "example requests"),
+    CheckSpec("system", "published", _check_published, 0, 0, "published figures"),
 )
 MODELS = tuple(dict.fromkeys(c.model for c in CHECKS))
 NAMES = tuple(dict.fromkeys([*MODELS, *(c.name for c in CHECKS)]))
@@ -1686,6 +1693,11 @@ def to_markdown(results: Sequence[Result], prov: Mapping[str, Any]) -> str:
             f"{_cell(r.agreement)} | {_cell(r.bound)} | {_verdict(r)} |"
         )
     lines.append("")
+    figures = [r for r in results if r.details.get("figures_md")]
+    if figures:
+        lines += ["", "## Published figures beside the model", ""]
+        for r in figures:
+            lines += [f"### {r.check}", "", r.details["figures_md"], ""]
     if any(r.check.startswith("corpus ") for r in results):
         from dse.validation.corpus import oracle_markdown
 
@@ -1717,6 +1729,9 @@ def print_table(results: Sequence[Result]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    for r in results:  # published figures first, each table as the report has it
+        if r.details.get("figures_md"):
+            print(f"\n{r.check}\n\n{r.details['figures_md']}\n")
     table = Table(title="dse validation", show_lines=False)
     for h in ("model", "ring", "check", "points", "agreement", "bound", "result"):
         table.add_column(h, justify="right" if h == "points" else "left", overflow="fold")
