@@ -93,7 +93,7 @@ STUDIES: dict[str, Study] = {
         Study("sbi_crossover", "1 min", "LLMServingSim example outputs; NeuPIMs (ASPLOS 2024)"),
         Study("neupims_comparison", "3 min", "NeuPIMs (ASPLOS 2024): 2.4x over NPU-only"),
         Study("context_scaling", "1.5 min"),
-        Study("cent_parallelism", "1.5 min", "CENT (ASPLOS 2025): PP for throughput, TP latency"),
+        Study("cent_parallelism", "2 min", "CENT (ASPLOS 2025) artifact, every configuration"),
         Study("llmservingsim_pim", "4.5 min", "LLMServingSim example outputs (per request)"),
         Study("pimphony_ablation", "5.5 min", "PIMphony: several-fold gains at long context"),
     )

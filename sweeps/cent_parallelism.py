@@ -64,7 +64,7 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> pd.DataFrame:
             axes[1, j].plot(
                 h["TP"], h["model_T_token_ms"], "-", marker=".", color=color, label=f"model L={L}"
             )
-        axes[0, j].set_title(f"{llm}, N = {n} devices (TP x PP = N; diamonds: PP mode)")
+        axes[0, j].set_title(f"{llm}, N = {n} devices")
         axes[0, j].set_xlabel("pipeline stages PP (= requests in flight)")
         axes[1, j].set_xlabel("tensor-parallel devices TP (PP = N / TP)")
         for ax in axes[:, j]:
@@ -75,8 +75,9 @@ def main(out: str = str(HERE / "cent_parallelism.png")) -> pd.DataFrame:
     axes[1, 0].set_ylabel("latency per token (ms)")
     axes[0, 0].legend(fontsize=7, ncol=2)
     fig.suptitle(
-        "CENT's configurations: artifact (open markers, dashed) and model (filled, solid); "
-        "one request per pipeline stage, context L for every request",
+        "CENT's configurations: artifact (open markers, dashed) and model (filled, solid); TP x "
+        "PP = N on whole devices, diamonds: PP = n_layers on channel slices; one request per "
+        "pipeline stage, context L for every request",
         fontsize=10,
     )
     fig.tight_layout()

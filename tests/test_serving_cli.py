@@ -178,3 +178,34 @@ def test_hydra_sweep_one_row_per_point(tmp_path):
     # more channels: faster attention, lower TPOT
     by = df.set_index(["hw.pim.channels", "policy.sbi"])["tpot_p50_ms"]
     assert by[(64, 0)] < by[(16, 0)]
+
+
+def test_serving_any_channel_count(tmp_path):
+    """More PIM channels than the default arrays hold (LLMServingSim's case study uses 256):
+    the run sizes its arrays to the space, every point is served, and head-first attention
+    over twice the channels keeps the PIM busy for less time (512 tiles: 4 per channel, then
+    2), with no higher TPOT."""
+    from dse.cli import main as dse_main
+
+    out = tmp_path / "run"
+    dse_main(
+        [
+            "model=serving",
+            "space=single",
+            "workload=llama3_8b_step",
+            "policy.system=gpu_pim",
+            "serving.synthetic.n=64",
+            "serving.synthetic.rate=10000",
+            "serving.synthetic.input_dist=fixed",
+            "serving.synthetic.input_len=2048",
+            "serving.synthetic.output_len=64",
+            "+space.axes.hw.pim.channels=[128,256]",
+            f"output.dir={out}",
+            "progress=false",
+        ]
+    )
+    df = pd.read_parquet(out / "points.parquet").set_index("hw.pim.channels")
+    assert (df["status"] == "ok").all()
+    assert (df["requests"] == 64).all()
+    assert df.loc[256, "pim_busy"] < 0.7 * df.loc[128, "pim_busy"]
+    assert df.loc[256, "tpot_p50_ms"] <= df.loc[128, "tpot_p50_ms"]

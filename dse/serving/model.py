@@ -58,6 +58,28 @@ def load_trace(node: Mapping[str, Any], source: str = "serving") -> traces.Trace
         raise ConfigError(source, "serving.synthetic", "a known length distribution", err) from None
 
 
+def _channel_slots(c: Mapping[str, Any], base: DesignPoint) -> int:
+    """PIM channels the arrays hold: the next power of two ≥ the most any point of the
+    config's space has (``hw.pim.channels`` of the base, or its axis: a list's largest
+    value, a range's ``high``), at least :data:`dse.serving.step.C_SERVE`."""
+    from dse.serving.step import C_SERVE
+
+    most = int(base.hw.pim.channels)
+    axis = ((c.get("space") or {}).get("axes") or {}).get("hw", {})
+    axis = ((axis or {}).get("pim") or {}).get("channels")
+    if isinstance(axis, Mapping):
+        if axis.get("high") is not None:
+            most = max(most, int(axis["high"]))
+    elif axis is not None and not isinstance(axis, str | int | float):  # a list of values
+        most = max(most, *(int(v) for v in axis))
+    elif axis is not None:
+        most = max(most, int(axis))
+    slots = C_SERVE
+    while slots < min(most, 1 << 16):
+        slots *= 2
+    return slots
+
+
 def configure(c: Mapping[str, Any], base: DesignPoint) -> sim.Options:
     """Install ``MODELS["serving"]`` for the config's trace and options."""
     node = dict(c.get("serving") or {})
@@ -67,6 +89,7 @@ def configure(c: Mapping[str, Any], base: DesignPoint) -> sim.Options:
     slots = max(int(node.get("slots") or 0), int(base.policy.max_num_seqs), 1)
     opt = sim.Options(
         slots=slots,
+        channels=_channel_slots(c, base),
         max_len=int((tr.input_toks + tr.output_toks).max()) + 1,
         max_skip=int(node.get("max_skip", 256)),
         slo_ttft_ns=float(node.get("slo_ttft_ms", 1000.0)) * 1e6,

@@ -101,6 +101,7 @@ class Options:
     token_times: int = 0  # > 0: keep every request's token times (up to this many tokens)
     slo_ttft_ns: float = 1e9
     slo_tpot_ns: float = 1e8
+    channels: int = 128  # PIM channels per module the arrays hold (≥ every point's)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -340,14 +341,14 @@ def _machine(p: DesignPoint, tr: TraceArrays, opt: Options):
     }
 
     def init():
-        return {**state, "c": stepmod.constants(p, opt.max_len), "rej": rejected_req}
+        return {**state, "c": stepmod.constants(p, opt.max_len, opt.channels), "rej": rejected_req}
 
     def body(st):
         c = st["c"]
         active = _active(st, opt)
 
         def run_step(L, dec, new, past, last, chunk):
-            return stepmod.evaluate(p, c, L, dec, new, past, last, chunk)
+            return stepmod.evaluate(p, c, L, dec, new, past, last, chunk, opt.channels)
 
         t = st["t"]
         running = st["st"] == 1
@@ -721,7 +722,7 @@ def _results(p, tr, opt, out, mem, cap, B, total_len):
         | ((pol.partition != Partition.hfp_rr) & (pol.partition != Partition.tcp))
         | (pol.max_num_seqs > B)
         | (pol.max_batched_tokens < pol.max_num_seqs)
-        | (p.hw.pim.channels > stepmod.C_SERVE)
+        | (p.hw.pim.channels > opt.channels)
         | (tr.inp.shape[0] > 0) & (jnp.max(total_len) > opt.max_len)
     )
     status = (

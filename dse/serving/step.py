@@ -31,8 +31,8 @@ from dse.workload.dtype import DTYPE_BYTES
 
 __all__ = ["C_SERVE", "STEP_KEYS", "constants", "evaluate"]
 
-#: PIM channels per module a serving run allows (LLMServingSim puts one on each DIMM: 64 on
-#: its 512 GB example node); the step model's own bound is 32
+#: PIM channels per module a serving run's arrays hold by default (LLMServingSim puts one on
+#: each DIMM: 64 on its 512 GB example node); a run with more raises it (``Options.channels``)
 C_SERVE = 128
 
 #: what :func:`evaluate` returns: the step (ns), one device's busy time (ns) and energy (J)
@@ -49,18 +49,19 @@ def _mv(m, v):
     return (m * jnp.broadcast_to(v, m.shape)).sum(axis=-1)
 
 
-def constants(p: DesignPoint, max_len: int) -> dict:
+def constants(p: DesignPoint, max_len: int, c_max: int = C_SERVE) -> dict:
     """What a point's steps share: the kernel grid and per-token GEMV times
     (:func:`dse.models.system.kernel_times`) and ``tau[L]``, the attention cycles one KV
     head of a request with ``L`` tokens of context costs its busiest channel, for
     ``L ≤ max_len`` (token-centric: ``ceil(L / channels)`` tokens per channel; head-first:
-    the whole context on one channel), and ``cum[L] = Σ_{x<L} tau[x]``."""
+    the whole context on one channel), and ``cum[L] = Σ_{x<L} tau[x]``. ``c_max``: channels
+    the arrays hold."""
     pim, pol = p.hw.pim, p.policy
     db = DTYPE_BYTES[p.workload.dtype]
     kern = system.kernel_times(p)
     banks = jnp.maximum(pim.banks, 1)
     elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
-    channels = jnp.clip(pim.channels, 1, C_SERVE)
+    channels = jnp.clip(pim.channels, 1, c_max)
     n = jnp.arange(max_len + 1, dtype=jnp.int64)
     per = jnp.where(pol.partition == Partition.tcp, -(-n // channels), n)
     tau = interp_cycles(per, kern[0], banks, elems)
@@ -89,7 +90,7 @@ def _halves(L, dec, sbi):
     return jnp.where(dec, jax.lax.cond(sbi > 0, lpt, lambda: jnp.zeros(b, jnp.int64)), 0)
 
 
-def _round_robin(tau, half, dec, heads, channels):
+def _round_robin(tau, half, dec, heads, channels, c_max: int = C_SERVE):
     """Head-first round-robin: the request at position ``q`` of its half owns tiles
     ``q·heads + h`` on channel ``tile mod channels``. Returns each half's busiest channel
     (lowest index on ties) and its load, and how many tiles each request has on its half's
@@ -100,14 +101,14 @@ def _round_robin(tau, half, dec, heads, channels):
     w = heads % channels
     q = _f(pos * heads)  # (q mod channels) in float64: exact here, and no integer division
     start = (q - jnp.floor(q / channels) * channels).astype(jnp.int64)
-    width = 2 * C_SERVE + 1
+    width = 2 * c_max + 1
     idx = jnp.arange(2)[:, None] * width
     val = jnp.where(h2, tau[None, :], 0)
     diff = jnp.zeros(2 * width, jnp.int64)
     diff = diff.at[(idx + start).ravel()].add(val.ravel())
     diff = diff.at[(idx + start + w).ravel()].add(-val.ravel())
     run = jnp.cumsum(diff.reshape(2, width), axis=1)  # on a doubled circle
-    c = jnp.arange(C_SERVE)
+    c = jnp.arange(c_max)
     wrap = (c + channels < width)[None, :]
     load = run[:, c] + run[:, jnp.minimum(c + channels, width - 1)] * wrap
     load = jnp.where(c[None, :] < channels, load, -1)
@@ -138,16 +139,16 @@ def _one_group_stage(d, merged, n_lo, n_hi):
     )
 
 
-def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
+def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk, c_max: int = C_SERVE) -> dict:
     """One step: decode slots ``dec`` attend over ``L`` tokens (their context including the
     token they process); prompt-chunk slots ``chunk`` process ``new`` tokens after ``past``
     (``last``: the chunk ends its prompt, its last token reaches the LM head). All (B,) in
-    slot order. Returns :data:`STEP_KEYS`."""
+    slot order; ``c_max`` channels the arrays hold. Returns :data:`STEP_KEYS`."""
     wl, pol, pim = p.workload, p.policy, p.hw.pim
     s = system.shape_of(wl)
     tp = jnp.maximum(pol.tp, 1)
     heads = -(-s["heads"] // tp)
-    channels = jnp.clip(pim.channels, 1, C_SERVE)
+    channels = jnp.clip(pim.channels, 1, c_max)
     Ld = jnp.where(dec, L, 0)
 
     half = _halves(Ld, dec, pol.sbi)
@@ -160,7 +161,7 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk) -> dict:
     g_rr, star, w_rr = jax.lax.cond(
         tcp,
         lambda: (jnp.zeros(2, tau.dtype), jnp.zeros(2, jnp.int64), zb),
-        lambda: _round_robin(tau, half, dec, heads, channels),
+        lambda: _round_robin(tau, half, dec, heads, channels, c_max),
     )
     gmax = jnp.where(tcp, heads * _mv(hot, _f(tau)), _f(g_rr))
     red = system.hub_reduction(p, Ld, dec, channels) * tcp
