@@ -51,9 +51,10 @@ LENGTHS = {
 PAPER = 2.4  # NeuPIMs abstract: 2.4x over NPU-only (1.6x over naive NPU+PIM, 3x over GPU)
 
 
-def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
-    """Run the study, write the figure to ``out``, print and return the key numbers: one row
-    per (model, lengths, batch) with NPU-only throughput and each variant's speedup."""
+def speedups() -> pd.DataFrame:
+    """Every feasible point of the sweep, each model at NeuPIMs' TP/PP, with its
+    ``variant`` (system, dual_rb, sbi) and ``speedup`` over NPU-only at the same (model,
+    lengths, batch)."""
     frames = []
     for llm, (tp, pp) in MODELS.items():
         f = dse.explore(
@@ -76,6 +77,15 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
     df["speedup"] = (
         df["tokens_per_s"].to_numpy() / base.loc[pd.MultiIndex.from_frame(df[key])].to_numpy()
     )
+    return df
+
+
+def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
+    """Run the study, write the figure to ``out``, print and return the key numbers: one row
+    per (model, lengths, batch) with NPU-only throughput and each variant's speedup."""
+    df = speedups()
+    key = ["workload.llm", "workload.lengths", "workload.batch"]
+    base = df[df["variant"] == ("gpu", 0, 0)].set_index(key)["tokens_per_s"]
 
     cut = df[df["batch"] < df["workload.batch"]].groupby("workload.llm")["batch"].min()
     cut_note = "KV capacity at 512: " + ", ".join(
