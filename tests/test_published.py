@@ -35,7 +35,7 @@ def test_cent_7b_splits_and_70b_tp32():
         assert np.all(np.diff(tps) > 0)
 
 
-@pytest.mark.slow  # three models, up to 80 pipeline stages (~90 s)
+@pytest.mark.slow  # 57 points up to 80 pipeline stages, NeuPIMs excluded (~30 s)
 def test_cent_every_configuration():
     """All 57 rows: model-parallel mode within 20% of CENT everywhere, and every trend
     (throughput with PP, latency with TP, latency with context) in CENT's direction."""

@@ -64,47 +64,46 @@ def cent_published() -> pd.DataFrame:
 
 
 @functools.lru_cache(maxsize=4)
-def _base(llm: str, extra: tuple[str, ...] = ()):
+def _base(extra: tuple[str, ...] = ()):
     from dse.cli import _compose, build
 
-    cfg, prov = _compose([*CENT_BASE, f"workload.llm={llm}", *extra])
+    cfg, prov = _compose([*CENT_BASE, *extra])
     return build(cfg, prov)[1]
 
 
 def cent_model(rows: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """The model at CENT's configurations ``rows`` (columns model, N, TP, PP, ch_per_block,
-    L): ``rows`` with the model's ``T_token_ms``, ``tokens_per_s`` and ``status`` added.
-    ``extra``: further overrides (e.g. another partition) for every point."""
+    L), all in one vectorized call: ``rows`` with the model's ``T_token_ms``,
+    ``tokens_per_s`` and ``status`` added. ``extra``: further overrides for every point."""
     from dse.explore import evaluate_points
     from dse.point import decode_status
+    from dse.workload.llm import Llm
 
-    out = []
-    for llm, g in rows.groupby("model", sort=False):
-        base = _base(str(llm), tuple(extra))
-        n = len(g)
-        size = max(8, 1 << (n - 1).bit_length())
-        pad = np.r_[np.arange(n), np.full(size - n, n - 1)]
+    g = rows.reset_index(drop=True)
+    n = len(g)
+    size = max(8, 1 << (n - 1).bit_length())
+    pad = np.r_[np.arange(n), np.full(size - n, n - 1)]
 
-        def col(values, dtype, pad=pad):
-            return np.asarray(values, dtype)[pad]
+    def col(values, dtype):
+        return np.asarray(values, dtype)[pad]
 
-        pp = g["PP"].to_numpy()
-        swept = {
-            "policy.tp": col(g["TP"], np.int64),
-            "policy.pp": col(pp, np.int64),
-            "policy.micro_batches": col(pp, np.int64),
-            "workload.batch": col(pp, np.int64),
-            "workload.L": col(g["L"], np.int64),
-            "hw.pim.channels": col(g["ch_per_block"], np.int64),
-            "hw.module.link_GBps": col([cent_link_GBps(int(x)) for x in g["N"]], np.float64),
-        }
-        res, _, _ = evaluate_points(base, swept, "system")
-        h = g.copy()
-        h["model_tokens_per_s"] = res["tokens_per_s"][:n]
-        h["model_T_token_ms"] = pp / res["tokens_per_s"][:n] * 1e3
-        h["status"] = decode_status(np.asarray(res["status"][:n], np.int64))
-        out.append(h)
-    return pd.concat(out, ignore_index=True)
+    pp = g["PP"].to_numpy()
+    swept = {
+        "workload.llm": col([int(Llm[m]) for m in g["model"]], np.int64),
+        "policy.tp": col(g["TP"], np.int64),
+        "policy.pp": col(pp, np.int64),
+        "policy.micro_batches": col(pp, np.int64),
+        "workload.batch": col(pp, np.int64),
+        "workload.L": col(g["L"], np.int64),
+        "hw.pim.channels": col(g["ch_per_block"], np.int64),
+        "hw.module.link_GBps": col([cent_link_GBps(int(x)) for x in g["N"]], np.float64),
+    }
+    res, _, _ = evaluate_points(_base(tuple(extra)), swept, "system")
+    out = g.copy()
+    out["model_tokens_per_s"] = res["tokens_per_s"][:n]
+    out["model_T_token_ms"] = pp / res["tokens_per_s"][:n] * 1e3
+    out["status"] = decode_status(np.asarray(res["status"][:n], np.int64))
+    return out
 
 
 def _sign_agreement(df: pd.DataFrame, by: list[str], order: str, col: str) -> tuple[int, int]:
