@@ -17,6 +17,7 @@ def test_cent_link_is_144_lanes_over_n():
     assert cent_link_GBps(32) == pytest.approx(4 * 4 * 2**30 / 1e9)
 
 
+@pytest.mark.slow  # its own compile of CENT's mapping (~35 s)
 def test_cent_7b_splits_and_70b_tp32():
     """Llama-2 7B on 8 devices, every TP x PP split at L 128/1024/4096, and Llama-2 70B at
     TP 16 and 32 (8 KV heads): every point feasible, throughput within 20% of CENT's and

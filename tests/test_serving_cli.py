@@ -180,6 +180,25 @@ def test_hydra_sweep_one_row_per_point(tmp_path):
     assert by[(64, 0)] < by[(16, 0)]
 
 
+def test_channel_slots_cover_the_space():
+    """A serving run's arrays hold the most PIM channels any point of its space has: the
+    base's, a list axis's largest value or a range's high end, as a power of two ≥ 128."""
+    from dse.serving.model import _channel_slots
+    from dse.validation.report import default_point
+
+    base = default_point()
+
+    def axes(ch):
+        return {"space": {"axes": {"hw": {"pim": {"channels": ch}}}}}
+
+    assert _channel_slots({}, base) == 128
+    assert _channel_slots(axes([16, 64]), base) == 128
+    assert _channel_slots(axes([128, 256]), base) == 256
+    assert _channel_slots(axes({"low": 8, "high": 300}), base) == 512
+    assert _channel_slots(axes(129), base) == 256
+
+
+@pytest.mark.slow  # a serving compile with 256 channels (~35 s)
 def test_serving_any_channel_count(tmp_path):
     """More PIM channels than the default arrays hold (LLMServingSim's case study uses 256):
     the run sizes its arrays to the space, every point is served, and head-first attention

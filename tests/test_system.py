@@ -20,9 +20,9 @@ from dse.workload.llm import Llm
 from tests.conftest import default_point
 
 
-def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
+def _random(rng: np.random.Generator, n: int, kind: int, slots: int = 8) -> list[dict]:
     """Random design points of one system kind: custom shapes of a few layers (the
-    reference walks every op), presets now and then."""
+    reference walks every op), presets now and then; up to ``slots`` micro-batches."""
     out = []
     for _ in range(n):
         pp = int(rng.choice([1, 1, 2, 3, 4]))
@@ -32,7 +32,7 @@ def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
             "policy.system": kind,
             "policy.tp": int(rng.choice([1, 2, 4, 16])),  # 16: more modules than KV heads
             "policy.pp": pp if not preset else 1,
-            "policy.micro_batches": int(rng.integers(1, SLOTS + 1)),
+            "policy.micro_batches": int(rng.integers(1, slots + 1)),
             "policy.sbi": int(rng.integers(0, 2)),
             "policy.dual_rb": int(rng.integers(0, 2)),
             "policy.partition": int(rng.choice([0, 1, 2, 5])),
@@ -71,13 +71,10 @@ def _random(rng: np.random.Generator, n: int, kind: int) -> list[dict]:
     return out
 
 
-SLOTS = 16  # micro-batch slots of the batched points: more than the default 8
-
-
-def _batch(points: list[dict]):
-    """One batched point (fp16, :data:`SLOTS` micro-batch slots) with every leaf an array
-    over ``points``."""
-    base = replace_paths(default_point(), {"workload.dtype": "fp16", "policy.mb_slots": SLOTS})
+def _batch(points: list[dict], slots: int = 8):
+    """One batched point (fp16, ``slots`` micro-batch slots) with every leaf an array over
+    ``points``."""
+    base = replace_paths(default_point(), {"workload.dtype": "fp16", "policy.mb_slots": slots})
     infos = field_info()
     n = len(points)
     leaves = {}
@@ -124,16 +121,18 @@ def _flat(bp, i: int) -> dict:
     }
 
 
+@pytest.mark.slow  # its own compile of CENT's mapping (~28 s); partition cent is in the default run
 def test_cent_placement_matches_list_scheduler():
     """CENT's placement (``mapping=cent``: vector work over every head on each device) on
-    pim_only points with sampling, near-memory softmax/rotary and staging costs: the
-    vectorized step equals the list scheduler's."""
-    points = _random(np.random.default_rng(11), 24, int(SystemKind.pim_only))
+    pim_only points with sampling, near-memory softmax/rotary and staging costs and up to 16
+    micro-batches (twice the default slots): the vectorized step equals the list
+    scheduler's."""
+    points = _random(np.random.default_rng(11), 24, int(SystemKind.pim_only), slots=16)
     for q in points:
         q.update(
             {"policy.partition": 5, "hw.host.sample_ns": 150e3, "hw.host.rope_ns_per_elem": 0.19}
         )
-    bp = replace_paths(_batch(points), {"policy.mapping": "cent"})
+    bp = replace_paths(_batch(points, slots=16), {"policy.mapping": "cent"})
     si = jax.tree.map(np.asarray, jax.jit(jax.vmap(system.schedule_inputs))(bp))
     checked = 0
     for i in range(len(points)):
