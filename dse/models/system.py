@@ -389,7 +389,7 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     ``att_busy`` the PIM attention time of each group were it offloaded (ns, one layer).
     Returns ``(d, pim_part, traffic, sizes)`` as :func:`durations`."""
     hw, wl, pol = p.hw, p.workload, p.policy
-    host, link, mod, pim = hw.host, hw.link, hw.module, hw.pim
+    host, link, pim = hw.host, hw.link, hw.pim
     s = shape_of(wl)
     db = DTYPE_BYTES[wl.dtype]
     kind = pol.system
@@ -430,11 +430,11 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     gemv = kern[1]
     g_qkv, g_o, g_up, g_down, g_lm = gemv
 
-    # TP all-reduce of n tokens' hidden vectors (device link; CXL on pim_only)
-    l_lat = jnp.where(pim_only, mod.link_latency_ns, link.dev_latency_ns)
-    l_bw = jnp.where(pim_only, mod.link_GBps, link.dev_GBps)
+    # TP all-reduce of n tokens' hidden vectors on the device link (pim_only: cent_comm)
     ar_bytes = 2.0 * (tp - 1) / tp * tok * hidden * db
-    allreduce = jnp.where((tp > 1) & any_tok, 2.0 * (tp - 1) * l_lat + ar_bytes / l_bw, 0.0)
+    allreduce = jnp.where(
+        (tp > 1) & any_tok, 2.0 * (tp - 1) * link.dev_latency_ns + ar_bytes / link.dev_GBps, 0.0
+    )
 
     # host attention: prefill always, decode on gpu
     pairs = pr["pairs"]
@@ -469,7 +469,8 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     # flits; rotary embedding on the near-memory units
     cent_heads = p.policy.mapping == "cent"  # CENT's placement: every device sees all heads
     full = jnp.where(cent_heads, tp, 1.0)
-    comm = jnp.where((tp > 1) & any_tok, cent_comm(p, tok, hidden, _f(s["ffn"]), db, tp), 0.0)
+    comm_t, comm_bytes = cent_comm(p, tok, hidden, _f(s["ffn"]), db, tp)
+    comm = jnp.where((tp > 1) & any_tok, comm_t, 0.0)
     rope = tok * (qd + kvd) * full * host.rope_ns_per_elem
     stage = cent_staging(p, tok, ctx, hidden, qd * full, kvd * full, ffn * full, db)
     pim_pre_g = pim_pre_g + stage["pre"]
@@ -501,8 +502,9 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "post": jnp.where(pim_only, pim_post_g, 0.0),
         "lm": jnp.where(pim_only, pim_lm_g, 0.0),
         # softmax: the host's on one device (pim_only, blocked npu_pim), else beside the PIM
-        "att": jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)
-        + jnp.where(one_device, 0.0, att - jnp.where(attn_on_pim & (n_dec > 0), att_busy, 0.0)),
+        "att": jnp.where(
+            attn_on_pim & (n_dec > 0), att_busy + jnp.where(one_device, 0.0, softmax), 0.0
+        ),
     }
     # bytes for energy, per group and layer (lm: per step)
     w_layer = db * (hidden * (qd + 2 * kvd) + qd * hidden + nmat * hidden * ffn)
@@ -524,7 +526,7 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "mac_lm": gemv_read_lm,
         "kv_write_layer": jnp.where(attn_on_pim, 2.0 * kvd * (n_dec) * db, 0.0),
         "host_link_layer": jnp.where(offload, xin_b + xout_b, 0.0),
-        "dev_link_layer": 2 * ar_bytes,
+        "dev_link_layer": jnp.where(pim_only, jnp.where(tp > 1, comm_bytes, 0.0), 2 * ar_bytes),
         "hop": tok * hidden * db,
     }
     sizes = {
@@ -581,7 +583,8 @@ def cent_comm(p: DesignPoint, tok, hidden, ffn, db, tp):
     ``tp`` devices (ns): 5 broadcasts of the hidden vector and one of the FFN vector
     (switch multicast, one message whatever ``tp``), 5 gathers of hidden slices and one of
     FFN slices (``tp - 1`` slices of ``1/tp`` each); every transfer ``link_latency_ns`` plus
-    whole flits (``link_payload_bytes`` of ``link_flit_bytes``) at ``link_GBps``."""
+    whole flits (``link_payload_bytes`` of ``link_flit_bytes``) at ``link_GBps``. Returns
+    ``(ns, payload bytes)``."""
     mod = p.hw.module
     pay = _f(mod.link_payload_bytes)
     flit = _f(mod.link_flit_bytes)
@@ -593,7 +596,8 @@ def cent_comm(p: DesignPoint, tok, hidden, ffn, db, tp):
         return mod.link_latency_ns + jnp.ceil(nbytes / tp / pay) * (tp - 1) * flit / mod.link_GBps
 
     h, f = tok * hidden * db, tok * ffn * db
-    return 5 * bcast(h) + 5 * gather(h) + gather(f) + bcast(f)
+    nbytes = (5 * h + f) + (tp - 1) / tp * (5 * h + f)
+    return 5 * bcast(h) + 5 * gather(h) + gather(f) + bcast(f), nbytes
 
 
 # ------------------------------------------------------------------------------------------
@@ -945,7 +949,6 @@ def fit_slots(base: DesignPoint, swept) -> DesignPoint:
     slots = int(base.policy.mb_slots)
     while slots < min(need, MB_SLOTS_MAX):
         slots *= 2
-    slots = min(slots, max(MB_SLOTS_MAX, int(base.policy.mb_slots)))
     if slots == base.policy.mb_slots:
         return base
     return replace_paths(base, {"policy.mb_slots": slots})

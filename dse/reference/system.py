@@ -97,9 +97,6 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         lat, gbps = pt["cxl_latency_ns"], pt["cxl_GBps"]
     else:
         lat, gbps = pt["dev_latency_ns"], pt["dev_GBps"]
-    ar = 0.0
-    if tp > 1 and tok > 0:
-        ar = 2 * (tp - 1) * lat + 2 * (tp - 1) / tp * tok * hid * db / gbps
 
     full = tp if pt["cent_heads"] else 1.0  # CENT's placement: every device sees all heads
     on_pim = kind != "gpu"
@@ -133,6 +130,9 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         post = share["post"] + 2 * norm(tok) + comm
         lm = norm(out) + share["lm"]
     else:
+        ar = 0.0  # ring all-reduce over the device link
+        if tp > 1 and tok > 0:
+            ar = 2 * (tp - 1) * lat + 2 * (tp - 1) / tp * tok * hid * db / gbps
         pre = norm(tok) + gemm(tok, hid, qd + 2 * kvd) + ew(tok, qd + kvd, 6, 2)
         post = (
             gemm(tok, qd, hid)
