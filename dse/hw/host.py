@@ -81,6 +81,14 @@ class Host:
         low=0,
         default=0.0,
     )
+    pim_issue_per_ns: float = leaf(
+        "PIM instructions this host hands to the memory controllers per ns, over all channels "
+        "together, channel after channel (NeuPIMs' npu+pim baseline: one per NPU cycle); "
+        "counted for programs dse builds instruction by instruction (policy.mapping=neupims "
+        "with request-level placement); 0: unbounded",
+        low=0,
+        default=0.0,
+    )
     rope_ns_per_elem: float = leaf(
         "pim_only: rotary embedding per q/k element on these units (ns; 0: not modelled)",
         low=0,

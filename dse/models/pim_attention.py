@@ -77,7 +77,9 @@ __all__ = [
     "M_MAX",
     "METRICS",
     "interp_cycles",
+    "interp_parts",
     "busy_by_group",
+    "issue_bound",
     "pipeline",
     "step_ns",
 ]
@@ -111,6 +113,16 @@ def interp_cycles(n, grid_cycles, banks, elems):
     return jnp.where(nf > 0, jnp.round(t), 0.0).astype(jnp.int64)
 
 
+def interp_parts(n, grid_cycles, banks, elems):
+    """(2, …) channel cycles of the score and of the context kernel for ``n`` tokens, each
+    as :func:`interp_cycles` takes it and rounded to whole cycles."""
+    nf = jnp.asarray(n, jnp.int64)
+    m = (-(-nf // banks)).astype(jnp.float64)
+    k = (-(-nf // elems)).astype(jnp.float64)
+    t = jnp.stack([_interp(m, grid_cycles[0]), _interp(k, grid_cycles[1])])
+    return jnp.where(nf > 0, jnp.round(t), 0.0).astype(jnp.int64)
+
+
 def groups_of(live, micro_batches):
     """Micro-batch of each request (live requests dealt round-robin; -1 where not live) and
     its position within the micro-batch."""
@@ -132,6 +144,7 @@ def busy_by_group(
     n_groups: int,
     c_max: int = C_MAX,
     tp=1,
+    with_channels: bool = False,
 ):
     """Channel busy cycles of one layer on one module, per group of requests.
 
@@ -140,7 +153,8 @@ def busy_by_group(
     ``channels`` ≤ ``c_max`` (default :data:`C_MAX`). Returns (the busiest channel of each
     group (n_groups,), each channel's busy cycles summed over the groups (c_max,)); channels
     beyond ``channels`` stay 0. ``tp``: modules of the TP group (``cent`` shards keys over
-    all their channels)."""
+    all their channels). ``with_channels``: also return each request's channel (B,) (its
+    first tile's for the head-level partitions; -1 where it has none or is spread over all)."""
     c_idx = jnp.arange(c_max)
     on_chan = c_idx < channels
     # (B,) one head's whole context; request-level partitions: the grid is one request's
@@ -148,16 +162,18 @@ def busy_by_group(
     tau = interp_cycles(lengths, grid_cycles, banks, elems)
     heads = jnp.where(partition >= 3, 1, heads)
 
-    def summed(per_request):  # (B, C) → per group max, per channel total
+    def summed(per_request, first=None):  # (B, C) → per group max, per channel total
+        first = jnp.full(lengths.shape, -1, jnp.int64) if first is None else first
+
         def one():  # a single group
             loads = jnp.where(group[:, None] == 0, per_request, 0).sum(axis=0)
-            return jnp.zeros(n_groups, jnp.int64).at[0].set(loads.max()), loads
+            return jnp.zeros(n_groups, jnp.int64).at[0].set(loads.max()), loads, first
 
         def many():
             loads = jax.ops.segment_sum(
                 per_request, jnp.where(group >= 0, group, n_groups), n_groups + 1
             )[:n_groups]
-            return loads.max(axis=1), loads.sum(axis=0)
+            return loads.max(axis=1), loads.sum(axis=0), first
 
         return jax.lax.cond(jnp.max(group) <= 0, one, many)
 
@@ -165,7 +181,8 @@ def busy_by_group(
         s = c_idx[None, :] - ((slot * heads) % channels)[:, None]  # channel - first channel
         s = jnp.where(s < 0, s + channels, s)
         n_rr = (heads // channels + (s < heads % channels)) * on_chan[None, :]
-        return summed(n_rr * tau[:, None])
+        first = jnp.where(group >= 0, (slot * heads) % channels, -1).astype(jnp.int64)
+        return summed(n_rr * tau[:, None], first)
 
     def token_centric():  # every channel gets floor(L/C) or ceil(L/C) tokens of every head
         lo, rem = lengths // channels, lengths % channels
@@ -189,51 +206,89 @@ def busy_by_group(
         t = jnp.where(lengths > 0, jnp.round(t), 0.0).astype(jnp.int64)
         return summed(t[:, None] * on_chan[None, :])
 
-    return jax.lax.switch(
+    gmax, total, first = jax.lax.switch(
         jnp.clip(partition, 0, 5), [round_robin, greedy, token_centric, round_robin, greedy, cent]
     )
+    return (gmax, total, first) if with_channels else (gmax, total)
 
 
 def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
     """Tiles of each group longest first (request order on ties), each onto the group's
-    least-loaded channel (lowest index on ties)."""
+    least-loaded channel (lowest index on ties). Returns (busiest channel per group, busy
+    per channel over the groups, each request's channel (its last tile's; -1: not live))."""
     live = group >= 0
+    none = jnp.full(tau.shape, -1, jnp.int64)
     order = jnp.lexsort((-tau, jnp.where(live, group, n_groups)))  # groups in turn
     n_tiles = live.sum() * heads
     off = jnp.where(jnp.arange(c_max) < channels, 0, _FULL)
 
     def one_group():  # no micro-batches: place every tile, no group bookkeeping
-        def body(t, load):
+        def body(t, carry):
+            load, where = carry
             c = jnp.argmin(load)
-            return load.at[c].add(tau[order[t // heads]])
+            r = order[t // heads]
+            return load.at[c].add(tau[r]), where.at[r].set(c)
 
-        load = jax.lax.fori_loop(0, n_tiles, body, off)
+        load, where = jax.lax.fori_loop(0, n_tiles, body, (off, none))
         busy = jnp.where(load >= _FULL, 0, load)
-        return jnp.zeros(n_groups, jnp.int64).at[0].set(busy.max()), busy
+        return jnp.zeros(n_groups, jnp.int64).at[0].set(busy.max()), busy, where
 
     def groups():
         def body(t, carry):
-            load, total, gmax = carry
+            load, total, gmax, where = carry
             r = order[t // heads]
             g = group[r]
             c = jnp.argmin(load)
             load = load.at[c].add(tau[r])
+            where = where.at[r].set(c)
             # the group's last tile: record its busiest channel, add to the totals, reset
             nxt = order[jnp.minimum((t + 1) // heads, order.shape[0] - 1)]
             end = (t + 1 == n_tiles) | (((t + 1) % heads == 0) & (group[nxt] != g))
             busy = jnp.where(load >= _FULL, 0, load)
             gmax = jnp.where(end, gmax.at[g].set(busy.max()), gmax)
             total = jnp.where(end, total + busy, total)
-            return jnp.where(end, off, load), total, gmax
+            return jnp.where(end, off, load), total, gmax, where
 
-        init = (off, jnp.zeros(c_max, jnp.int64), jnp.zeros(n_groups, jnp.int64))
-        _, total, gmax = jax.lax.fori_loop(0, n_tiles, body, init)
-        return gmax, total
+        init = (off, jnp.zeros(c_max, jnp.int64), jnp.zeros(n_groups, jnp.int64), none)
+        _, total, gmax, where = jax.lax.fori_loop(0, n_tiles, body, init)
+        return gmax, total, where
 
     return jax.lax.cond(jnp.max(group) <= 0, one_group, groups)
 
 
 _FULL = jnp.int64(1) << 62  # load of a channel that does not exist
+
+
+def issue_bound(chan_of, group, instr, work, n_groups: int, c_max: int, ns_per_instr, tCK_ns):
+    """Attention time (ns) of each group when the host hands PIM instructions to the memory
+    controllers one at a time, ``ns_per_instr`` apart, over all channels together and channel
+    after channel, as NeuPIMs' ``npu+pim`` baseline does (its ``pim_ld_queue_cycle`` moves one
+    instruction per NPU cycle, src/NeuPIMSystolicWS.cc:150-184, from one queue that holds the
+    channels' requests in channel order, src/scheduler/Scheduler.cc:251-264;
+    docs/systems/neupims.md §3).
+
+    ``chan_of`` (B,) each request's channel (-1: none), ``group`` (B,) its group (-1: none),
+    ``instr`` (2, B) the instructions of its score and context programs, ``work`` (2, B) their
+    cycles on the channel at ``tCK_ns``. Per kernel, channel ``c`` receives its ``N_c``
+    instructions from ``S_c = ns_per_instr · Σ_{j<c} N_j`` on and ends at
+    ``S_c + max(W_c · tCK_ns, N_c · ns_per_instr)``; the kernel ends with its last channel, and
+    the context kernel starts after the score kernel of every channel (NeuPIMs' ``Attend`` is
+    the child op of ``LogitSoftmax``). Returns (n_groups,) score + context ns."""
+    ok = (chan_of >= 0) & (group >= 0)
+    seg = jnp.where(ok, group * c_max + chan_of, n_groups * c_max)
+
+    def per_channel(x):  # (B,) → (n_groups, c_max)
+        x = jnp.where(ok, x, 0).astype(jnp.float64)
+        return jax.ops.segment_sum(x, seg, n_groups * c_max + 1)[:-1].reshape(n_groups, c_max)
+
+    total = jnp.zeros(n_groups, jnp.float64)
+    for k in (0, 1):
+        n = per_channel(instr[k]) * ns_per_instr
+        w = per_channel(work[k]) * tCK_ns
+        start = jnp.cumsum(n, axis=1) - n
+        end = jnp.where((n > 0) | (w > 0), start + jnp.maximum(w, n), 0.0)
+        total = total + end.max(axis=1)
+    return total
 
 
 def pipeline(stage_ns, stages):

@@ -98,7 +98,15 @@ import numpy as np
 from dse._pytree import replace_paths
 from dse.models import pim_kernel
 from dse.models.kv_memory import kv_admission, kv_bytes_per_token
-from dse.models.pim_attention import C_MAX, GRID, busy_by_group, tile_heads
+from dse.models.pim_attention import (
+    C_MAX,
+    GRID,
+    busy_by_group,
+    interp_parts,
+    issue_bound,
+    tile_heads,
+)
+from dse.models.pim_neupims import neupims_program
 from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import Partition, SystemKind
 from dse.workload.dtype import DTYPE_BYTES
@@ -330,7 +338,8 @@ def durations(
     shards = jnp.where(pol.partition == Partition.cent, 1, jnp.maximum(tp // s["heads"], 1))
     channels = jnp.clip(pim.channels, 1, c_max)
     lens = jnp.where(live, -(-lengths // shards), 0)
-    gmax, chan = busy_by_group(
+    neupims = pol.mapping == "neupims"  # programs built instruction by instruction
+    gmax, chan, *where = busy_by_group(
         lens,
         group,
         slot,
@@ -343,16 +352,66 @@ def durations(
         n_groups,
         c_max,
         tp=tp,
+        with_channels=neupims,
     )
+    kernels = gmax * pim.tCK_ns
+    if neupims:
+        kernels = issued(p, s, lens, group, where[0], kern[0], kernels, n_groups, c_max)
     red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
     hub = heads_mod * (red @ onehot)
     tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
-    busy = jnp.maximum(gmax * pim.tCK_ns, hub) + tail
+    busy = jnp.maximum(kernels, hub) + tail
     busy = busy + shard_merge(p, shards, n_dec)
     pr = prompt_sums(p) if prompts is None else prompts
     d, pim_part, traffic, sizes = op_durations(p, kern, n_dec, ctx, pr, busy)
     sizes["chan_busy_ns"] = chan * pim.tCK_ns  # (C_MAX,) one layer, all groups
     return d, pim_part, traffic, sizes
+
+
+def instructions(p: DesignPoint, s: dict, lens):
+    """(2, B) PIM instructions of each request's score and context program as NeuPIMs issues
+    them (:func:`dse.models.pim_neupims.neupims_program`): per chunk one ``GWRITE``, per tile
+    a ``P_HEADER`` and per result group one ``COMPS_READRES`` (dual row buffers) or its COMPs
+    one by one and a ``READRES`` (single, Newton)."""
+    heads = -(-s["heads"] // jnp.maximum(p.policy.tp, 1))
+    single = p.policy.dual_rb == 0
+
+    def one(kind):
+        q = neupims_program(
+            kind, 1, 1, lens, s["d"], s["g"], p.hw.pim, heads, DTYPE_BYTES[p.workload.dtype]
+        )
+        per_tile = 1 + q["readres"] + jnp.where(single, q["comps"], 0)
+        n = q["count"] * (q["gwrites"] + q["tiles"] * per_tile) * q["valid"]
+        return jnp.where(lens > 0, n.sum(axis=0), 0)
+
+    return jnp.stack([one(1), one(2)])
+
+
+def issued(p: DesignPoint, s: dict, lens, group, chan_of, grid, kernels, n_groups, c_max):
+    """Attention time of each group under the host's PIM instruction rate
+    (``hw.host.pim_issue_per_ns``; :func:`dse.models.pim_attention.issue_bound`) for the
+    request-level partitions, whose requests each run one NeuPIMs program on one channel;
+    ``kernels`` (the channels' own time) where the rate is unbounded (0) or the placement is
+    another."""
+    rate = p.hw.host.pim_issue_per_ns
+    pim = p.hw.pim
+    db = DTYPE_BYTES[p.workload.dtype]
+    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
+    work = interp_parts(lens, grid, jnp.maximum(pim.banks, 1), elems)
+    t = issue_bound(
+        chan_of,
+        group,
+        instructions(p, s, lens),
+        work,
+        n_groups,
+        c_max,
+        1.0 / jnp.where(rate > 0, rate, 1.0),
+        pim.tCK_ns,
+    )
+    on = (rate > 0) & (p.policy.partition >= Partition.req_rr) & (
+        p.policy.partition <= Partition.req_greedy
+    )
+    return jnp.where(on, t, kernels)
 
 
 def shard_merge(p: DesignPoint, shards, n_dec):
