@@ -408,8 +408,10 @@ def issued(p: DesignPoint, s: dict, lens, group, chan_of, grid, kernels, n_group
         1.0 / jnp.where(rate > 0, rate, 1.0),
         pim.tCK_ns,
     )
-    on = (rate > 0) & (p.policy.partition >= Partition.req_rr) & (
-        p.policy.partition <= Partition.req_greedy
+    on = (
+        (rate > 0)
+        & (p.policy.partition >= Partition.req_rr)
+        & (p.policy.partition <= Partition.req_greedy)
     )
     return jnp.where(on, t, kernels)
 

@@ -230,7 +230,8 @@ SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 def compare_neupims() -> pd.DataFrame | None:
     """One row per (model, lengths, batch) of ``sweeps/neupims_comparison``: the speedups of
     naive NPU+PIM, + dual row buffers, + sub-batch interleaving and NeuPIMs as its authors ran
-    it (interleaving from batch 256 on) over NPU-only (the study's ``headline``). None when the study's files are not beside the package (an installed wheel)."""
+    it (interleaving from batch 256 on) over NPU-only (the study's ``headline``). None
+    when the study's files are not beside the package (an installed wheel)."""
     import importlib.util
 
     path = SWEEPS / "neupims_comparison.py"
