@@ -66,6 +66,7 @@ def _random(rng: np.random.Generator, n: int, kind: int, slots: int = 8) -> list
             "hw.host.sfm_ns_per_score": float(rng.choice([0.0, 0.1])),
             "hw.host.sfm_ns_per_head": float(rng.choice([0.0, 9.0])),
             "hw.host.rope_ns_per_elem": float(rng.choice([0.0, 0.19])),
+            "hw.pim.host_share": float(rng.choice([1.0, 0.8, 0.3])),
         }
         out.append(p)
     return out

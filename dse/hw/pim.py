@@ -112,6 +112,15 @@ class PimChannel:
         high=1,
         default=1,
     )
+    host_share: float = leaf(
+        "npu_pim with dual row buffers: fraction of a channel's ordinary (host) bandwidth left "
+        "while the channel runs PIM commands (the PIM's commands go first on the command bus); "
+        "1: no contention",
+        low=0,
+        low_open=True,
+        high=1,
+        default=1.0,
+    )
 
 
 @pytree_dataclass

@@ -475,16 +475,21 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     vec = host.vector_tflops * 1e3
     apeak = host.tflops * 1e3 * host.attn_eff
 
-    def roof(flops, nbytes, rate, launches, n):
+    # npu_pim with dual row buffers: host traffic shares the channels with the PIM's commands
+    # (hw.pim.host_share of the bandwidth left while they run): each host op's duration were
+    # it to run wholly beside the PIM, for the schedule's overlap (stage_ns)
+    shared = (kind == SystemKind.npu_pim) & (pol.dual_rb == 1)
+
+    def roof(flops, nbytes, rate, launches, n, bw=bw):
         return jnp.where(
             n > 0, jnp.maximum(flops / rate, nbytes / bw) + launches * host.launch_ns, 0.0
         )
 
-    def norm(n):
-        return roof(8.0 * n * hidden, 2.0 * n * hidden * db, vec, 1, n)
+    def norm(n, bw=bw):
+        return roof(8.0 * n * hidden, 2.0 * n * hidden * db, vec, 1, n, bw)
 
-    def gemm(n, k_, m_):  # n tokens × (k_ → m_)
-        return roof(2.0 * n * k_ * m_, db * (k_ * m_ + n * (k_ + m_)), peak, 1, n)
+    def gemm(n, k_, m_, bw=bw):  # n tokens × (k_ → m_)
+        return roof(2.0 * n * k_ * m_, db * (k_ * m_ + n * (k_ + m_)), peak, 1, n, bw)
 
     # PIM GEMV time per token of each projection (pim_only) and the attention tile grid,
     # from the command-pipeline model in one vectorized call
@@ -505,22 +510,27 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     a_bytes = db * (
         2.0 * kvd * (pr["kv"] + jnp.where(attn_on_pim, 0.0, ctx)) + 2 * q_tok * (qd + kvd)
     )
-    pattn = roof(a_flops, a_bytes, apeak, 1, q_tok)
 
-    dense_pre = (
-        norm(tok)
-        + gemm(tok, hidden, qd + 2 * kvd)
-        + roof(6.0 * tok * (qd + kvd), 2.0 * db * tok * (qd + kvd), vec, 1, tok)
-    )
-    dense_post = (
-        gemm(tok, qd, hidden)
-        + norm(tok)
-        + gemm(tok, hidden, (nmat - 1) * ffn)
-        + roof(4.0 * tok * ffn, 3.0 * db * tok * ffn, vec, 1, tok)
-        + gemm(tok, ffn, hidden)
-        + 2 * allreduce
-    )
-    dense_lm = norm(out_tok) + gemm(out_tok, hidden, vocab)
+    def host_ops(b):  # the host's ops at memory bandwidth b (bytes/ns)
+        return {
+            "pattn": roof(a_flops, a_bytes, apeak, 1, q_tok, b),
+            "pre": norm(tok, b)
+            + gemm(tok, hidden, qd + 2 * kvd, b)
+            + roof(6.0 * tok * (qd + kvd), 2.0 * db * tok * (qd + kvd), vec, 1, tok, b),
+            "post": gemm(tok, qd, hidden, b)
+            + norm(tok, b)
+            + gemm(tok, hidden, (nmat - 1) * ffn, b)
+            + roof(4.0 * tok * ffn, 3.0 * db * tok * ffn, vec, 1, tok, b)
+            + gemm(tok, ffn, hidden, b)
+            + 2 * allreduce,
+            "lm": norm(out_tok, b) + gemm(out_tok, hidden, vocab, b),
+        }
+
+    dense = host_ops(bw)
+    pattn, dense_pre, dense_post, dense_lm = (dense[k] for k in ("pattn", "pre", "post", "lm"))
+    # npu_pim with dual row buffers: the host's ops as they run beside the PIM's commands
+    # (hw.pim.host_share of the channels' bandwidth); stage_ns charges the overlap
+    slow = host_ops(bw * jnp.where(shared, pim.host_share, 1.0))
     pim_pre_g = tok * g_qkv
     pim_post_g = tok * (g_o + g_up + g_down)
     pim_lm_g = out_tok * g_lm
@@ -606,6 +616,8 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "att": jnp.where(attn_on_pim & (n_dec > 0), kernel_busy, 0.0),  # the kernels alone
         "gemv_ns": jnp.stack([g_qkv, g_o, g_up, g_down, g_lm]),
         "sample": sample,
+        # host ops wholly beside the PIM (npu_pim, dual row buffers; else the ops themselves)
+        "slow": {k: jnp.where(shared, slow[k], d[k]) for k in ("pre", "pattn", "post", "lm")},
     }
     return d, pim_part, traffic, sizes
 
@@ -673,47 +685,93 @@ def _run(clock, ready, dur):
     return jnp.where(dur > 0, end, clock), end
 
 
-def stage_ns(d, merged, n_lo, n_hi):
+def _beside(start, dur, slow, lo, hi):
+    """End of a host op of ``dur`` ns started at ``start`` that runs at ``dur / slow`` of its
+    speed while the PIM is busy, over ``[lo, hi)`` (the PIM's commands take the rest of the
+    channels' bandwidth); at full speed before and after."""
+    u = jnp.clip(lo, start, jnp.maximum(hi, start))  # the busy window's start within the op
+    before = u - start
+    rest = dur - before
+    win = jnp.maximum(hi - u, 0.0)
+    sigma = jnp.where(dur > 0, slow / jnp.where(dur > 0, dur, 1.0), 1.0)
+    inside = rest * sigma  # the rest wholly inside the window
+    end = jnp.where(
+        rest <= 0,
+        start + dur,
+        jnp.where(inside <= win, u + inside, jnp.maximum(hi, u) + rest - win / sigma),
+    )
+    return jnp.where(sigma > 1.0, end, start + dur)
+
+
+def _host(clock, ready, dur, slow, lo, hi):
+    """:func:`_run` for a host op beside the PIM's busy window ``[lo, hi)`` (:func:`_beside`)."""
+    start = jnp.maximum(clock, ready)
+    end = jnp.where(dur > 0, _beside(start, dur, slow, lo, hi), ready)
+    return jnp.where(dur > 0, end, clock), end
+
+
+def stage_ns(d, merged, n_lo, n_hi, slow=None):
     """Time of one pipeline stage per micro-batch: the fixed-order max-plus recurrence of
     the module docstring. ``d[op]`` are ``(2·slots,)`` arrays, group ``2k + s``; ``merged``:
-    host and PIM on one device; stages hold ``n_lo`` or ``n_hi = n_lo + 1`` layers. Returns
-    ``(slots,)`` stage times ``(n_hi layers, n_lo layers, n_lo layers + LM head)`` (one per
-    micro-batch: arrays of ``2m`` groups give ``m``)."""
+    host and PIM on one device; stages hold ``n_lo`` or ``n_hi = n_lo + 1`` layers;
+    ``slow[op]``: the host ops' durations wholly beside the PIM (npu_pim with dual row
+    buffers; default: as ``d``), charged over their overlap with the PIM's busy window (the
+    PIM ops back to back before it; each host op overlaps the attention last started, since
+    the next one waits for a host op after it). Returns ``(slots,)`` stage times ``(n_hi
+    layers, n_lo layers, n_lo layers + LM head)`` (one per micro-batch: arrays of ``2m``
+    groups give ``m``)."""
     dd = {k: v.reshape(-1, 2) for k, v in d.items()}
+    sl = {k: v.reshape(-1, 2) for k, v in (slow or {}).items()}
     zero = jnp.zeros(dd["pre"].shape[0])
 
+    def host(st, ready, op, s):
+        h, pclk, lo = st[0], st[1], st[5]
+        dur = dd[op][:, s]
+        return _host(h, ready, dur, sl[op][:, s] if op in sl else dur, lo, pclk)
+
     def layer(l, st):
-        h, pclk, xi, xo, done = st
+        h, pclk, xi, xo, done, lo = st
         done = list(done)
         for s in (0, 1):
-            h, _ = _run(h, jnp.where(l > 0, done[s], 0.0), jnp.where(l > 0, dd["post"][:, s], 0.0))
-            h, pre_end = _run(h, 0.0, dd["pre"][:, s])
-            h, _ = _run(h, 0.0, dd["pattn"][:, s])
+            post = jnp.where(l > 0, dd["post"][:, s], 0.0)
+            post_slow = jnp.where(l > 0, sl["post"][:, s], 0.0) if sl else post
+            h, _ = _host(h, jnp.where(l > 0, done[s], 0.0), post, post_slow, lo, pclk)
+            st = (h, pclk, xi, xo, done, lo)
+            h, pre_end = host(st, 0.0, "pre", s)
             xi, xi_end = _run(xi, pre_end, dd["xin"][:, s])
-            pc = jnp.where(merged, h, pclk)
-            pclk, a_end = _run(pc, xi_end, dd["att"][:, s])
+            att = dd["att"][:, s]
+            # two devices: the attention starts beside the prefill attention, its busy window
+            # (from the first of the PIM's back-to-back ops) slows it
+            a_start = jnp.maximum(pclk, xi_end)
+            lo = jnp.where(att > 0, jnp.where(a_start > pclk, a_start, lo), lo)
+            _, a_end = _run(pclk, xi_end, att)
+            h, _ = host((h, a_end, xi, xo, done, lo), 0.0, "pattn", s)
+            pc = jnp.where(merged, h, pclk)  # one device: after the prefill attention
+            pclk, a_end = _run(pc, xi_end, att)
             h = jnp.where(merged, pclk, h)
             xo, done[s] = _run(xo, a_end, dd["xout"][:, s])
-        return h, pclk, xi, xo, tuple(done)
+        return h, pclk, xi, xo, tuple(done), lo
 
     def finish(st, with_lm):
-        h, pclk, xi, xo, done = st
+        h, pclk, xi, xo, done, lo = st
         for s in (0, 1):
-            h, _ = _run(h, done[s], dd["post"][:, s])
-            h, _ = _run(h, 0.0, jnp.where(with_lm, dd["lm"][:, s], 0.0))
+            h, _ = host((h, pclk, xi, xo, done, lo), done[s], "post", s)
+            lm = jnp.where(with_lm, dd["lm"][:, s], 0.0)
+            lm_slow = jnp.where(with_lm, sl["lm"][:, s], 0.0) if sl else lm
+            h, _ = _host(h, 0.0, lm, lm_slow, lo, pclk)
         return jnp.maximum(jnp.maximum(h, pclk), jnp.maximum(xi, xo))
 
     def body(l, carry):
-        st, lo, last = carry
+        st, lo_t, last = carry
         st = layer(l, st)
         at_lo = l + 1 == n_lo
-        lo = jnp.where(at_lo, finish(st, False), lo)
+        lo_t = jnp.where(at_lo, finish(st, False), lo_t)
         last = jnp.where(at_lo, finish(st, True), last)
-        return st, lo, last
+        return st, lo_t, last
 
-    init = ((zero, zero, zero, zero, (zero, zero)), zero, zero)
-    st, lo, last = jax.lax.fori_loop(0, jnp.maximum(n_hi, n_lo), body, init)
-    return finish(st, False), lo, last
+    init = ((zero, zero, zero, zero, (zero, zero), zero), zero, zero)
+    st, lo_t, last = jax.lax.fori_loop(0, jnp.maximum(n_hi, n_lo), body, init)
+    return finish(st, False), lo_t, last
 
 
 def split_layers(layers, pp):
@@ -764,11 +822,12 @@ def _pipeline(t_hi, t_lo, t_last, hop, pp, rem, tail=None):
 # ------------------------------------------------------------------------------------------
 
 
-def schedule(p: DesignPoint, d: dict, tok, stage=None, sample=None):
+def schedule(p: DesignPoint, d: dict, tok, stage=None, sample=None, slow=None):
     """The step from its op durations ``d`` and the tokens of each group ``tok`` (both
-    ``2m`` groups): stage times (``stage``, default :func:`stage_ns`), the hand-offs between
-    pipeline stages, the host's sampling of each group's tokens (``sample``, ns; default
-    none), the flow shop. Returns ``(step_ns, period, merged, n_lo, hop)``."""
+    ``2m`` groups): stage times (``stage``, default :func:`stage_ns` with the host ops
+    beside the PIM ``slow``), the hand-offs between pipeline stages, the host's sampling of
+    each group's tokens (``sample``, ns; default none), the flow shop. Returns ``(step_ns,
+    period, merged, n_lo, hop)``."""
     pol, link, mod = p.policy, p.hw.link, p.hw.module
     s = shape_of(p.workload)
     db = DTYPE_BYTES[p.workload.dtype]
@@ -776,7 +835,10 @@ def schedule(p: DesignPoint, d: dict, tok, stage=None, sample=None):
     pp = jnp.maximum(pol.pp, 1)
     merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
     n_lo, n_hi, rem = split_layers(s["layers"], pp)
-    t_hi, t_lo, t_last = (stage or stage_ns)(d, merged, jnp.maximum(n_lo, 1), n_hi)
+    if stage is None:
+        t_hi, t_lo, t_last = stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi, slow)
+    else:
+        t_hi, t_lo, t_last = stage(d, merged, jnp.maximum(n_lo, 1), n_hi)
     l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
     l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
     mb_tok = tok.reshape(-1, 2).sum(axis=1)
@@ -835,7 +897,9 @@ def _prepare(p: DesignPoint, steady_state: bool) -> dict:
 
     # --- durations and schedule -----------------------------------------------------------
     d, pim_part, traffic, sz = durations(p, lengths, live)
-    step_ns, period, merged, n_lo, hop = schedule(p, d, sz["tok"], sample=sz["sample"])
+    step_ns, period, merged, n_lo, hop = schedule(
+        p, d, sz["tok"], sample=sz["sample"], slow=sz["slow"]
+    )
     period = jnp.maximum(period, 1e-9)
     return {
         "kv": kv,

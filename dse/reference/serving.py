@@ -31,7 +31,7 @@ def _step(p: DesignPoint, kern, L, dec, new, past, last, chunk) -> dict:
     pol = p.policy
     pr = system.chunk_sums(new, past, last, chunk, 1, pol.sbi)
     d, pim_part, traffic, sz = system.durations(p, L, dec, prompts=pr, kern=kern, c_max=C_SERVE)
-    step_ns, *_ = system.schedule(p, d, sz["tok"])
+    step_ns, *_ = system.schedule(p, d, sz["tok"], slow=sz["slow"])
     acc = system.accounting(p, d, pim_part, traffic, step_ns)
     return {"step_ns": step_ns, **{k: acc[k] for k in STEP_KEYS[1:]}}
 

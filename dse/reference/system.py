@@ -45,8 +45,22 @@ class Op:
     deps: list[int]
     prio: tuple
     pim: float = 0.0  # the PIM's share of dur
+    slow: float = 0.0  # a host op's duration wholly beside the PIM's commands (0: dur)
     start: float = math.nan
     end: float = math.nan
+
+
+def _beside(start: float, dur: float, slow: float, lo: float, hi: float) -> float:
+    """End of a host op started at ``start`` that takes ``dur`` alone and ``slow`` wholly
+    beside the PIM, which is busy over ``[lo, hi)``."""
+    if slow <= dur or hi <= start or lo >= start + dur:
+        return start + dur
+    sigma = slow / dur
+    u = max(lo, start)
+    rest = dur - (u - start)  # work left when the PIM's window opens
+    if rest * sigma <= hi - u:
+        return u + rest * sigma
+    return hi + rest - (hi - u) / sigma
 
 
 def _roof(flops, nbytes, rate, bw, launches, launch_ns, n):
@@ -169,15 +183,19 @@ def op_graph(
     pp: int,
     hops: Sequence[float],
     samples: Sequence[float] | None = None,
+    slow: Sequence[Mapping[str, float]] | None = None,
 ) -> list[Op]:
     """Every op of one step. ``groups[2k + s]`` = (durations, PIM shares) of micro-batch
     ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages;
-    ``samples[k]``: the host's sampling of its tokens after the last stage (device ``S``)."""
+    ``samples[k]``: the host's sampling of its tokens after the last stage (device ``S``);
+    ``slow[2k + s]``: the host ops' durations wholly beside the PIM (default: none)."""
     lo, rem = divmod(layers, pp)  # the first `rem` stages hold one layer more
     ops: list[Op] = []
 
-    def add(name, device, dur, deps, prio, pim=0.0):
-        ops.append(Op(name, device, float(dur), [x for x in deps if x is not None], prio, pim))
+    def add(name, device, dur, deps, prio, pim=0.0, sl=None):
+        op = Op(name, device, float(dur), [x for x in deps if x is not None], prio, pim)
+        op.slow = float((sl or {}).get(name.split(".")[0].rstrip("01"), 0.0))
+        ops.append(op)
         return len(ops) - 1
 
     n_mb = len(groups) // 2
@@ -196,6 +214,7 @@ def op_graph(
             for li, layer in enumerate(range(first, last_layer + 1)):
                 for s in (0, 1):
                     d, sh = groups[2 * k + s]
+                    sl = slow[2 * k + s] if slow is not None else None
                     o = 0
                     deps = gate if li == 0 else []
                     if li > 0:
@@ -206,13 +225,18 @@ def op_graph(
                             [done[s]],
                             (*prio_k, li, s, o),
                             sh["post"],
+                            sl,
                         )
                         stage_ops.append(post)
                         deps = [post]
                     o += 1
-                    pre = add(f"pre{s}.L{layer}", H, d["pre"], deps, (*prio_k, li, s, o), sh["pre"])
+                    pre = add(
+                        f"pre{s}.L{layer}", H, d["pre"], deps, (*prio_k, li, s, o), sh["pre"], sl
+                    )
                     o += 1
-                    pat = add(f"pattn{s}.L{layer}", H, d["pattn"], [pre], (*prio_k, li, s, o))
+                    pat = add(
+                        f"pattn{s}.L{layer}", H, d["pattn"], [pre], (*prio_k, li, s, o), 0.0, sl
+                    )
                     xin = add(f"xin{s}.L{layer}", Xi, d["xin"], [pre], (*prio_k, li, s, 0))
                     att = add(
                         f"att{s}.L{layer}", P, d["att"], [xin], (*prio_k, li, s, 9), sh["att"]
@@ -225,6 +249,7 @@ def op_graph(
             li = last_layer - first + 1
             for s in (0, 1):
                 d, sh = groups[2 * k + s]
+                sl = slow[2 * k + s] if slow is not None else None
                 post = add(
                     f"post{s}.L{last_layer}",
                     H,
@@ -232,10 +257,11 @@ def op_graph(
                     [done[s]],
                     (*prio_k, li, s, 0),
                     sh["post"],
+                    sl,
                 )
                 stage_ops.append(post)
                 if j == pp - 1:
-                    lm = add(f"lm{s}", H, d["lm"], [post], (*prio_k, li, s, 1), sh["lm"])
+                    lm = add(f"lm{s}", H, d["lm"], [post], (*prio_k, li, s, 1), sh["lm"], sl)
                     stage_ops.append(lm)
             end = add(f"end.k{k}.s{j}", "-", 0.0, stage_ops, (*prio_k, li + 1))
             prev_end[j] = end
@@ -253,7 +279,11 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
     each device runs its ops in priority order (lowest ``prio`` first), each when the device
     is free and its inputs are done. Otherwise greedy: whenever a device is free it starts
     its ready op of highest priority, so a later op may overtake one that still waits for its
-    inputs. Zero-duration ops (and ops on device ``"-"``) finish when their inputs are done."""
+    inputs. Zero-duration ops (and ops on device ``"-"``) finish when their inputs are done.
+    A host op with ``slow`` (on ``H{j}``) runs at ``dur / slow`` of its speed while ``P{j}``
+    is busy: over the PIM ops that have started and those queued behind them, already
+    released, that will follow back to back (:func:`_beside`); PIM ops start before host
+    ops at the same instant."""
     n = len(ops)
     waiting = [len(o.deps) for o in ops]
     users: list[list[int]] = [[] for _ in range(n)]
@@ -263,12 +293,15 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
     ready: dict[str, list] = {}
     free: dict[str, float] = {}
     ready_at = [0.0] * n
+    released = [False] * n
+    window: dict[str, tuple[float, float]] = {}  # PIM lane → its busy window (from, to)
     events: list[tuple[float, int]] = []  # (time, op) completions
     instant: list[int] = []
 
     def release(i: int, t: float) -> None:
         o = ops[i]
         ready_at[i] = t
+        released[i] = True
         if o.dur <= 0 or o.device == "-":
             instant.append(i)
         else:
@@ -289,6 +322,16 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
     for i in range(n):
         if waiting[i] == 0:
             release(i, 0.0)
+
+    def busy_window(lane: str, t: float) -> tuple[float, float]:
+        lo, hi = window.get(lane, (0.0, 0.0))
+        q = queue.get(lane, [])
+        for j in q[head.get(lane, 0) :]:  # queued PIM ops that will follow back to back
+            if not released[j] or ready_at[j] > max(hi, t):
+                break
+            lo, hi = (lo, hi + ops[j].dur) if hi >= t else (t, t + ops[j].dur)
+        return lo, hi
+
     t = 0.0
     while True:
         while instant:
@@ -296,7 +339,7 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
             ops[i].start = ready_at[i]
             finish(i, ready_at[i])
         started = False
-        for dev, q in ready.items():
+        for dev, q in sorted(ready.items(), key=lambda kv: not kv[0].startswith("P")):
             if q and free.get(dev, 0.0) <= t:
                 cand = [(p, i) for p, i in q if ready_at[i] <= t]
                 if in_order:  # only the device's next op in its stream may start
@@ -309,7 +352,14 @@ def list_schedule(ops: list[Op], in_order: bool = True) -> float:
                 q.remove((p, i))
                 heapq.heapify(q)
                 ops[i].start = t
-                free[dev] = t + ops[i].dur
+                o = ops[i]
+                end = t + o.dur
+                if dev.startswith("P"):
+                    lo, hi = window.get(dev, (0.0, 0.0))
+                    window[dev] = (lo if t <= hi else t, end)
+                elif o.slow > o.dur:
+                    end = _beside(t, o.dur, o.slow, *busy_window("P" + dev[1:], t))
+                free[dev] = end
                 heapq.heappush(events, (free[dev], i))
                 started = True
         if started:
@@ -332,7 +382,13 @@ def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True
     pt = {**pt, "merged": merged}
     groups = [host_durations(pt, c, t) for c, t in zip(groups_comp, pim_times, strict=True)]
     samples = list(samples) if samples is not None else [0.0] * (len(groups) // 2)
-    ops = op_graph(groups, merged, layers, pp, hops, samples)
+    slow = None
+    share = pt.get("host_share", 1.0)
+    if KINDS[int(pt["kind"])] == "npu_pim" and not merged and share < 1.0:
+        # dual row buffers: the host's ops at the bandwidth left beside the PIM's commands
+        beside = {**pt, "mem_eff": pt["mem_eff"] * share}
+        slow = [host_durations(beside, c, t)[0] for c, t in zip(groups_comp, pim_times)]
+    ops = op_graph(groups, merged, layers, pp, hops, samples, slow)
     step = list_schedule(ops, in_order)
     # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
     # the slowest micro-batch's trip through every machine
@@ -389,6 +445,7 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
     pt["tCCD_mac"] = float(max(int(f["hw.pim.tCCD_mac"]), 1))
     pt["banks"] = float(f["hw.pim.banks"])
     pt["tCK_ns"] = float(f["hw.pim.tCK_ns"])
+    pt["host_share"] = float(f["hw.pim.host_share"])
     pt["flit_bytes"] = float(f["hw.module.link_flit_bytes"])
     pt["payload_bytes"] = float(f["hw.module.link_payload_bytes"])
     for k in (

@@ -190,7 +190,7 @@ def evaluate(p: DesignPoint, c: dict, L, dec, new, past, last, chunk, c_max: int
         def stage(d, merged, n_lo, n_hi):
             return jax.lax.cond(
                 pol.sbi > 0,
-                lambda: system.stage_ns(d, merged, n_lo, n_hi),
+                lambda: system.stage_ns(d, merged, n_lo, n_hi, sz["slow"]),
                 lambda: _one_group_stage(d, merged, n_lo, n_hi),
             )
 
