@@ -387,7 +387,9 @@ def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True
     if KINDS[int(pt["kind"])] == "npu_pim" and not merged and share < 1.0:
         # dual row buffers: the host's ops at the bandwidth left beside the PIM's commands
         beside = {**pt, "mem_eff": pt["mem_eff"] * share}
-        slow = [host_durations(beside, c, t)[0] for c, t in zip(groups_comp, pim_times, strict=True)]
+        slow = [
+            host_durations(beside, c, t)[0] for c, t in zip(groups_comp, pim_times, strict=True)
+        ]
     ops = op_graph(groups, merged, layers, pp, hops, samples, slow)
     step = list_schedule(ops, in_order)
     # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
