@@ -151,8 +151,8 @@ def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
     axes[1].legend(handles=models + styles, fontsize=7, ncol=2, loc="center left")
     fig.suptitle(
         "NeuPIMs steps over NPU-only (NPU 262 TFLOPS, HBM2 1 TB/s, 32-ch HBM2-PIM; "
-        "TP/PP as NeuPIMs: 7B/13B 4/1, 30B 4/2, 175B 8/4)\n+ dual row buffers (dashed) lies "
-        "on naive (dotted): without interleaving there is nothing to overlap",
+        "TP/PP as NeuPIMs: 7B/13B 4/1, 30B 4/2, 175B 8/4)\nnaive: NeuPIMs' npu+pim branch (one "
+        "PIM instruction per NPU cycle, round-robin requests); NeuPIMs interleaves from batch 256",
         fontsize=9,
     )
     fig.tight_layout()

@@ -31,6 +31,7 @@ __all__ = [
     "check_published",
     "compare_cent",
     "compare_neupims",
+    "compare_pimphony",
 ]
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -169,6 +170,124 @@ def cent_markdown(df: pd.DataFrame) -> str:
 
 #: bounds of the published-figure checks (issue acceptance): absolute values and trends
 ABS_TOL = 0.20
+#: PIMphony's magnitudes: a model value within this factor of the paper's (either way)
+PIMPHONY_FACTOR = 1.5
+PIMPHONY_CSV = DATA / "published_pimphony.csv"
+
+
+def _study(name: str):
+    """The module of ``sweeps/<name>.py``; None when sweeps/ is not beside the package."""
+    import importlib.util
+
+    path = SWEEPS / f"{name}.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def compare_pimphony() -> pd.DataFrame | None:
+    """PIMphony's stated gains (``data/published_pimphony.csv``) beside the model's, from
+    ``sweeps/pimphony_ablation`` (PIMphony's models, contexts and datasets on a CENT-like
+    PIM-only and a NeuPIMs-like NPU+PIM system; the cumulative TCP + DCS + DPA over the
+    baseline). One row per figure: the paper's bounds, the model's values (one per system,
+    model and context the figure covers), and whether each lies within
+    :data:`PIMPHONY_FACTOR` of the paper's. None when sweeps/ is absent."""
+    mod = _study("pimphony_ablation")
+    if mod is None:
+        return None
+    pub = pd.read_csv(PIMPHONY_CSV, comment="#")
+    best = mod.best_micro_batches(mod.run())
+    res, _ = mod.ablation(best)
+    res = res.reset_index()
+    res["attn"] = np.where(res["workload.llm"].isin(mod.GQA), "GQA", "MHA")
+    # attention per generated token, baseline over the full PIMphony path (per sample)
+    pol = best[mod.POLICY].apply(tuple, axis=1)
+    per_tok = best["attn_pim_ns"] / best["tokens"].clip(lower=1)
+    base = per_tok[pol == mod.STEPS["baseline"]].set_axis(
+        pd.MultiIndex.from_frame(best.loc[pol == mod.STEPS["baseline"], mod.KEYS])
+    )
+    full = per_tok[pol == mod.STEPS["+DPA"]].set_axis(
+        pd.MultiIndex.from_frame(best.loc[pol == mod.STEPS["+DPA"], mod.KEYS])
+    )
+    att = np.exp(np.log(base / full).groupby(level=["system", "workload.llm", "context"]).mean())
+    rows = []
+    for r in pub.itertuples(index=False):
+        if r.metric == "attention per token":
+            g = att[att.index.get_level_values("system") == r.system]
+            vals = {f"{s} {m} {c}": float(v) for (s, m, c), v in g.items()}
+        else:
+            g = res[(res["context"] == r.context) & (res["attn"] == r.attn)]
+            if r.system != "both":
+                g = g[g["system"] == r.system]
+            vals = {
+                f"{x.system} {x['workload.llm']} {x.context}": float(x["x+DPA"])
+                for _, x in g.iterrows()
+            }
+        f = PIMPHONY_FACTOR
+        if not vals:  # the study holds no point for this figure
+            ok, paper, model = False, f"{r.high:g}x", "not run"
+        elif r.kind == "max":
+            top = max(vals.values())
+            ok = r.high / f <= top <= r.high * f
+            paper, model = f"up to {r.high:g}x", f"max {top:.2f}x"
+        else:
+            ok = all(r.low / f <= v <= r.high * f for v in vals.values())
+            paper = f"{r.low:g}-{r.high:g}x"
+            model = f"{min(vals.values()):.2f}-{max(vals.values()):.2f}x"
+        rows.append(
+            {
+                "id": r.id,
+                "figure": r.figure,
+                "source": r.source,
+                "paper": paper,
+                "model": model,
+                "values": "; ".join(f"{k} {v:.2f}x" for k, v in vals.items()),
+                "ok": bool(ok),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pimphony_markdown(t: pd.DataFrame) -> str:
+    lines = [
+        "PIMphony (../shared/seeds/pimphony_paper.txt), the gains its text states, beside "
+        "`sweeps/pimphony_ablation` (cumulative TCP + DCS + DPA over the head-first, static "
+        f"baseline; a value passes within {PIMPHONY_FACTOR}x of the paper's).",
+        "",
+        "| figure | source | paper | model | per system, model, context |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in t.itertuples(index=False):
+        lines.append(f"| {r.figure} | {r.source} | {r.paper} | {r.model} | {r.values} |")
+    return "\n".join(lines)
+
+
+def check_pimphony() -> list:
+    from dse.validation.report import Result
+
+    t = compare_pimphony()
+    name = "PIMphony stated gains"
+    if t is None:
+        return [Result("system", "external", name, 0, "sweeps/ not found", "", False)]
+    md = {"figures_md": pimphony_markdown(t)}
+    out = []
+    for i, r in enumerate(t.itertuples(index=False)):
+        out.append(
+            Result(
+                "system",
+                "external",
+                f"{name}: {r.figure}",
+                len(r.values.split("; ")),
+                f"{r.model} (paper {r.paper})",
+                f"within {PIMPHONY_FACTOR}x",
+                r.ok,
+                md if i == 0 else {},
+            )
+        )
+    return out
 
 
 def check_published(n: int = 0) -> list:
@@ -211,7 +330,7 @@ def check_published(n: int = 0) -> list:
                 agree == total,
             )
         )
-    return out + neupims
+    return out + neupims + check_pimphony()
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,15 +351,8 @@ def compare_neupims() -> pd.DataFrame | None:
     naive NPU+PIM, + dual row buffers, + sub-batch interleaving and NeuPIMs as its authors ran
     it (interleaving from batch 256 on) over NPU-only (the study's ``headline``). None
     when the study's files are not beside the package (an installed wheel)."""
-    import importlib.util
-
-    path = SWEEPS / "neupims_comparison.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("neupims_comparison", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod.headline(mod.speedups())
+    mod = _study("neupims_comparison")
+    return None if mod is None else mod.headline(mod.speedups())
 
 
 def neupims_markdown(t: pd.DataFrame) -> str:
@@ -274,6 +386,8 @@ def check_neupims() -> list:
     over_npu = t["neupims"].mean()
     over_naive = (t["neupims"] / t["naive"]).mean()
     dual = (t["dual_rb"] / t["naive"]).mean()
+    naive = t["naive"].mean()
+    naive_paper = NEUPIMS_OVER_NPU / NEUPIMS_OVER_NAIVE  # implied by the two headline ratios
     sbi = t["sbi"] / t["dual_rb"]
     small, large = t["workload.batch"] <= 64, t["workload.batch"] >= 256
     hurts, helps = int((sbi[small] < 1).sum()), int((sbi[large] > 1).sum())
@@ -298,6 +412,15 @@ def check_neupims() -> list:
             f"{over_naive:.2f}x (paper {NEUPIMS_OVER_NAIVE}x)",
             f"{NEUPIMS_OVER_NAIVE * lo:.2f}-{NEUPIMS_OVER_NAIVE * hi:.2f}x",
             bool(lo <= over_naive / NEUPIMS_OVER_NAIVE <= hi),
+        ),
+        Result(
+            "system",
+            "external",
+            f"{name}: naive NPU+PIM over NPU-only, mean (paper: 2.4x / 1.6x)",
+            len(t),
+            f"{naive:.2f}x (paper {NEUPIMS_OVER_NPU / NEUPIMS_OVER_NAIVE:.2f}x)",
+            f"{naive_paper * lo:.2f}-{naive_paper * hi:.2f}x",
+            bool(lo <= naive / naive_paper <= hi),
         ),
         Result(
             "system",
