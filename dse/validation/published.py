@@ -12,6 +12,11 @@ are recomputed here from the system's own configuration:
   slices), at context 128, 1024 and 4096. CENT keeps one request per pipeline stage in
   flight, so batch = micro-batches = PP; the CXL link of N devices carries ``144 // N`` PCIe
   lanes of 4 GiB/s (``cent_simulation/run_sim.py:15, 286``, ``cxl_latency.py:4-12``).
+* **PIMphony** (``data/published_pimphony.csv``): the gains its text states (overall
+  TCP + DCS + DPA on the 32K MHA and 128K GQA models, on PIM-only and xPU+PIM; attention's
+  largest speed-up), from ``sweeps/pimphony_ablation``.
+* **LLMServingSim**: its example outputs (TPOT per request, interleaving's TPOT ratio), from
+  the serving validation's runs of its example trace.
 """
 
 from __future__ import annotations
@@ -330,7 +335,63 @@ def check_published(n: int = 0) -> list:
                 agree == total,
             )
         )
-    return out + neupims + check_pimphony()
+    return out + neupims + check_pimphony() + check_llmservingsim_published()
+
+
+def check_llmservingsim_published() -> list:
+    """LLMServingSim's example outputs (its PIM example: Llama-3.1-8B on an RTX PRO 6000 with
+    DDR4-PIM, GPU-only, attention offload, offload + sub-batch interleaving; read from
+    ``$DSE_REFERENCE``) at the published-figure bounds: every request's TPOT within
+    :data:`ABS_TOL`, interleaving's TPOT ratio within :data:`RATIO_TOL`. The runs are the
+    serving validation's (``dse.validation.report.check_llmservingsim``)."""
+    from dse.validation.report import Result, check_llmservingsim
+
+    name = "LLMServingSim example outputs"
+    res = check_llmservingsim(0)
+    tpot = res[0]
+    if not tpot.points:  # the reference outputs are not here
+        return [Result("serving", "external", name, 0, tpot.agreement, "", False)]
+    ratio = res[1]
+    per = tpot.details["per_config"]
+    lo = min(v["min"] for v in per.values())
+    hi = max(v["max"] for v in per.values())
+    rows = [
+        "LLMServingSim's example outputs (`example_trace.jsonl`, 10 requests) beside the "
+        "serving model at LLMServingSim's own node (`conf/serving/"
+        "single_node_pim_instance.json`, mem_eff 0.8): mean TPOT per configuration.",
+        "",
+        "| configuration | requests | LLMServingSim TPOT (ms) | model TPOT (ms) | per request |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for k, v in per.items():
+        rows.append(
+            f"| {k} | {v['requests']} | {v['mean_theirs_ms']:.2f} | {v['mean_ours_ms']:.2f} | "
+            f"{v['min']:+.1%}…{v['max']:+.1%} |"
+        )
+    r_ours, r_theirs = ratio.details["ours"], ratio.details["theirs"]
+    rows.append(f"| interleaving's TPOT ratio | | {r_theirs:.3f} | {r_ours:.3f} | |")
+    rel = r_ours / r_theirs - 1
+    return [
+        Result(
+            "serving",
+            "external",
+            f"{name}: TPOT per request (GPU-only, offload, offload + interleaving)",
+            tpot.points,
+            f"{lo:+.1%}…{hi:+.1%}",
+            f"every request within {ABS_TOL:.0%}",
+            bool(-ABS_TOL <= lo and hi <= ABS_TOL),
+            {"figures_md": "\n".join(rows)},
+        ),
+        Result(
+            "serving",
+            "external",
+            f"{name}: interleaving's TPOT ratio (offload + SBI over offload)",
+            ratio.points,
+            f"{r_ours:.3f} vs {r_theirs:.3f} ({rel:+.1%})",
+            f"within {RATIO_TOL:.0%}",
+            bool(abs(rel) <= RATIO_TOL),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
