@@ -34,14 +34,14 @@ def test_contention_bounds_the_step():
     share ``s`` is no faster than without contention and no slower than every host op at
     ``1/s`` of its speed all the time (the blocked device's step bounds it too)."""
     rng = np.random.default_rng(5)
-    pts = [{**q, "policy.sbi": 1, "policy.dual_rb": 1} for q in _random(rng, 120, 2)]
+    pts = [{**q, "policy.sbi": 1, "policy.dual_rb": 1} for q in _random(rng, 40, 2)]
     free = _fn("schedule_inputs")(_batch([{**q, "hw.pim.host_share": 1.0} for q in pts]))
     half = _fn("schedule_inputs")(_batch([{**q, "hw.pim.host_share": 0.5} for q in pts]))
     blocked = _fn("schedule_inputs")(
         _batch([{**q, "hw.pim.host_share": 0.5, "policy.dual_rb": 0} for q in pts])
     )
     ok = np.asarray(free["status"]) == 0
-    assert ok.sum() > 60
+    assert ok.sum() > 25
     a, b = np.asarray(free["step_ns"])[ok], np.asarray(half["step_ns"])[ok]
     c = np.asarray(blocked["step_ns"])[ok]
     assert np.all(b >= a * (1 - 1e-12))

@@ -238,6 +238,8 @@ def test_pim_fields_are_pim_channel_fields():
     assert set(fields) <= names
     # the MAC-unit and buffer organisation is not in a DRAM INI
     buffers = {"obuf_entries", "dual_port", "blocking_readout"}
+    # nor what the controller leaves host traffic while PIM commands run (measured)
+    buffers |= {"host_share"}
     # nor the AiM command set's own timings (register/GBuf latencies, MAC-path activations,
     # the register-mode switch); tRC defaults to tRAS + tRP and the write preamble to 1
     aim = {"tRCD_af", "tRCD_ewmul", "tRCD_rdcp", "tRCD_wrcp", "tMOD", "CL_reg", "CWL_reg"}

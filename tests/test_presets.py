@@ -25,7 +25,7 @@ CSV = REFERENCE / "pim" / "pim_timing_presets.csv"
 CONF = ROOT / "conf" / "pim"
 YAMLS = sorted(CONF.glob("*.yaml"))
 FIELDS = [f.name for f in dataclasses.fields(PimChannel)]
-FLOAT_FIELDS = {"tCK_ns", "data_rate"}
+FLOAT_FIELDS = {"tCK_ns", "data_rate", "host_share"}
 
 # ------------------------------------------------------------------------------------------
 # preset -> source(s); `*_overrides`: field -> why the preset differs from that source
