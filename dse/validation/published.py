@@ -335,7 +335,103 @@ def check_published(n: int = 0) -> list:
                 agree == total,
             )
         )
-    return out + neupims + check_pimphony() + check_llmservingsim_published()
+    return out + neupims + check_neupims_runs() + check_pimphony() + check_llmservingsim_published()
+
+
+NEUPIMS_RUNS_CSV = DATA / "neupims_runs.csv"
+
+
+def compare_neupims_runs() -> pd.DataFrame:
+    """Per-layer cycles of NeuPIMs' own simulator (``data/neupims_runs.csv``, our runs of its
+    ``main`` branch: GPT3-7B, TP 4, 256 and 512 requests, interleaving off and on) beside the
+    model's at the study's configuration (``sweeps/neupims_comparison.yaml``: dual row buffers,
+    balanced whole-request placement, NeuPIMs' programs, NeuPIMs' ShareGPT lengths). NeuPIMs'
+    layer: ``A + B + E`` without interleaving, ``C + D`` (the steady state) with it."""
+    import dse
+
+    runs = pd.read_csv(NEUPIMS_RUNS_CSV, comment="#")
+    ref = {}
+    for (cfg, n), g in runs.groupby(["sys_config", "requests"]):
+        st = g.set_index("stage")["total_cycles"]
+        ref[(n, int(cfg == "sub-batch-on"))] = float(
+            st["C"] + st["D"] if cfg == "sub-batch-on" else st["A"] + st["B"] + st["E"]
+        )
+    f = dse.explore(
+        [
+            "workload.llm=gpt3_7b",
+            "policy.tp=4",
+            "policy.pp=1",
+            "space.axes.workload.lengths=[neupims_sharegpt]",
+            "space.axes.workload.batch=[256,512]",
+            "space.axes.policy.system=[npu_pim]",
+            "space.axes.policy.dual_rb=[1]",
+            "space.axes.policy.sbi=[0,1]",
+            "space.axes.policy.partition=[req_greedy]",
+            "space.axes.hw.host.pim_issue_per_ns=[0.0]",
+            "space.constraints=[]",
+        ],
+        config_name="neupims_comparison",
+        config_dir=str(SWEEPS),
+    )
+    layers = 32  # GPT3-7B
+    f["model"] = f["step_ns"] / layers  # 1 GHz: ns = cycles
+    f["neupims"] = [
+        ref[(int(b), int(i))] for b, i in zip(f["workload.batch"], f["policy.sbi"], strict=True)
+    ]
+    return f[["workload.batch", "policy.sbi", "model", "neupims"]].reset_index(drop=True)
+
+
+def check_neupims_runs() -> list:
+    """:func:`compare_neupims_runs` at the published-figure bounds: per-layer cycles within
+    :data:`ABS_TOL`, interleaving's gain within :data:`RATIO_TOL`."""
+    from dse.validation.report import Result
+
+    if not SWEEPS.is_dir():
+        return [
+            Result(
+                "system", "external", "NeuPIMs' own simulator", 0, "sweeps/ not found", "", False
+            )
+        ]
+    t = compare_neupims_runs()
+    rel = t["model"] / t["neupims"] - 1
+    rows = [
+        "NeuPIMs' own simulator (`data/neupims_runs.csv`, our runs of its `main` branch), "
+        "GPT3-7B TP 4, per layer (k cycles):",
+        "",
+        "| requests | interleaving | NeuPIMs | model | model vs NeuPIMs |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for r, e in zip(t.itertuples(index=False), rel, strict=True):
+        rows.append(
+            f"| {r[0]} | {'on' if r[1] else 'off'} | {r.neupims / 1e3:.0f} | "
+            f"{r.model / 1e3:.0f} | {e:+.1%} |"
+        )
+    gain = t.pivot_table(index="workload.batch", columns="policy.sbi", values=["model", "neupims"])
+    g_model = gain["model"][0] / gain["model"][1]
+    g_ref = gain["neupims"][0] / gain["neupims"][1]
+    g_rel = g_model / g_ref - 1
+    return [
+        Result(
+            "system",
+            "external",
+            "NeuPIMs' own simulator (our runs): per-layer cycles, GPT3-7B at 256 and 512 "
+            "requests, interleaving off and on",
+            len(t),
+            f"{rel.min():+.1%}…{rel.max():+.1%}",
+            f"every run within {ABS_TOL:.0%}",
+            bool((rel.abs() <= ABS_TOL).all()),
+            {"figures_md": "\n".join(rows)},
+        ),
+        Result(
+            "system",
+            "external",
+            "NeuPIMs' own simulator (our runs): interleaving's gain at 256 and 512 requests",
+            len(g_rel),
+            ", ".join(f"{int(b)}: {g_model[b]:.2f}x vs {g_ref[b]:.2f}x" for b in g_model.index),
+            f"within {RATIO_TOL:.0%}",
+            bool((g_rel.abs() <= RATIO_TOL).all()),
+        ),
+    ]
 
 
 def check_llmservingsim_published() -> list:
