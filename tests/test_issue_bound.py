@@ -36,7 +36,7 @@ def test_neupims_instruction_counts():
             },
         )
         s = {"heads": 32, "g": 1, "d": 128}
-        n = system.instructions(p, s, jnp.asarray([300, 0]))
+        n = system.instructions(p, s, jnp.asarray([300, 0]), 32 // 4)
         assert n[:, 0].tolist() == list(want)
         assert n[:, 1].tolist() == [0, 0]
 

@@ -195,7 +195,7 @@ def busy_by_group(
         return summed(heads * per)
 
     def greedy():
-        return _greedy(tau, group, heads, channels, n_groups, c_max)
+        return _greedy(tau, group, heads, channels, n_groups, c_max, with_channels)
 
     def cent():  # score over ceil(L / (C·tp)) tokens per channel, context over all L; the
         # grid holds every head of the score and a channel's heads of the context
@@ -212,10 +212,11 @@ def busy_by_group(
     return (gmax, total, first) if with_channels else (gmax, total)
 
 
-def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
+def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX, track=False):
     """Tiles of each group longest first (request order on ties), each onto the group's
     least-loaded channel (lowest index on ties). Returns (busiest channel per group, busy
-    per channel over the groups, each request's channel (its last tile's; -1: not live))."""
+    per channel over the groups, each request's channel: its last tile's where ``track``,
+    else -1; -1 where not live)."""
     live = group >= 0
     none = jnp.full(tau.shape, -1, jnp.int64)
     order = jnp.lexsort((-tau, jnp.where(live, group, n_groups)))  # groups in turn
@@ -227,7 +228,7 @@ def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
             load, where = carry
             c = jnp.argmin(load)
             r = order[t // heads]
-            return load.at[c].add(tau[r]), where.at[r].set(c)
+            return load.at[c].add(tau[r]), where.at[r].set(c) if track else where
 
         load, where = jax.lax.fori_loop(0, n_tiles, body, (off, none))
         busy = jnp.where(load >= _FULL, 0, load)
@@ -240,7 +241,7 @@ def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX):
             g = group[r]
             c = jnp.argmin(load)
             load = load.at[c].add(tau[r])
-            where = where.at[r].set(c)
+            where = where.at[r].set(c) if track else where
             # the group's last tile: record its busiest channel, add to the totals, reset
             nxt = order[jnp.minimum((t + 1) // heads, order.shape[0] - 1)]
             end = (t + 1 == n_tiles) | (((t + 1) % heads == 0) & (group[nxt] != g))

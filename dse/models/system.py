@@ -356,7 +356,9 @@ def durations(
     )
     kernels = gmax * pim.tCK_ns
     if neupims:
-        kernels = issued(p, s, lens, group, where[0], kern[0], kernels, n_groups, c_max)
+        work = interp_parts(lens, kern[0], banks, elems)  # (2, B) score, context cycles
+        instr = instructions(p, s, lens, heads_mod)
+        kernels = issued(p, group, where[0], instr, work, kernels, n_groups, c_max)
     red = hub_reduction(p, lens, live, channels) * (pol.partition == 2)
     hub = heads_mod * (red @ onehot)
     tail = jnp.max(jnp.where(onehot > 0, red[:, None], 0.0), axis=0)
@@ -368,12 +370,11 @@ def durations(
     return d, pim_part, traffic, sizes
 
 
-def instructions(p: DesignPoint, s: dict, lens):
-    """(2, B) PIM instructions of each request's score and context program as NeuPIMs issues
-    them (:func:`dse.models.pim_neupims.neupims_program`): per chunk one ``GWRITE``, per tile
-    a ``P_HEADER`` and per result group one ``COMPS_READRES`` (dual row buffers) or its COMPs
-    one by one and a ``READRES`` (single, Newton)."""
-    heads = -(-s["heads"] // jnp.maximum(p.policy.tp, 1))
+def instructions(p: DesignPoint, s: dict, lens, heads):
+    """(2, B) PIM instructions of each request's score and context program over its ``heads``
+    KV heads as NeuPIMs issues them (:func:`dse.models.pim_neupims.neupims_program`): per
+    chunk one ``GWRITE``, per tile a ``P_HEADER`` and per result group one ``COMPS_READRES``
+    (dual row buffers) or its COMPs one by one and a ``READRES`` (single, Newton)."""
     single = p.policy.dual_rb == 0
 
     def one(kind):
@@ -387,27 +388,15 @@ def instructions(p: DesignPoint, s: dict, lens):
     return jnp.stack([one(1), one(2)])
 
 
-def issued(p: DesignPoint, s: dict, lens, group, chan_of, grid, kernels, n_groups, c_max):
+def issued(p: DesignPoint, group, chan_of, instr, work, kernels, n_groups, c_max):
     """Attention time of each group under the host's PIM instruction rate
-    (``hw.host.pim_issue_per_ns``; :func:`dse.models.pim_attention.issue_bound`) for the
-    request-level partitions, whose requests each run one NeuPIMs program on one channel;
-    ``kernels`` (the channels' own time) where the rate is unbounded (0) or the placement is
-    another."""
+    (``hw.host.pim_issue_per_ns``; :func:`dse.models.pim_attention.issue_bound` of the
+    requests' ``instr`` and ``work``, (2, B)) for the request-level partitions, whose requests
+    each run one NeuPIMs program on one channel; ``kernels`` (the channels' own time) where
+    the rate is unbounded (0) or the placement is another."""
     rate = p.hw.host.pim_issue_per_ns
-    pim = p.hw.pim
-    db = DTYPE_BYTES[p.workload.dtype]
-    elems = jnp.maximum(jnp.maximum(pim.col_bytes, db) // db, 1)
-    work = interp_parts(lens, grid, jnp.maximum(pim.banks, 1), elems)
-    t = issue_bound(
-        chan_of,
-        group,
-        instructions(p, s, lens),
-        work,
-        n_groups,
-        c_max,
-        1.0 / jnp.where(rate > 0, rate, 1.0),
-        pim.tCK_ns,
-    )
+    ns_per_instr = 1.0 / jnp.where(rate > 0, rate, 1.0)
+    t = issue_bound(chan_of, group, instr, work, n_groups, c_max, ns_per_instr, p.hw.pim.tCK_ns)
     on = (
         (rate > 0)
         & (p.policy.partition >= Partition.req_rr)
@@ -724,20 +713,16 @@ def stage_ns(d, merged, n_lo, n_hi, slow=None):
     sl = {k: v.reshape(-1, 2) for k, v in (slow or {}).items()}
     zero = jnp.zeros(dd["pre"].shape[0])
 
-    def host(st, ready, op, s):
-        h, pclk, lo = st[0], st[1], st[5]
-        dur = dd[op][:, s]
-        return _host(h, ready, dur, sl[op][:, s] if op in sl else dur, lo, pclk)
+    def host(h, ready, op, s, lo, hi, on=True):  # host op `op` of half `s` (none unless `on`)
+        dur = jnp.where(on, dd[op][:, s], 0.0)
+        return _host(h, ready, dur, jnp.where(on, sl[op][:, s], 0.0) if sl else dur, lo, hi)
 
     def layer(l, st):
         h, pclk, xi, xo, done, lo = st
         done = list(done)
         for s in (0, 1):
-            post = jnp.where(l > 0, dd["post"][:, s], 0.0)
-            post_slow = jnp.where(l > 0, sl["post"][:, s], 0.0) if sl else post
-            h, _ = _host(h, jnp.where(l > 0, done[s], 0.0), post, post_slow, lo, pclk)
-            st = (h, pclk, xi, xo, done, lo)
-            h, pre_end = host(st, 0.0, "pre", s)
+            h, _ = host(h, jnp.where(l > 0, done[s], 0.0), "post", s, lo, pclk, l > 0)
+            h, pre_end = host(h, 0.0, "pre", s, lo, pclk)
             xi, xi_end = _run(xi, pre_end, dd["xin"][:, s])
             att = dd["att"][:, s]
             # two devices: the attention starts beside the prefill attention, its busy window
@@ -745,7 +730,7 @@ def stage_ns(d, merged, n_lo, n_hi, slow=None):
             a_start = jnp.maximum(pclk, xi_end)
             lo = jnp.where(att > 0, jnp.where(a_start > pclk, a_start, lo), lo)
             _, a_end = _run(pclk, xi_end, att)
-            h, _ = host((h, a_end, xi, xo, done, lo), 0.0, "pattn", s)
+            h, _ = host(h, 0.0, "pattn", s, lo, a_end)
             pc = jnp.where(merged, h, pclk)  # one device: after the prefill attention
             pclk, a_end = _run(pc, xi_end, att)
             h = jnp.where(merged, pclk, h)
@@ -755,10 +740,8 @@ def stage_ns(d, merged, n_lo, n_hi, slow=None):
     def finish(st, with_lm):
         h, pclk, xi, xo, done, lo = st
         for s in (0, 1):
-            h, _ = host((h, pclk, xi, xo, done, lo), done[s], "post", s)
-            lm = jnp.where(with_lm, dd["lm"][:, s], 0.0)
-            lm_slow = jnp.where(with_lm, sl["lm"][:, s], 0.0) if sl else lm
-            h, _ = _host(h, 0.0, lm, lm_slow, lo, pclk)
+            h, _ = host(h, done[s], "post", s, lo, pclk)
+            h, _ = host(h, 0.0, "lm", s, lo, pclk, with_lm)
         return jnp.maximum(jnp.maximum(h, pclk), jnp.maximum(xi, xo))
 
     def body(l, carry):

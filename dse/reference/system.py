@@ -192,10 +192,9 @@ def op_graph(
     lo, rem = divmod(layers, pp)  # the first `rem` stages hold one layer more
     ops: list[Op] = []
 
-    def add(name, device, dur, deps, prio, pim=0.0, sl=None):
-        op = Op(name, device, float(dur), [x for x in deps if x is not None], prio, pim)
-        op.slow = float((sl or {}).get(name.split(".")[0].rstrip("01"), 0.0))
-        ops.append(op)
+    def add(name, device, dur, deps, prio, pim=0.0, slow=0.0):
+        deps = [x for x in deps if x is not None]
+        ops.append(Op(name, device, float(dur), deps, prio, pim, float(slow)))
         return len(ops) - 1
 
     n_mb = len(groups) // 2
@@ -214,7 +213,7 @@ def op_graph(
             for li, layer in enumerate(range(first, last_layer + 1)):
                 for s in (0, 1):
                     d, sh = groups[2 * k + s]
-                    sl = slow[2 * k + s] if slow is not None else None
+                    sl = slow[2 * k + s] if slow is not None else {}
                     o = 0
                     deps = gate if li == 0 else []
                     if li > 0:
@@ -225,17 +224,19 @@ def op_graph(
                             [done[s]],
                             (*prio_k, li, s, o),
                             sh["post"],
-                            sl,
+                            sl.get("post", 0.0),
                         )
                         stage_ops.append(post)
                         deps = [post]
                     o += 1
+                    prio = (*prio_k, li, s, o)
                     pre = add(
-                        f"pre{s}.L{layer}", H, d["pre"], deps, (*prio_k, li, s, o), sh["pre"], sl
+                        f"pre{s}.L{layer}", H, d["pre"], deps, prio, sh["pre"], sl.get("pre", 0.0)
                     )
                     o += 1
+                    prio = (*prio_k, li, s, o)
                     pat = add(
-                        f"pattn{s}.L{layer}", H, d["pattn"], [pre], (*prio_k, li, s, o), 0.0, sl
+                        f"pattn{s}.L{layer}", H, d["pattn"], [pre], prio, 0.0, sl.get("pattn", 0.0)
                     )
                     xin = add(f"xin{s}.L{layer}", Xi, d["xin"], [pre], (*prio_k, li, s, 0))
                     att = add(
@@ -249,7 +250,7 @@ def op_graph(
             li = last_layer - first + 1
             for s in (0, 1):
                 d, sh = groups[2 * k + s]
-                sl = slow[2 * k + s] if slow is not None else None
+                sl = slow[2 * k + s] if slow is not None else {}
                 post = add(
                     f"post{s}.L{last_layer}",
                     H,
@@ -257,11 +258,12 @@ def op_graph(
                     [done[s]],
                     (*prio_k, li, s, 0),
                     sh["post"],
-                    sl,
+                    sl.get("post", 0.0),
                 )
                 stage_ops.append(post)
                 if j == pp - 1:
-                    lm = add(f"lm{s}", H, d["lm"], [post], (*prio_k, li, s, 1), sh["lm"], sl)
+                    prio = (*prio_k, li, s, 1)
+                    lm = add(f"lm{s}", H, d["lm"], [post], prio, sh["lm"], sl.get("lm", 0.0))
                     stage_ops.append(lm)
             end = add(f"end.k{k}.s{j}", "-", 0.0, stage_ops, (*prio_k, li + 1))
             prev_end[j] = end

@@ -270,13 +270,20 @@ def pimphony_markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _no_sweeps(name: str) -> list:
+    """The one row a study-based check gives where sweeps/ is not beside the package."""
+    from dse.validation.report import Result
+
+    return [Result("system", "external", name, 0, "sweeps/ not found", "", False)]
+
+
 def check_pimphony() -> list:
     from dse.validation.report import Result
 
-    t = compare_pimphony()
     name = "PIMphony stated gains"
+    t = compare_pimphony()
     if t is None:
-        return [Result("system", "external", name, 0, "sweeps/ not found", "", False)]
+        return _no_sweeps(name)
     md = {"figures_md": pimphony_markdown(t)}
     out = []
     for i, r in enumerate(t.itertuples(index=False)):
@@ -387,11 +394,7 @@ def check_neupims_runs() -> list:
     from dse.validation.report import Result
 
     if not SWEEPS.is_dir():
-        return [
-            Result(
-                "system", "external", "NeuPIMs' own simulator", 0, "sweeps/ not found", "", False
-            )
-        ]
+        return _no_sweeps("NeuPIMs' own simulator")
     t = compare_neupims_runs()
     rel = t["model"] / t["neupims"] - 1
     rows = [
@@ -536,10 +539,10 @@ def neupims_markdown(t: pd.DataFrame) -> str:
 def check_neupims() -> list:
     from dse.validation.report import Result
 
-    t = compare_neupims()
     name = "NeuPIMs headline figures"
+    t = compare_neupims()
     if t is None:
-        return [Result("system", "external", name, 0, "sweeps/ not found", "", False)]
+        return _no_sweeps(name)
     over_npu = t["neupims"].mean()
     over_naive = (t["neupims"] / t["naive"]).mean()
     dual = (t["dual_rb"] / t["naive"]).mean()
