@@ -38,13 +38,14 @@ def test_cent_7b_splits_and_70b_tp32():
 
 @pytest.mark.slow  # 57 points up to 80 pipeline stages, NeuPIMs excluded (~30 s)
 def test_cent_every_configuration():
-    """All 57 rows: model-parallel mode within 20% of CENT everywhere, and every trend
-    (throughput with PP, latency with TP, latency with context) in CENT's direction."""
+    """All 57 rows, model-parallel and pipeline-parallel mode (a block per channel slice,
+    the device's units shared in lockstep, the LM head spread over the stages), within 20%
+    of CENT, and every trend (throughput with PP, latency with TP, latency with context) in
+    CENT's direction."""
     res = compare_cent()
     df, trends = res["table"], res["trends"]
-    mp = df[df["mode"] == "MP mode"]
     assert (df["status"] == "ok").all()
-    assert np.all(np.abs(mp["rel_tps"]) <= TOL)
+    assert np.all(np.abs(df["rel_tps"]) <= TOL), df[np.abs(df["rel_tps"]) > TOL]
     for name in ("throughput vs PP", "latency vs TP", "latency vs L"):
         agree, total = trends[name]
         assert agree == total, name

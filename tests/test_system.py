@@ -67,6 +67,8 @@ def _random(rng: np.random.Generator, n: int, kind: int, slots: int = 8) -> list
             "hw.host.sfm_ns_per_head": float(rng.choice([0.0, 9.0])),
             "hw.host.rope_ns_per_elem": float(rng.choice([0.0, 0.19])),
             "hw.pim.host_share": float(rng.choice([1.0, 0.8, 0.3])),
+            "hw.host.channels": int(rng.choice([0, 0, 32])),
+            "policy.lm_head": int(rng.integers(0, 2)),
         }
         out.append(p)
     return out
@@ -303,6 +305,79 @@ def test_single_device_limit_is_the_sum_of_its_ops():
     )
     pa = jax.tree.map(np.asarray, jax.jit(jax.vmap(attention))(shaped))
     np.testing.assert_allclose(si["att"][sel, 0], pa["layer_ns"], rtol=1e-12)
+
+
+def _cent_pipeline(n=300, seed=12, **fixed):
+    """pim_only pipelines of one request per stage (batch = micro-batches = pp, CENT's),
+    equal contexts, whole layers per stage, no interleaving or prompts."""
+    rng = np.random.default_rng(seed)
+    pts = []
+    for q in _random(rng, n, int(SystemKind.pim_only)):
+        pp = int(rng.choice([2, 3, 4, 8]))
+        pts.append(
+            {
+                **q,
+                "workload.llm": 0,
+                "workload.layers": pp * int(rng.integers(1, 4)),
+                "workload.lengths": 0,
+                "workload.prefill_reqs": 0,
+                "policy.pp": pp,
+                "policy.micro_batches": pp,
+                "workload.batch": pp,
+                "policy.sbi": 0,
+                **fixed,
+            }
+        )
+    return pts
+
+
+def test_lm_head_spread_closed_form():
+    """A pipeline of pp identical stages (t each) with m = pp micro-batches and an LM head
+    of ``lm``: on the last stage the period is max(m (t + lm), m sampling, the cycle); spread
+    over the stages max(m (t + lm / pp), m sampling, the cycle), the cycle being pp t + lm +
+    (pp - 1) hops + sampling; CENT's PP / T_token is the spread pipeline's."""
+    for head in (0, 1):
+        pts = _cent_pipeline(**{"policy.lm_head": head})
+        si = _fn("schedule_inputs")(_batch(pts))
+        ok = si["status"] == 0
+        assert ok.sum() > 200
+        pp = np.asarray([q["policy.pp"] for q in pts], float)
+        n_lo = si["shape.layers"] / pp
+        d = {k: si[f"d.{k}"][:, 0] for k in system.OPS}
+        t = n_lo * sum(d[k] for k in ("pre", "pattn", "xin", "att", "xout", "post"))
+        cycle = pp * t + d["lm"] + (pp - 1) * si["hop"][:, 0] + si["sample"][:, 0]
+        load = pp * (t + (d["lm"] / pp if head else d["lm"]))
+        sampling = pp * si["sample"][:, 0]  # the sampling machine's load
+        expect = np.maximum(np.maximum(load, sampling), cycle)
+        np.testing.assert_allclose(si["period_ns"][ok], expect[ok], rtol=1e-9)
+
+
+def test_lockstep_stages_share_the_device_units():
+    """CENT's pipeline-parallel mode: a stage on ``hw.pim.channels`` of a device whose units
+    serve ``hw.host.channels`` shares them with ``hw.host.channels // hw.pim.channels``
+    stages in lockstep: every op's vector work and operand staging (all but the PIM GEMVs
+    and attention kernels, and the CXL traffic) take that many times as long."""
+    for ch, n in ((8, 4), (10, 3), (16, 2), (32, 1)):
+        pts = _cent_pipeline(
+            n=60, seed=13, **{"hw.pim.channels": ch, "policy.tp": 1, "hw.host.channels": 0}
+        )
+        own = _fn("schedule_inputs")(_batch(pts))
+        shared = _fn("schedule_inputs")(_batch([{**q, "hw.host.channels": 32} for q in pts]))
+        ok = (own["status"] == 0) & (own["n_dec"][:, 0] > 0)
+        assert ok.sum() > 30
+        tok = own["n_dec"][:, 0]
+        g = own["gemv_ns"]  # per token: qkv, o, up, down, lm
+        pim = {
+            "pre": tok * g[:, 0],
+            "post": tok * (g[:, 1] + g[:, 2] + g[:, 3]),
+            "lm": tok * g[:, 4],
+            "att": own["att"][:, 0],
+        }
+        for op, kernel in pim.items():
+            a, b = own[f"d.{op}"][:, 0], shared[f"d.{op}"][:, 0]
+            np.testing.assert_allclose(
+                (b - kernel)[ok], n * (a - kernel)[ok], rtol=1e-9, err_msg=f"{op}, {ch} ch"
+            )
 
 
 def test_gpu_decode_is_memory_bound_closed_form():

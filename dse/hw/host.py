@@ -89,6 +89,14 @@ class Host:
         low=0,
         default=0.0,
     )
+    channels: int = leaf(
+        "pim_only: PIM channels one set of these units serves (a CENT CXL device's 32); a "
+        "pipeline stage on fewer (hw.pim.channels) shares them with channels // hw.pim.channels "
+        "stages in lockstep, its vector work and operand staging that many times as long; "
+        "0: the stage's own",
+        low=0,
+        default=0,
+    )
     rope_ns_per_elem: float = leaf(
         "pim_only: rotary embedding per q/k element on these units (ns; 0: not modelled)",
         low=0,

@@ -108,7 +108,7 @@ from dse.models.pim_attention import (
 )
 from dse.models.pim_neupims import neupims_program
 from dse.point import STATUS_CODE, DesignPoint
-from dse.policy import Partition, SystemKind
+from dse.policy import LmHead, Partition, SystemKind
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.lengths import sample_lengths
 from dse.workload.llm import SHAPE_COLUMNS, param_count, shape_table
@@ -531,17 +531,21 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     full = jnp.where(cent_heads, tp, 1.0)
     comm_t, comm_bytes = cent_comm(p, tok, hidden, _f(s["ffn"]), db, tp)
     comm = jnp.where((tp > 1) & any_tok, comm_t, 0.0)
-    rope = tok * (qd + kvd) * full * host.rope_ns_per_elem
+    # stages on a slice of a device (CENT's PP mode) share its units and its DMA in lockstep
+    share = _f(lockstep(p))
+    rope = share * tok * (qd + kvd) * full * host.rope_ns_per_elem
     stage = cent_staging(p, tok, ctx, hidden, qd * full, kvd * full, ffn * full, db)
+    stage = {k: share * v for k, v in stage.items()}
     pim_pre_g = pim_pre_g + stage["pre"]
     pim_post_g = pim_post_g + stage["post"]
-    pre = jnp.where(pim_only, norm(tok) + rope + pim_pre_g, dense_pre)
-    post = jnp.where(pim_only, pim_post_g + 2 * norm(tok) + comm, dense_post)
-    lm = jnp.where(pim_only, norm(out_tok) + pim_lm_g, dense_lm)
+    pre = jnp.where(pim_only, share * norm(tok) + rope + pim_pre_g, dense_pre)
+    post = jnp.where(pim_only, pim_post_g + 2 * share * norm(tok) + comm, dense_post)
+    lm = jnp.where(pim_only, share * norm(out_tok) + pim_lm_g, dense_lm)
 
     # softmax on the host side of PIM attention (near-memory units: CENT), when costed there
     q_heads = qd / _f(s["d"]) * full
     softmax = q_heads * (ctx * host.sfm_ns_per_score + n_dec * host.sfm_ns_per_head)
+    softmax = share * softmax
     kernel_busy = att_busy
     att_busy = att_busy + jnp.where(pim_only, stage["att"], 0.0)
     att = jnp.where(attn_on_pim & (n_dec > 0), att_busy + softmax, 0.0)
@@ -609,6 +613,16 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "slow": {k: jnp.where(shared, slow[k], d[k]) for k in ("pre", "pattn", "post", "lm")},
     }
     return d, pim_part, traffic, sizes
+
+
+def lockstep(p: DesignPoint):
+    """pim_only: pipeline stages that share one set of near-memory units and its DMA,
+    ``hw.host.channels // hw.pim.channels`` (CENT's PP mode: a device's ``blocks_per_device``
+    blocks on channel slices, run in lockstep, ``run_sim.py:201``, ``TransformerBlock.py``'s
+    per-slice loop); 1 where the stage owns them (``hw.host.channels`` 0) or on other kinds."""
+    host, pim = p.hw.host, p.hw.pim
+    n = jnp.maximum(host.channels // jnp.maximum(pim.channels, 1), 1)
+    return jnp.where((p.policy.system == SystemKind.pim_only) & (host.channels > 0), n, 1)
 
 
 def cent_staging(p: DesignPoint, tok, ctx, hidden, qd, kvd, ffn, db) -> dict:
@@ -818,10 +832,15 @@ def schedule(p: DesignPoint, d: dict, tok, stage=None, sample=None, slow=None):
     pp = jnp.maximum(pol.pp, 1)
     merged = (kind == SystemKind.pim_only) | ((kind == SystemKind.npu_pim) & (pol.dual_rb == 0))
     n_lo, n_hi, rem = split_layers(s["layers"], pp)
+    # LM head spread over the stages: each runs vocab / pp of it after its layers
+    spread = (pol.lm_head == LmHead.spread) & (pp > 1)
+    lm_slice = jnp.where(spread, d["lm"].reshape(-1, 2).sum(axis=1) / pp, 0.0)
+    d = {**d, "lm": jnp.where(spread, 0.0, d["lm"])}
     if stage is None:
         t_hi, t_lo, t_last = stage_ns(d, merged, jnp.maximum(n_lo, 1), n_hi, slow)
     else:
         t_hi, t_lo, t_last = stage(d, merged, jnp.maximum(n_lo, 1), n_hi)
+    t_hi, t_lo, t_last = t_hi + lm_slice, t_lo + lm_slice, t_last + lm_slice
     l_lat = jnp.where(kind == SystemKind.pim_only, mod.link_latency_ns, link.dev_latency_ns)
     l_bw = jnp.where(kind == SystemKind.pim_only, mod.link_GBps, link.dev_GBps)
     mb_tok = tok.reshape(-1, 2).sum(axis=1)

@@ -11,6 +11,7 @@ __all__ = [
     "MAPPINGS",
     "IoPolicy",
     "KvAlloc",
+    "LmHead",
     "Partition",
     "Policy",
     "RefreshMode",
@@ -103,6 +104,17 @@ class KvAlloc(IntEnum):
     paged = 2
 
 
+class LmHead(IntEnum):
+    """Where a pipeline runs the LM head. ``last``: on the last stage, after its layers (the
+    last stage carries it for every micro-batch). ``spread``: every stage runs a slice of the
+    vocabulary (``vocab / pp`` of the logits, local top-k) after its layers, so the stages stay
+    balanced and a micro-batch's trip counts the whole head once; CENT's ``PP / T_token``
+    throughput is this pipeline's."""
+
+    last = 0
+    spread = 1
+
+
 class SystemKind(IntEnum):
     """Where a serving step runs (DESIGN.md §4.7).
 
@@ -143,6 +155,7 @@ class Policy:
     tp: int = leaf("tensor-parallel modules (split the KV heads)", low=1, default=1)
     pp: int = leaf("pipeline stages (split the layers)", low=1, default=1)
     micro_batches: int = leaf("micro-batches in flight through the pipeline", low=1, default=1)
+    lm_head: int = leaf("where a pipeline runs the LM head (LmHead)", choices=LmHead, default="last")
     mb_slots: int = static_field(
         8,
         "micro-batches the system model's arrays hold (static; the evaluator raises it to the "

@@ -132,17 +132,18 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
             bcast = [lat + math.ceil(b / pay) * flit / gbps for b in (hb, fb)]
             gather = [lat + math.ceil(b / tp / pay) * (tp - 1) * flit / gbps for b in (hb, fb)]
             comm = 5 * bcast[0] + bcast[1] + 5 * gather[0] + gather[1]
-        rope = tok * (qd + kvd) * full * pt["rope_ns_per_elem"]
+        n = pt.get("lockstep", 1)  # stages sharing the units and the DMA of one device, in lockstep
+        rope = n * tok * (qd + kvd) * full * pt["rope_ns_per_elem"]
         # operands of the vector work staged through the banks, a burst per PIM cycle
         qf, kf, e = qd * full, kvd * full, pt["burst_elems"]
         norm_st = 5 * hid / e  # 4 stores and a read of the hidden vector
         rope_st = (4 * (qf + kf) + pt["tCCD_mac"] * (qf + kf)) / e
         kv_st = kf / e + kf / pt["banks"]
-        share["pre"] += pt["tCK_ns"] * tok * (norm_st + rope_st + kv_st)
-        share["post"] += pt["tCK_ns"] * tok * (norm_st + 4 * ffn * full / e)
-        pre = norm(tok) + rope + share["pre"]
-        post = share["post"] + 2 * norm(tok) + comm
-        lm = norm(out) + share["lm"]
+        share["pre"] += n * pt["tCK_ns"] * tok * (norm_st + rope_st + kv_st)
+        share["post"] += n * pt["tCK_ns"] * tok * (norm_st + 4 * ffn * full / e)
+        pre = n * norm(tok) + rope + share["pre"]
+        post = share["post"] + 2 * n * norm(tok) + comm
+        lm = n * norm(out) + share["lm"]
     else:
         ar = 0.0  # ring all-reduce over the device link
         if tp > 1 and tok > 0:
@@ -158,12 +159,13 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
         )
         lm = norm(out) + gemm(out, hid, voc)
     att = pim_t["att"] if (on_pim and n_dec > 0) else 0.0
+    n = pt.get("lockstep", 1) if kind == "pim_only" else 1
     if att > 0 and kind == "pim_only":  # softmax's scores staged: 4 stores, 2 reads
-        att += pt["tCK_ns"] * 6 * (qd * full / pt["d"]) * ctx / pt["burst_elems"]
+        att += n * pt["tCK_ns"] * 6 * (qd * full / pt["d"]) * ctx / pt["burst_elems"]
     share["att"] = att
     if att > 0:  # softmax: the host's on one device (merged), else beside the PIM
         q_heads = qd / pt["d"] * full
-        att += q_heads * (ctx * pt["sfm_ns_per_score"] + n_dec * pt["sfm_ns_per_head"])
+        att += n * q_heads * (ctx * pt["sfm_ns_per_score"] + n_dec * pt["sfm_ns_per_head"])
         if not pt["merged"]:
             share["att"] = att
     xin = xout = 0.0
@@ -184,11 +186,14 @@ def op_graph(
     hops: Sequence[float],
     samples: Sequence[float] | None = None,
     slow: Sequence[Mapping[str, float]] | None = None,
+    spread: bool = False,
 ) -> list[Op]:
     """Every op of one step. ``groups[2k + s]`` = (durations, PIM shares) of micro-batch
     ``k``'s half ``s``; ``hops[k]``: micro-batch ``k``'s hand-off between stages;
     ``samples[k]``: the host's sampling of its tokens after the last stage (device ``S``);
-    ``slow[2k + s]``: the host ops' durations wholly beside the PIM (default: none)."""
+    ``slow[2k + s]``: the host ops' durations wholly beside the PIM (default: none);
+    ``spread``: the LM head as ``pp`` vocabulary slices, one on every stage once the stage's
+    other work is done (``policy.lm_head=spread``), else on the last stage after its layers."""
     lo, rem = divmod(layers, pp)  # the first `rem` stages hold one layer more
     ops: list[Op] = []
 
@@ -198,6 +203,7 @@ def op_graph(
         return len(ops) - 1
 
     n_mb = len(groups) // 2
+    spread = spread and pp > 1
     prev_end: dict[int, int] = {}  # stage → the previous micro-batch's stage-end op
     for k in range(n_mb):
         hop_in = None
@@ -261,10 +267,16 @@ def op_graph(
                     sl.get("post", 0.0),
                 )
                 stage_ops.append(post)
-                if j == pp - 1:
+                if j == pp - 1 and not spread:
                     prio = (*prio_k, li, s, 1)
                     lm = add(f"lm{s}", H, d["lm"], [post], prio, sh["lm"], sl.get("lm", 0.0))
                     stage_ops.append(lm)
+            if spread:  # a vocabulary slice on every stage, once the stage's work is done
+                for s in (0, 1):
+                    d, sh = groups[2 * k + s]
+                    prio = (*prio_k, li, 2, s)
+                    deps = list(stage_ops)
+                    stage_ops.append(add(f"lm{s}.s{j}", H, d["lm"] / pp, deps, prio, sh["lm"] / pp))
             end = add(f"end.k{k}.s{j}", "-", 0.0, stage_ops, (*prio_k, li + 1))
             prev_end[j] = end
             if j < pp - 1:
@@ -392,7 +404,7 @@ def simulate(pt, groups_comp, pim_times, merged, layers, pp, hops, in_order=True
         slow = [
             host_durations(beside, c, t)[0] for c, t in zip(groups_comp, pim_times, strict=True)
         ]
-    ops = op_graph(groups, merged, layers, pp, hops, samples, slow)
+    ops = op_graph(groups, merged, layers, pp, hops, samples, slow, pt.get("lm_spread", False))
     step = list_schedule(ops, in_order)
     # steady state: the busiest machine (a stage over its micro-batches, or a hop link) and
     # the slowest micro-batch's trip through every machine
@@ -444,6 +456,9 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
     for k in ("hidden", "heads", "g", "d", "ffn", "vocab", "gated_ffn"):
         pt[k] = float(x[f"shape.{k}"])
     pt["cent_heads"] = fields.get("policy.mapping") == "cent"
+    pt["lm_spread"] = int(f.get("policy.lm_head", 0)) == 1
+    units, ch = int(f.get("hw.host.channels", 0)), max(int(f["hw.pim.channels"]), 1)
+    pt["lockstep"] = max(units // ch, 1) if units > 0 else 1
     db = float(x["db"])
     pt["burst_elems"] = float(max(int(f["hw.pim.col_bytes"]) // int(db), 1))
     pt["tCCD_mac"] = float(max(int(f["hw.pim.tCCD_mac"]), 1))
