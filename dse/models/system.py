@@ -53,7 +53,8 @@ split); prompts alternate. Dense ops run once per half, so their weights are rea
 pays only where the PIM attention of one half hides the dense ops of the other.
 
 **Pipeline and micro-batches.** ``pp`` stages; the first ``layers mod pp`` hold
-``layers // pp + 1`` layers, the others ``layers // pp``, the last also the LM head; requests
+``layers // pp + 1`` layers, the others ``layers // pp``, the last also the LM head (or, with
+``policy.lm_head=spread``, every stage a ``vocab / pp`` slice of it after its layers); requests
 are dealt round-robin into ``micro_batches`` groups (any number: the arrays hold
 ``policy.mb_slots`` of them, which the evaluator raises to cover the run; CENT keeps one
 request per stage in flight), prompts likewise. A stage runs one micro-batch at a time; a
@@ -74,7 +75,11 @@ vectors cross the CXL switch in CENT's pattern (:func:`cent_comm`: 6 broadcasts,
 per layer); the vector work's operands are staged through the banks a burst per PIM cycle
 (:func:`cent_staging`); softmax and rotary run on the near-memory units
 (``host.sfm_ns_per_score``, ``sfm_ns_per_head``, ``rope_ns_per_elem``); with
-``mapping=cent`` every device does the vector work of every head, as CENT's devices do.
+``mapping=cent`` every device does the vector work of every head, as CENT's devices do. A
+stage on a channel slice (CENT's pipeline-parallel mode: ``hw.pim.channels`` below the
+``hw.host.channels`` one set of units serves) shares the device's units and DMA with
+``hw.host.channels // hw.pim.channels`` stages in lockstep (:func:`lockstep`): its vector
+work and staging take that many times as long.
 
 **Energy** over one period: host ``active_W`` while busy and ``idle_W`` otherwise on each of
 the ``tp·pp`` devices, plus ``base_W``; host-memory traffic at ``mem_pJ_per_bit``; PIM

@@ -457,7 +457,8 @@ def check_llmservingsim_published() -> list:
     rows = [
         "LLMServingSim's example outputs (`example_trace.jsonl`, 10 requests) beside the "
         "serving model at LLMServingSim's own node (`conf/serving/"
-        "single_node_pim_instance.json`, mem_eff 0.8): mean TPOT per configuration.",
+        "single_node_pim_instance.json`; the GPU's mem_eff 0.9 from LLMServingSim's own "
+        "profile of it): mean TPOT per configuration.",
         "",
         "| configuration | requests | LLMServingSim TPOT (ms) | model TPOT (ms) | per request |",
         "|---|---:|---:|---:|---|",

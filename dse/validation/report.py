@@ -1428,9 +1428,10 @@ LLMSS_CONFIGS = {
     "offload": ("gpu_pim", 0, "example_pim_run.csv"),
     "offload+SBI": ("gpu_pim", 1, "example_pim_sub_batch_run.csv"),
 }
-# The documented agreement (README; sweeps/llmservingsim_pim.md): every request's TPOT
-# +16.0…+21.7% over LLMServingSim's at mem_eff 0.8; the interleaving ratio 1.930 vs 1.935.
-LLMSS_TPOT_BAND = (0.10, 0.25)
+# Every request's TPOT within 20% of LLMServingSim's (the published-figure bound), the host
+# at its preset (rtx_pro_6000: mem_eff 0.9, LLMServingSim's own profile of the GPU); the
+# interleaving ratio within 2% of theirs.
+LLMSS_TPOT_BAND = (-0.20, 0.20)
 LLMSS_RATIO_TOL = 0.02
 
 
@@ -1455,7 +1456,6 @@ def check_llmservingsim(n: int) -> list[Result]:
         "policy.max_num_seqs=128",
         "policy.max_batched_tokens=2048",
         "workload.dtype=fp16",
-        "hw.host.mem_eff=0.8",
     ]
     rel_all, tpot = [], {}
     per_config = {}
@@ -1484,7 +1484,7 @@ def check_llmservingsim(n: int) -> list[Result]:
         Result(
             "serving",
             "external",
-            name + " (GPU-only, offload, offload + interleaving; mem_eff 0.8)",
+            name + " (GPU-only, offload, offload + interleaving)",
             int(rel_all.size),
             f"TPOT {rel_all.min():+.1%}…{rel_all.max():+.1%} over theirs ("
             + ", ".join(
@@ -1492,7 +1492,7 @@ def check_llmservingsim(n: int) -> list[Result]:
                 for k, v in per_config.items()
             )
             + ")",
-            f"every request {lo:+.0%}…{hi:+.0%} (documented +16.0…+21.7%)",
+            f"every request {lo:+.0%}…{hi:+.0%}",
             bool(in_band.all() and rel_all.size == 3 * len(trace)),
             {"per_config": per_config},
         ),
