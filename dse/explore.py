@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 from dse._pytree import replace_paths  # noqa: E402
 from dse.errors import ConfigError  # noqa: E402
 from dse.models import MODELS  # noqa: E402
-from dse.point import DesignPoint, decode_status, field_info  # noqa: E402
+from dse.point import DesignPoint, decode_status, field_info, flag_invalid  # noqa: E402
 from dse.space import Space  # noqa: E402
 
 __all__ = [
@@ -216,7 +216,7 @@ def evaluate_points(
         swept = jax.device_put(swept, NamedSharding(mesh, P(AXIS)))
     out = jax.block_until_ready(exe(base, swept))
     eval_s = time.perf_counter() - t0
-    return {k: np.asarray(v)[:n] for k, v in out.items()}, compile_s, eval_s
+    return flag_invalid({k: np.asarray(v)[:n] for k, v in out.items()}), compile_s, eval_s
 
 
 def evaluate(

@@ -31,6 +31,7 @@ __all__ = [
     "DesignPoint",
     "STATUS_BITS",
     "decode_status",
+    "flag_invalid",
     "from_config",
     "field_info",
     "Provenance",
@@ -55,8 +56,38 @@ STATUS_BITS: dict[int, str] = {
     1 << 4: "requests_rejected",  # serving: a request can never fit the KV capacity
     1 << 5: "iteration_limit",  # serving: the simulation stopped before every request ended
     1 << 6: "unmapped",  # the chosen mapping has no PIM program for this kernel
+    1 << 7: "nonfinite",  # a metric came out NaN or infinite (parameters past float range)
+    1 << 8: "overflow",  # an integer metric wrapped negative (parameters past int64 range)
 }
 STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
+
+
+def flag_invalid(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``metrics`` of a batch of points with the arithmetic checked: a point whose float
+    metrics include NaN or an infinity gets ``nonfinite``, one whose integer metrics include
+    a negative value (every model's counts, cycles and sizes are non-negative, so a negative
+    one is a wrapped int64) gets ``overflow``; other statuses are kept."""
+    if "status" not in metrics:
+        return metrics
+    status = np.asarray(metrics["status"], dtype=np.int64)
+    n = status.shape[0]
+    nonfinite = np.zeros(n, bool)
+    wrapped = np.zeros(n, bool)
+    for name, v in metrics.items():
+        v = np.asarray(v)
+        if name == "status" or v.ndim == 0 or v.shape[0] != n:
+            continue
+        flat = v.reshape(n, -1)
+        if v.dtype.kind == "f":
+            nonfinite |= ~np.isfinite(flat).all(axis=1)
+        elif v.dtype.kind == "i":
+            wrapped |= (flat < 0).any(axis=1)
+    status = (
+        status
+        | np.where(nonfinite, STATUS_CODE["nonfinite"], 0)
+        | np.where(wrapped, STATUS_CODE["overflow"], 0)
+    )
+    return {**metrics, "status": status}
 
 
 def decode_status(status: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from dse.point import DesignPoint, decode_status
+from dse.point import DesignPoint, decode_status, flag_invalid
 from dse.serving import sim
 from dse.serving.traces import Trace
 
@@ -64,7 +64,8 @@ def run_point(point: DesignPoint, trace: Trace, per_step: bool = True, **kw) -> 
     raw, metrics = jax.block_until_ready(_SIM[key](point, ta))
     run_s = time.perf_counter() - t0
     raw = {k: np.asarray(v) for k, v in raw.items()}
-    metrics = {k: np.asarray(v).item() for k, v in metrics.items()}
+    checked = flag_invalid({k: np.asarray(v).reshape(1) for k, v in metrics.items()})
+    metrics = {k: v.item() for k, v in checked.items()}
     metrics["status_text"] = str(decode_status(np.asarray([metrics["status"]]))[0])
     return RunOutput(trace, ta, raw, metrics, compile_s, run_s)
 
