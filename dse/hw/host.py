@@ -51,6 +51,14 @@ class Host:
         default=0.8,
     )
     launch_ns: float = leaf("fixed cost of one kernel launch (ns)", low=0, default=4000.0)
+    spad_bytes: int = leaf(
+        "on-chip scratchpad a GEMM's tiles are staged in (bytes): a GEMM is cut into tiles of "
+        "at most half of it (double buffering) by halving its largest dimension, each tile's "
+        "loads before its compute, so time = max(load, compute) + min(load, compute) / tiles "
+        "(NeuPIMs' NPU); 0: loads wholly hidden under compute (the roofline)",
+        low=0,
+        default=0,
+    )
     active_W: float = leaf("device power while busy (W)", low=0, default=400.0)
     idle_W: float = leaf("device power while waiting inside a step (W)", low=0, default=90.0)
     standby_W: float = leaf(

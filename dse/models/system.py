@@ -482,8 +482,12 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     def norm(n, bw=bw):
         return roof(8.0 * n * hidden, 2.0 * n * hidden * db, vec, 1, n, bw)
 
-    def gemm(n, k_, m_, bw=bw):  # n tokens × (k_ → m_)
-        return roof(2.0 * n * k_ * m_, db * (k_ * m_ + n * (k_ + m_)), peak, 1, n, bw)
+    def gemm(n, k_, m_, bw=bw):  # n tokens × (k_ → m_), loads and compute per tile
+        compute = 2.0 * n * k_ * m_ / peak
+        load = db * (k_ * m_ + n * (k_ + m_)) / bw
+        tiles = gemm_tiles(n, k_, m_, db, host.spad_bytes)
+        t = jnp.maximum(compute, load) + jnp.minimum(compute, load) / tiles
+        return jnp.where(n > 0, t + host.launch_ns, 0.0)
 
     # PIM GEMV time per token of each projection (pim_only) and the attention tile grid,
     # from the command-pipeline model in one vectorized call
@@ -618,6 +622,31 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         "slow": {k: jnp.where(shared, slow[k], d[k]) for k in ("pre", "pattn", "post", "lm")},
     }
     return d, pim_part, traffic, sizes
+
+
+#: halvings the GEMM tiler may make (dimensions below 2**40 reach 1 within 120 of them)
+_TILE_STEPS = 128
+
+
+def gemm_tiles(m, k, n, db, spad_bytes):
+    """Tiles of an (m x k) @ (k x n) GEMM staged in a scratchpad of ``spad_bytes``, as
+    NeuPIMs' tiler cuts it (``MatMul::calculate_loops``): while a tile's operands and result,
+    ``db (m k + k n + m n)`` bytes, exceed half the scratchpad (double buffering), halve its
+    largest dimension (rounding up; the first of m, k, n on ties). Returns the tile count,
+    ``inf`` where ``spad_bytes`` is 0 (no scratchpad limit: loads hidden under compute)."""
+    half = _f(spad_bytes) / 2
+    dims = jnp.stack(jnp.broadcast_arrays(_f(m), _f(k), _f(n)))
+    axis = jnp.arange(3).reshape((3,) + (1,) * (dims.ndim - 1))
+
+    def body(_, carry):
+        d, count = carry
+        top = jnp.argmax(d, axis=0)  # the first maximum
+        big = (db * (d[0] * d[1] + d[1] * d[2] + d[0] * d[2]) > half) & (d.max(axis=0) > 1)
+        cut = big[None] & (axis == top[None])
+        return jnp.where(cut, jnp.ceil(d / 2), d), count * jnp.where(big, 2.0, 1.0)
+
+    _, count = jax.lax.fori_loop(0, _TILE_STEPS, body, (dims, jnp.ones(dims.shape[1:])))
+    return jnp.where(spad_bytes > 0, count, jnp.inf)
 
 
 def lockstep(p: DesignPoint):

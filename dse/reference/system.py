@@ -69,6 +69,20 @@ def _roof(flops, nbytes, rate, bw, launches, launch_ns, n):
     return max(flops / rate, nbytes / bw) + launches * launch_ns
 
 
+def _tiles(m: float, k: float, n: float, db: float, spad_bytes: float) -> float:
+    """NeuPIMs' GEMM tiler: halve the largest of (m, k, n), rounding up, while the tile's
+    ``db (m k + k n + m n)`` bytes exceed half the scratchpad; the number of tiles (inf
+    without a scratchpad limit)."""
+    if spad_bytes <= 0:
+        return math.inf
+    d, count = [float(m), float(k), float(n)], 1
+    while db * (d[0] * d[1] + d[1] * d[2] + d[0] * d[2]) > spad_bytes / 2 and max(d) > 1:
+        i = d.index(max(d))
+        d[i] = math.ceil(d[i] / 2)
+        count *= 2
+    return float(count)
+
+
 def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Mapping[str, float]):
     """Op durations (ns) of one request group.
 
@@ -98,8 +112,13 @@ def host_durations(pt: Mapping[str, float], grp: Mapping[str, float], pim_t: Map
     vec_rate = pt["vector_tflops"] * 1e3
     attn_rate = pt["tflops"] * 1e3 * pt["attn_eff"]
 
-    def gemm(n, k, m):
-        return _roof(2 * n * k * m, db * (k * m + n * (k + m)), gemm_rate, bw, 1, L, n)
+    def gemm(n, k, m):  # loads before compute in each scratchpad tile
+        if n <= 0:
+            return 0.0
+        compute = 2 * n * k * m / gemm_rate
+        load = db * (k * m + n * (k + m)) / bw
+        tiles = _tiles(n, k, m, db, pt.get("spad_bytes", 0))
+        return max(compute, load) + min(compute, load) / tiles + L
 
     def norm(n):
         return _roof(8 * n * hid, 2 * n * hid * db, vec_rate, bw, 1, L, n)
@@ -478,6 +497,7 @@ def simulate_point(fields: Mapping[str, float], inputs: Mapping[str, object]) ->
         "attn_eff",
         "mem_eff",
         "launch_ns",
+        "spad_bytes",
     ):
         pt[k] = float(f[f"hw.host.{k}"])
     for k in ("host_GBps", "host_latency_ns", "dev_GBps", "dev_latency_ns"):
