@@ -634,18 +634,26 @@ def gemm_tiles(m, k, n, db, spad_bytes):
     ``db (m k + k n + m n)`` bytes, exceed half the scratchpad (double buffering), halve its
     largest dimension (rounding up; the first of m, k, n on ties). Returns the tile count,
     ``inf`` where ``spad_bytes`` is 0 (no scratchpad limit: loads hidden under compute)."""
-    half = _f(spad_bytes) / 2
+    half = jnp.where(spad_bytes > 0, _f(spad_bytes) / 2, jnp.inf)
     dims = jnp.stack(jnp.broadcast_arrays(_f(m), _f(k), _f(n)))
     axis = jnp.arange(3).reshape((3,) + (1,) * (dims.ndim - 1))
 
-    def body(_, carry):
-        d, count = carry
-        top = jnp.argmax(d, axis=0)  # the first maximum
-        big = (db * (d[0] * d[1] + d[1] * d[2] + d[0] * d[2]) > half) & (d.max(axis=0) > 1)
-        cut = big[None] & (axis == top[None])
-        return jnp.where(cut, jnp.ceil(d / 2), d), count * jnp.where(big, 2.0, 1.0)
+    def big(d):
+        return (db * (d[0] * d[1] + d[1] * d[2] + d[0] * d[2]) > half) & (d.max(axis=0) > 1)
 
-    _, count = jax.lax.fori_loop(0, _TILE_STEPS, body, (dims, jnp.ones(dims.shape[1:])))
+    def body(carry):
+        i, d, count = carry
+        cut = big(d)
+        top = jnp.argmax(d, axis=0)  # the first maximum
+        d = jnp.where(cut[None] & (axis == top[None]), jnp.ceil(d / 2), d)
+        return i + 1, d, count * jnp.where(cut, 2.0, 1.0)
+
+    def more(carry):
+        i, d, _ = carry
+        return (i < _TILE_STEPS) & jnp.any(big(d))
+
+    init = (jnp.asarray(0), dims, jnp.ones(dims.shape[1:]))
+    _, _, count = jax.lax.while_loop(more, body, init)
     return jnp.where(spad_bytes > 0, count, jnp.inf)
 
 
