@@ -511,7 +511,8 @@ def comparison(agree, share, sat, cross) -> str:
         "sign differs.",
         f"- **TTFT.** Mean TTFT is {_pct(a8.TTFT_diff.min())} to {_pct(a8.TTFT_diff.max())} "
         f"off at mem_eff {MEM_EFF[0]} ({_pct(a9.TTFT_diff.min())} to "
-        f"{_pct(a9.TTFT_diff.max())} at {MEM_EFF[1]}). Per request it spreads far more than TPOT ({_pct(a8.TTFT_rel_min.min())} to "
+        f"{_pct(a9.TTFT_diff.max())} at {MEM_EFF[1]}). Per request it spreads far more "
+        f"than TPOT ({_pct(a8.TTFT_rel_min.min())} to "
         f"{_pct(a8.TTFT_rel_max.max())}). Each TTFT is a single prompt step of 2-22 tokens "
         "plus the wait for the step already running when the request arrives.",
         f"- **ShareGPT at 10 requests/s** (our prediction only). GPU-only serves "

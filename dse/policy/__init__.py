@@ -155,7 +155,9 @@ class Policy:
     tp: int = leaf("tensor-parallel modules (split the KV heads)", low=1, default=1)
     pp: int = leaf("pipeline stages (split the layers)", low=1, default=1)
     micro_batches: int = leaf("micro-batches in flight through the pipeline", low=1, default=1)
-    lm_head: int = leaf("where a pipeline runs the LM head (LmHead)", choices=LmHead, default="last")
+    lm_head: int = leaf(
+        "where a pipeline runs the LM head (LmHead)", choices=LmHead, default="last"
+    )
     mb_slots: int = static_field(
         8,
         "micro-batches the system model's arrays hold (static; the evaluator raises it to the "
