@@ -228,3 +228,16 @@ def test_serving_any_channel_count(tmp_path):
     assert (df["requests"] == 64).all()
     assert df.loc[256, "pim_busy"] < 0.7 * df.loc[128, "pim_busy"]
     assert df.loc[256, "tpot_p50_ms"] <= df.loc[128, "tpot_p50_ms"]
+
+
+def test_quiet_run_still_says_where_results_went(tmp_path, capsys):
+    """At ``--log-level WARNING`` the summary table is not printed, but one line on stderr
+    still names the CSV written (a dataset of the test's own)."""
+    data = tmp_path / "trace.jsonl"
+    rows = [{"input_toks": 8, "output_toks": 4, "arrival_time_ns": 1000 * i} for i in range(3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "quiet.csv"
+    args = ["--cluster-config", str(CLUSTER), "--dataset", str(data), "--output", str(out)]
+    assert main([*args, "--log-level", "WARNING"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert out.exists() and err == [f"dse.serving: 3 requests -> {out}"]

@@ -171,6 +171,8 @@ def _print_summary(m: dict, res, out: Path, args) -> None:
         t.add_row(a, b)
     if args.log_level in ("DEBUG", "INFO"):
         Console(stderr=True).print(t)
+    else:  # one line always says where the results went
+        print(f"dse.serving: {len(res.trace)} requests -> {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
