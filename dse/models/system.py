@@ -482,11 +482,22 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
     def norm(n, bw=bw):
         return roof(8.0 * n * hidden, 2.0 * n * hidden * db, vec, 1, n, bw)
 
-    def gemm(n, k_, m_, bw=bw):  # n tokens × (k_ → m_), loads and compute per tile
+    # the host's GEMMs, n tokens × (k → m), and their scratchpad tiles (a shape's, whatever
+    # the bandwidth the GEMM runs at)
+    shapes = {
+        "qkv": (tok, hidden, qd + 2 * kvd),
+        "o": (tok, qd, hidden),
+        "up": (tok, hidden, (nmat - 1) * ffn),
+        "down": (tok, ffn, hidden),
+        "lm": (out_tok, hidden, vocab),
+    }
+    tiles = {k: gemm_tiles(*v, db, host.spad_bytes) for k, v in shapes.items()}
+
+    def gemm(name, bw=bw):  # loads and compute per tile
+        n, k_, m_ = shapes[name]
         compute = 2.0 * n * k_ * m_ / peak
         load = db * (k_ * m_ + n * (k_ + m_)) / bw
-        tiles = gemm_tiles(n, k_, m_, db, host.spad_bytes)
-        t = jnp.maximum(compute, load) + jnp.minimum(compute, load) / tiles
+        t = jnp.maximum(compute, load) + jnp.minimum(compute, load) / tiles[name]
         return jnp.where(n > 0, t + host.launch_ns, 0.0)
 
     # PIM GEMV time per token of each projection (pim_only) and the attention tile grid,
@@ -513,15 +524,15 @@ def op_durations(p: DesignPoint, kern, n_dec, ctx, pr: dict, att_busy):
         return {
             "pattn": roof(a_flops, a_bytes, apeak, 1, q_tok, b),
             "pre": norm(tok, b)
-            + gemm(tok, hidden, qd + 2 * kvd, b)
+            + gemm("qkv", b)
             + roof(6.0 * tok * (qd + kvd), 2.0 * db * tok * (qd + kvd), vec, 1, tok, b),
-            "post": gemm(tok, qd, hidden, b)
+            "post": gemm("o", b)
             + norm(tok, b)
-            + gemm(tok, hidden, (nmat - 1) * ffn, b)
+            + gemm("up", b)
             + roof(4.0 * tok * ffn, 3.0 * db * tok * ffn, vec, 1, tok, b)
-            + gemm(tok, ffn, hidden, b)
+            + gemm("down", b)
             + 2 * allreduce,
-            "lm": norm(out_tok, b) + gemm(out_tok, hidden, vocab, b),
+            "lm": norm(out_tok, b) + gemm("lm", b),
         }
 
     dense = host_ops(bw)
