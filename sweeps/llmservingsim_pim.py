@@ -312,8 +312,8 @@ def _pct(x: float) -> str:
 
 
 def report(agree, share, sat, ratio, cross, run_s: float) -> str:
-    a08 = agree[agree["mem_eff"] == MEM_EFF[0]].set_index("config")
-    a09 = agree[agree["mem_eff"] == MEM_EFF[1]].set_index("config")
+    a_pre = agree[agree["mem_eff"] == MEM_EFF[0]].set_index("config")
+    a_alt = agree[agree["mem_eff"] == MEM_EFF[1]].set_index("config")
     L = [
         "# dse vs LLMServingSim's PIM example, and where sub-batch interleaving pays "
         f"(`python sweeps/llmservingsim_pim.py`, {run_s:.0f} s on {_cores()} cores)",
@@ -340,7 +340,7 @@ def report(agree, share, sat, ratio, cross, run_s: float) -> str:
         "| latency ours | latency theirs | diff |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for eff, a in ((MEM_EFF[0], a08), (MEM_EFF[1], a09)):
+    for eff, a in ((MEM_EFF[0], a_pre), (MEM_EFF[1], a_alt)):
         for name in CONFIGS:
             r = a.loc[name]
             L.append(
@@ -352,14 +352,14 @@ def report(agree, share, sat, ratio, cross, run_s: float) -> str:
             )
     ro = {
         eff: a.loc["offload+SBI", "TPOT_ours"] / a.loc["offload", "TPOT_ours"]
-        for eff, a in ((MEM_EFF[0], a08), (MEM_EFF[1], a09))
+        for eff, a in ((MEM_EFF[0], a_pre), (MEM_EFF[1], a_alt))
     }
-    rt = a08.loc["offload+SBI", "TPOT_theirs"] / a08.loc["offload", "TPOT_theirs"]
+    rt = a_pre.loc["offload+SBI", "TPOT_theirs"] / a_pre.loc["offload", "TPOT_theirs"]
     rg = {
         eff: a.loc["offload", "TPOT_ours"] / a.loc["GPU-only", "TPOT_ours"]
-        for eff, a in ((MEM_EFF[0], a08), (MEM_EFF[1], a09))
+        for eff, a in ((MEM_EFF[0], a_pre), (MEM_EFF[1], a_alt))
     }
-    rgt = a08.loc["offload", "TPOT_theirs"] / a08.loc["GPU-only", "TPOT_theirs"]
+    rgt = a_pre.loc["offload", "TPOT_theirs"] / a_pre.loc["GPU-only", "TPOT_theirs"]
     L += [
         "",
         f"**TPOT ratio SBI / offload:** {ro[MEM_EFF[0]]:.3f} here "
@@ -463,19 +463,19 @@ def report(agree, share, sat, ratio, cross, run_s: float) -> str:
 
 def comparison(agree, share, sat, cross) -> str:
     """The .md's closing section: what the numbers above say against LLMServingSim."""
-    a8 = agree[agree["mem_eff"] == MEM_EFF[0]].set_index("config")
-    a9 = agree[agree["mem_eff"] == MEM_EFF[1]].set_index("config")
-    g8 = a8.loc["GPU-only"]
-    w, bw = g8.weights_GB, g8.mem_GBps
-    their_bw = w / g8.TPOT_theirs * 1e3  # GB/s if a token were one read of the weights
+    a_pre = agree[agree["mem_eff"] == MEM_EFF[0]].set_index("config")
+    a_alt = agree[agree["mem_eff"] == MEM_EFF[1]].set_index("config")
+    g_pre = a_pre.loc["GPU-only"]
+    w, bw = g_pre.weights_GB, g_pre.mem_GBps
+    their_bw = w / g_pre.TPOT_theirs * 1e3  # GB/s if a token were one read of the weights
     our_floor = w / (bw * MEM_EFF[0]) * 1e3  # ms: one read of the weights at mem_eff
     sbi = {
         k: a.loc["offload+SBI", "TPOT_ours"] / a.loc["offload", "TPOT_ours"]
-        for k, a in ((8, a8), (9, a9))
+        for k, a in (("pre", a_pre), ("alt", a_alt))
     }
-    sbi_t = a8.loc["offload+SBI", "TPOT_theirs"] / a8.loc["offload", "TPOT_theirs"]
-    og = a8.loc["offload", "TPOT_ours"] / g8.TPOT_ours - 1
-    og_t = a8.loc["offload", "TPOT_theirs"] / g8.TPOT_theirs - 1
+    sbi_t = a_pre.loc["offload+SBI", "TPOT_theirs"] / a_pre.loc["offload", "TPOT_theirs"]
+    og = a_pre.loc["offload", "TPOT_ours"] / g_pre.TPOT_ours - 1
+    og_t = a_pre.loc["offload", "TPOT_theirs"] / g_pre.TPOT_theirs - 1
     sh = share[share["eff"] == MEM_EFF[0]].set_index("config")
     gpu = sat[sat["config"] == "GPU-only"].set_index("seqs")["gen_tok_per_s"]
     best_off = sat[sat["config"] == "offload"].groupby("seqs")["gen_tok_per_s"].max()
@@ -489,31 +489,31 @@ def comparison(agree, share, sat, cross) -> str:
         "model's predictions.",
         "",
         f"- **Per-token time.** With the preset's `mem_eff` {MEM_EFF[0]}, TPOT is "
-        f"{_pct(a8.TPOT_diff.min())} to {_pct(a8.TPOT_diff.max())} above LLMServingSim in "
-        f"all three configurations. Every request lies between {_pct(a8.TPOT_rel_min.min())} "
-        f"and {_pct(a8.TPOT_rel_max.max())}, so the offset is close to a uniform scale "
+        f"{_pct(a_pre.TPOT_diff.min())} to {_pct(a_pre.TPOT_diff.max())} above LLMServingSim in "
+        f"all three configurations. Every request lies between {_pct(a_pre.TPOT_rel_min.min())} "
+        f"and {_pct(a_pre.TPOT_rel_max.max())}, so the offset is close to a uniform scale "
         "factor. In these runs (at most 10 requests, contexts under 130 tokens) one read of "
         f"the {w:.2f} GB of weights at {MEM_EFF[0]} × {bw:.0f} GB/s takes {our_floor:.2f} ms, "
-        f"against our GPU-only TPOT of {g8.TPOT_ours:.2f} ms. LLMServingSim's GPU-only "
-        f"TPOT of {g8.TPOT_theirs:.2f} ms equals one read of the weights at "
+        f"against our GPU-only TPOT of {g_pre.TPOT_ours:.2f} ms. LLMServingSim's GPU-only "
+        f"TPOT of {g_pre.TPOT_theirs:.2f} ms equals one read of the weights at "
         f"{their_bw:.0f} GB/s, which is {100 * their_bw / bw:.0f}% of {bw:.0f} GB/s, as its "
         "profile of the GPU measures its decode-sized weight GEMMs (0.89-0.91; the preset's "
         "source). The rest of the gap (norms, rotary, attention and launches at this batch) "
         "is not broken down here. At the project's GPU default `mem_eff` "
-        f"{MEM_EFF[1]} the difference is {_pct(a9.TPOT_diff.min())} to "
-        f"{_pct(a9.TPOT_diff.max())}.",
-        f"- **Interleaving.** The SBI / offload TPOT ratio is {sbi[8]:.3f} here "
-        f"({sbi[9]:.3f} at mem_eff {MEM_EFF[1]}) and {sbi_t:.3f} in LLMServingSim, within "
-        f"{100 * abs(sbi[8] / sbi_t - 1):.1f}%. Both nearly double the time per token at "
+        f"{MEM_EFF[1]} the difference is {_pct(a_alt.TPOT_diff.min())} to "
+        f"{_pct(a_alt.TPOT_diff.max())}.",
+        f"- **Interleaving.** The SBI / offload TPOT ratio is {sbi['pre']:.3f} here "
+        f"({sbi['alt']:.3f} at mem_eff {MEM_EFF[1]}) and {sbi_t:.3f} in LLMServingSim, within "
+        f"{100 * abs(sbi['pre'] / sbi_t - 1):.1f}%. Both nearly double the time per token at "
         "this batch size.",
         f"- **Offload vs GPU-only.** LLMServingSim's offload TPOT is {_pct(og_t)} against "
         f"its GPU-only TPOT; here it is {_pct(og)}. The contexts are short in both, and the "
         "sign differs.",
-        f"- **TTFT.** Mean TTFT is {_pct(a8.TTFT_diff.min())} to {_pct(a8.TTFT_diff.max())} "
-        f"off at mem_eff {MEM_EFF[0]} ({_pct(a9.TTFT_diff.min())} to "
-        f"{_pct(a9.TTFT_diff.max())} at {MEM_EFF[1]}). Per request it spreads far more "
-        f"than TPOT ({_pct(a8.TTFT_rel_min.min())} to "
-        f"{_pct(a8.TTFT_rel_max.max())}). Each TTFT is a single prompt step of 2-22 tokens "
+        f"- **TTFT.** Mean TTFT is {_pct(a_pre.TTFT_diff.min())} to {_pct(a_pre.TTFT_diff.max())} "
+        f"off at mem_eff {MEM_EFF[0]} ({_pct(a_alt.TTFT_diff.min())} to "
+        f"{_pct(a_alt.TTFT_diff.max())} at {MEM_EFF[1]}). Per request it spreads far more "
+        f"than TPOT ({_pct(a_pre.TTFT_rel_min.min())} to "
+        f"{_pct(a_pre.TTFT_rel_max.max())}). Each TTFT is a single prompt step of 2-22 tokens "
         "plus the wait for the step already running when the request arrives.",
         f"- **ShareGPT at 10 requests/s** (our prediction only). GPU-only serves "
         f"{sh.loc['GPU-only', 'gen_tok_per_s']:.0f} tok/s. Offload serves "
