@@ -19,7 +19,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,14 @@ from dse.errors import EXIT_BAD_INPUT, ConfigError
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
 from dse.point import GROUP_PACKAGES, DesignPoint, Provenance, field_info, from_config, override_for
-from dse.results import RunStore, config_hash, environment, study_hash
+from dse.results import RunBusy, RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
 
 __all__ = ["run", "explore", "main", "RunResult", "build"]
 
 log = logging.getLogger("dse")
 _USER_FULL_ERROR = False  # HYDRA_FULL_ERROR=1 from the user: show tracebacks
+_RUNNING: list[RunStore] = []  # the run in progress, named when it is interrupted
 
 
 @dataclasses.dataclass
@@ -169,14 +170,35 @@ def run(
         root = Path(study_root) if study_root else out.parent
         prev = RunStore.find_unfinished(root, h, exclude=None)
         if prev is not None and prev.resolve() != out.resolve():
-            log.info("resuming %s", prev)
             _discard_if_empty(out)
             out = prev
+        elif prev is None:
+            log.warning(
+                "resume=true: no unfinished run of this configuration under %s "
+                "(or its writer is still running); starting fresh in %s",
+                root,
+                out,
+            )
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out, h)
+    try:
+        store.acquire()
+    except RunBusy as err:
+        raise ConfigError(
+            prov.source_of("output.dir") if (prov := provenance) else "output.dir",
+            "output.dir",
+            "a run directory no other run is writing (leave output.dir unset: each run "
+            f"gets its own); {err}",
+            str(out),
+        ) from None
     shard = _shard_info(space, c)
-    store.open({"study": c.get("study"), "points": space.num_points, "shard": shard})
+    replaced = store.open({"study": c.get("study"), "points": space.num_points, "shard": shard})
+    if replaced:
+        log.warning("%s held %s; its chunks are discarded, this run starts afresh", out, replaced)
     resumed = store.completed()
+    if c.get("resume") and resumed:
+        log.warning("resume=true: continuing %s (%d chunks already done)", out, resumed)
+    _RUNNING[:] = [store]
     enable_compilation_cache()
     chunk_size = chunk_size_for(
         space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
@@ -269,6 +291,8 @@ def run(
         "config": c,
     }
     store.close(summary)
+    store.release()
+    _RUNNING.clear()
     _print_summary(summary, digest.best, spec, out, console)
     return RunResult(out, summary)
 
@@ -793,7 +817,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(err.oneline(), user_full_error, err)
     sys.argv = [saved[0] if saved else "dse", *argv]
     try:
-        entry()
+        with catch_termination() as caught:
+            entry()
+    except KeyboardInterrupt:
+        interrupted(caught)
     except ConfigError as err:
         _fail(err.oneline(), user_full_error, err)
     except Exception as exc:
@@ -814,6 +841,45 @@ def _expand_cluster_argv(argv: list[str]) -> list[str]:
     expanded = with_cluster(overrides)
     extra = expanded[: len(expanded) - len(overrides)]
     return [*extra, *argv] if extra else argv
+
+
+@contextlib.contextmanager
+def catch_termination() -> Iterator[list[str]]:
+    """Within the block, SIGTERM (``kill``, ``scancel``) raises KeyboardInterrupt as SIGINT
+    does, so that a terminated run cleans up like an interrupted one; yields a list that
+    receives the name of the signal that arrived. The previous handlers come back after."""
+    import signal
+
+    caught: list[str] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        caught.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    saved = {}
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            saved[sig] = signal.signal(sig, handler)
+    try:
+        yield caught
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
+
+
+def interrupted(caught: Sequence[str], prog: str = "dse") -> None:
+    """One line for an interrupted run, exit 130; the finished chunks stay for resume."""
+    name = caught[0] if caught else "SIGINT"
+    where = ""
+    if _RUNNING:
+        store = _RUNNING[0]
+        store.release()
+        where = (
+            f"; {store.completed()} finished chunks kept in {store.dir} "
+            "(rerun with resume=true to continue)"
+        )
+    print(f"{prog}: interrupted by {name}{where}", file=sys.stderr)
+    sys.exit(130)
 
 
 def _fail(line: str, full: bool, exc: BaseException) -> None:

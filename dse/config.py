@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import secrets
 import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from dse._pytree import is_static
 from dse.hw.host import Host, Links, PimEnergy
@@ -171,3 +172,8 @@ def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="dse_schema", node=Config)
+    # ${dse.run_id:}: a short token that makes a run directory's name unique among runs
+    # started in the same second (two sweeps, two cluster jobs). Cached on the config like
+    # Hydra's ${now:}, so a multirun's jobs, pickled to other processes, share it.
+    if not OmegaConf.has_resolver("dse.run_id"):
+        OmegaConf.register_new_resolver("dse.run_id", lambda: secrets.token_hex(2), use_cache=True)

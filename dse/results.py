@@ -1,6 +1,6 @@
 """Results store: one row per design point, written atomically and resumable.
 
-A run directory (``results/<study>/<timestamp>/``) receives
+A run directory (``results/<study>/<date>_<time>-<id>/``) receives
 
 * ``points.parquet`` (and ``points.csv`` on request): ``point_id``, label columns, the
   static and swept parameters by dotted path, the model's metrics, ``feasible``, ``status``;
@@ -13,6 +13,11 @@ a JSON sidecar, each via a temporary file and an atomic rename). The final files
 streaming those chunks, again through temporary files, so a killed run never leaves a
 truncated table; ``resume=true`` finds the newest unfinished run of the same configuration and
 skips its completed chunks.
+
+One process writes a run directory at a time: :meth:`RunStore.acquire` takes an exclusive
+lock (``.dse/lock``) for the life of the run, a second writer is refused, and
+``resume=true`` passes over runs whose writer is still alive. Temporary files a killed
+writer left behind are removed by the next writer that holds the lock.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -38,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "RunBusy",
     "RunStore",
     "atomic_write_text",
     "config_hash",
@@ -169,6 +177,38 @@ def environment() -> dict[str, Any]:
     }
 
 
+class RunBusy(RuntimeError):
+    """Another live process holds the run directory's lock."""
+
+    def __init__(self, run_dir: Path, holder: str) -> None:
+        super().__init__(f"{run_dir} is being written by another run ({holder})")
+        self.dir = run_dir
+        self.holder = holder
+
+
+def _try_lock(path: Path) -> Any:
+    """An open file holding an exclusive lock on ``path``, or None where another holds it."""
+    fh = open(path, "a+")  # noqa: SIM115 - kept open for the life of the lock
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
+def is_busy(run_dir: str | os.PathLike) -> bool:
+    """Whether a live process holds ``run_dir``'s lock."""
+    lock = Path(run_dir) / STATE / "lock"
+    if not lock.exists():
+        return False
+    fh = _try_lock(lock)
+    if fh is None:
+        return True
+    fh.close()
+    return False
+
+
 @dataclasses.dataclass
 class Digest:
     """What :meth:`RunStore.finalize` learned while streaming the chunks."""
@@ -193,6 +233,35 @@ class RunStore:
         self.hash = cfg_hash
         self.state = self.dir / STATE
         self.chunks = self.state / "chunks"
+        self._lock: Any = None
+
+    # --- the writer's lock --------------------------------------------------------------
+    def acquire(self) -> None:
+        """Lock the run directory for this process (:class:`RunBusy` where another holds it)
+        and remove the temporary files a killed writer left behind."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        lock = self.state / "lock"
+        fh = _try_lock(lock)
+        if fh is None:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = lock.read_text().strip()
+            raise RunBusy(self.dir, holder or "its lock is held")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        self._lock = fh
+        for folder in (self.dir, self.state, self.chunks):
+            for p in folder.glob(".*") if folder.is_dir() else ():
+                if p.is_file() and (folder == self.chunks or _is_temporary(p.name)):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # --- resume -----------------------------------------------------------------------
     @staticmethod
@@ -208,6 +277,8 @@ class RunStore:
             run = state.parent.parent
             if exclude is not None and run.resolve() == exclude.resolve():
                 continue
+            if is_busy(run):  # its writer is alive: not ours to continue
+                continue
             try:
                 meta = json.loads(state.read_text())
             except (OSError, ValueError):
@@ -216,9 +287,26 @@ class RunStore:
                 found.append((state.stat().st_mtime, run))
         return max(found)[1] if found else None
 
-    def open(self, meta: Mapping[str, Any]) -> None:
-        self.chunks.mkdir(parents=True, exist_ok=True)
+    def open(self, meta: Mapping[str, Any]) -> str | None:
+        """Start or continue the run; returns what was found there where it was replaced:
+        a finished run, or an unfinished run of another configuration (whose chunks must not
+        be mistaken for this one's)."""
         state = self.state / "state.json"
+        replaced = None
+        if state.exists():
+            try:
+                old = json.loads(state.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old.get("config_hash") != self.hash or old.get("finished"):
+                replaced = (
+                    "a finished run"
+                    if old.get("finished")
+                    else "an unfinished run of another configuration"
+                )
+                shutil.rmtree(self.chunks, ignore_errors=True)
+                state.unlink()
+        self.chunks.mkdir(parents=True, exist_ok=True)
         if not state.exists():
             atomic_write_text(
                 state,
@@ -227,6 +315,7 @@ class RunStore:
                     indent=1,
                 ),
             )
+        return replaced
 
     def _name(self, combo: int, index: int) -> str:
         return f"c{combo:04d}-{index:07d}"
@@ -326,6 +415,14 @@ class RunStore:
         atomic_write_text(state, json.dumps(meta, indent=1))
         shutil.rmtree(self.chunks, ignore_errors=True)
         return path
+
+
+_FINAL = (POINTS, SUMMARY, "points.csv", "state.json", "lock")
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary sibling of :func:`atomic_write_text` or ``_atomic_path``."""
+    return ".tmp-" in name or any(name.startswith(f".{f}.") for f in _FINAL)
 
 
 def _json_default(obj: Any) -> Any:

@@ -356,7 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = ConfigError("command line", "--out", "a writable directory", f"{out}: {err}")
         print(f"dse: error: {msg.oneline()}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return _run_all(studies, out, console)
+    from dse.cli import catch_termination, interrupted
+
+    try:
+        with catch_termination() as caught:
+            return _run_all(studies, out, console)
+    except KeyboardInterrupt:
+        interrupted(caught, "dse.studies")
+        return 130
 
 
 def _run_all(studies: list[Study], out_root: Path, console) -> int:

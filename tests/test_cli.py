@@ -118,8 +118,9 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "evaluate", killed_after_two)
     study = tmp_path / "results" / "resume_test"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stop:  # one line and exit 130, chunks kept
         cli.main([*args, f"hydra.run.dir={study}/first"])
+    assert stop.value.code == 130
     first = study / "first"
     assert not (first / "points.parquet").exists() and not (first / "summary.json").exists()
     assert len(list((first / ".dse" / "chunks").glob("*.parquet"))) == 2

@@ -28,6 +28,8 @@ from dse.cli import (
     _hydra_error,
     _provenance,
     build,
+    catch_termination,
+    interrupted,
 )
 from dse.config import CONF_DIR, register_configs
 from dse.errors import ConfigError
@@ -342,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     saved = sys.argv
     sys.argv = [saved[0] if saved else "dse.search", *argv]
     try:
-        entry()
+        with catch_termination() as caught:
+            entry()
+    except KeyboardInterrupt:
+        interrupted(caught, "dse.search")
     except ConfigError as err:
         _fail(err.oneline(), full, err)
     except Exception as exc:

@@ -101,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="[%(levelname)s] %(message)s")
     log = logging.getLogger("dse.serving")
+    from dse.cli import catch_termination, interrupted
+
     try:
-        return _run(args, log)
+        with catch_termination() as caught:
+            return _run(args, log)
+    except KeyboardInterrupt:
+        interrupted(caught, "dse.serving")
+        return 130
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
