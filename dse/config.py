@@ -12,7 +12,6 @@ import enum
 import secrets
 import typing
 from dataclasses import field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -21,6 +20,7 @@ from omegaconf import MISSING, OmegaConf
 from dse._pytree import is_static
 from dse.hw.host import Host, Links, PimEnergy
 from dse.hw.pim import Module, PimChannel
+from dse.paths import CONF_DIR, SWEEPS_DIR
 from dse.policy import Policy
 from dse.workload.gemv import Gemv
 
@@ -32,9 +32,6 @@ __all__ = [
     "register_configs",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-SWEEPS_DIR = ROOT / "sweeps"
 
 _ENUMS: dict[tuple[str, ...], type[enum.Enum]] = {}
 

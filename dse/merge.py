@@ -538,7 +538,7 @@ def shard_benchmark(
     import subprocess
     import tempfile
 
-    from dse.config import ROOT, SWEEPS_DIR
+    from dse.paths import ROOT, SWEEPS_DIR
 
     keep = out is not None
     root = Path(out) if keep else Path(tempfile.mkdtemp(prefix="dse-shard-bench-"))

@@ -31,12 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dse.config import SWEEPS_DIR as SWEEPS
 from dse.errors import EXIT_BAD_INPUT, ConfigError
 
 __all__ = ["STUDIES", "Study", "main", "markdown_table", "run_study"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEPS = ROOT / "sweeps"
 PNG_LIMIT_BYTES = 300_000
 TABLE_ROWS = 60  # rows of the key-number table drawn in <name>.md (the CSV has them all)
 

@@ -113,6 +113,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dse.paths import CONF_DIR
+
 jax.config.update("jax_enable_x64", True)  # cycle counts are int64
 
 __all__ = [
@@ -142,7 +144,7 @@ NEWTON_DEFAULTS: dict[str, int] = {
 }
 
 _REPO = Path(__file__).resolve().parents[2]
-_PRESET = _REPO / "conf" / "pim" / "hbm2_neupims.yaml"
+_PRESET = CONF_DIR / "pim" / "hbm2_neupims.yaml"
 _CHANNEL_KEYS = (
     "tCK_ns",
     "data_rate",

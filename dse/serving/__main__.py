@@ -1,15 +1,17 @@
 """``python -m dse.serving``: LLMServingSim's command line on dse's serving model.
 
-    python -m dse.serving --cluster-config conf/serving/single_node_pim_instance.json \\
-        --dataset ../shared/reference/llmservingsim/workloads/example_trace.jsonl \\
-        --output outputs/pim_offload_run.csv --enable-attn-offloading
+    python -m dse.serving --cluster-config single_node_pim_instance.json \\
+        --dataset example_trace.jsonl --output outputs/pim_offload_run.csv \\
+        --enable-attn-offloading
 
 reads LLMServingSim's cluster config (:mod:`dse.serving.cluster`) and dataset JSONL
 (:mod:`dse.serving.traces`), serves the trace on that one design point one step at a time
 (:mod:`dse.serving.sim` with exact per-token times) and writes LLMServingSim's per-request
 CSV (:mod:`dse.serving.csvout`). At ``--log-level INFO`` it prints a line per step
 (``step=… batch=… prompt_t=… decode_t=… npu_mem=… pim_busy=… gpu_busy=…``); at the end a
-summary table. ``--set KEY=VALUE`` (repeatable) overrides any design-point field as on
+summary table. A ``--cluster-config`` or ``--dataset`` that names no file in the working
+directory is looked up among the shipped examples (``conf/serving``, installed as
+``dse/conf/serving``). ``--set KEY=VALUE`` (repeatable) overrides any design-point field as on
 ``python -m dse``'s command line; ``--summary FILE`` writes the metrics as JSON. A sweep of
 the same cluster over many design points is ``python -m dse model=serving`` (README).
 Errors name the file and key and exit with status 2.
@@ -33,8 +35,15 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m dse.serving",
         description="Serve an LLMServingSim dataset on an LLMServingSim cluster config.",
     )
-    ap.add_argument("--cluster-config", required=True, help="LLMServingSim cluster JSON")
-    ap.add_argument("--dataset", required=True, help="LLMServingSim dataset JSONL")
+    shipped = ", ".join(p.name for p in sorted(_examples().glob("*.json*")))
+    ap.add_argument(
+        "--cluster-config",
+        required=True,
+        help=f"LLMServingSim cluster JSON (or a shipped example: {shipped})",
+    )
+    ap.add_argument(
+        "--dataset", required=True, help="LLMServingSim dataset JSONL (or a shipped example)"
+    )
     ap.add_argument("--output", required=True, help="per-request CSV to write")
     ap.add_argument("--enable-attn-offloading", action="store_true")
     ap.add_argument("--enable-sub-batch-interleaving", action="store_true")
@@ -50,6 +59,20 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     ap.add_argument("--slo-tpot-ms", type=float, default=100.0)
     return ap
+
+
+def _examples() -> Path:
+    from dse.config import CONF_DIR
+
+    return CONF_DIR / "serving"
+
+
+def shipped(path: str) -> str:
+    """``path``, or the shipped example of that name where no such file exists here."""
+    if Path(path).exists() or Path(path).parent != Path("."):
+        return path
+    example = _examples() / path
+    return str(example) if example.is_file() else path
 
 
 def overrides(args: argparse.Namespace, cluster) -> list[str]:
@@ -124,8 +147,8 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     from dse.serving.traces import read_jsonl
 
     enable_compilation_cache()
-    cluster = read_cluster(args.cluster_config)
-    trace = read_jsonl(args.dataset)
+    cluster = read_cluster(shipped(args.cluster_config))
+    trace = read_jsonl(shipped(args.dataset))
     cfg, prov = _compose(overrides(args, cluster))
     _, point, _ = build(cfg, prov)
     res = run_point(

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.config import SWEEPS_DIR
+
 __all__ = [
     "CENT_CSV",
     "cent_link_GBps",
@@ -511,7 +513,7 @@ def check_llmservingsim_published() -> list:
 NEUPIMS_OVER_NPU = 2.4
 NEUPIMS_OVER_NAIVE = 1.6
 RATIO_TOL = 0.25
-SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
+SWEEPS = SWEEPS_DIR
 
 
 def compare_neupims() -> pd.DataFrame | None:

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from dse.errors import ConfigError
+from dse.paths import CONF_DIR
 from dse.workload.dtype import DTYPE_BYTES
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: one YAML file per model preset
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "workload" / "model"
+PRESET_DIR = CONF_DIR / "workload" / "model"
 
 _SIZE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab")
 
