@@ -34,11 +34,20 @@ from pathlib import Path
 from dse.config import SWEEPS_DIR as SWEEPS
 from dse.errors import EXIT_BAD_INPUT, ConfigError
 
-__all__ = ["STUDIES", "Study", "main", "markdown_table", "run_study"]
+__all__ = ["STUDIES", "Study", "default_figure", "main", "markdown_table", "run_study"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_LIMIT_BYTES = 300_000
 TABLE_ROWS = 60  # rows of the key-number table drawn in <name>.md (the CSV has them all)
+
+
+def default_figure(name: str) -> Path:
+    """Where ``python sweeps/<name>.py`` draws its figure when given no path:
+    ``results/<name>/<name>.png`` under the working directory (never the tracked copy in
+    sweeps/)."""
+    path = Path("results") / name / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,13 @@ MODELS = ("llama2_7b", "llama2_13b", "llama2_70b")
 L_COLOR = {128: "#1f77b4", 1024: "#ff7f0e", 4096: "#2ca02c"}
 
 
-def main(out: str = str(HERE / "cent_parallelism.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the table: one row per
     CENT configuration and context, CENT's numbers beside the model's."""
+    if out is None:  # results/cent_parallelism/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("cent_parallelism"))
     res = compare_cent()
     df, trends = res["table"], res["trends"]
     mp = df[df["mode"] == "MP mode"]

@@ -106,9 +106,13 @@ def dominant(g: pd.DataFrame, kind: str):
     return int(hit.min()) if len(hit) else pd.NA
 
 
-def main(out: str = str(HERE / "context_scaling.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (model, kind) with the longest context that fits, step times and throughput."""
+    if out is None:  # results/context_scaling/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("context_scaling"))
     df = load()
     bad = df[~df["feasible"]]
     split = ["kind", "workload.llm", "policy.tp", "policy.pp"]

@@ -31,9 +31,13 @@ from dse.workload.lengths import STATS, LengthDist  # noqa: E402
 ALLOC = {"static": "#7f7f7f", "dynamic": "#d62728", "paged": "#1f77b4"}
 
 
-def main(out: str = str(HERE / "kv_capacity.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (length set, allocation) with the mean requests admitted and capacity utilization."""
+    if out is None:  # results/kv_capacity/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("kv_capacity"))
     frames = []
     for dist in ("qmsum", "musique", "multifieldqa", "loogle_sd"):
         longest = STATS[LengthDist[dist]].max  # a static reservation covers the longest request

@@ -555,10 +555,14 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def main(out: str = str(HERE / "llmservingsim_pim.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out`` and the report beside it (``.md``), print a
     summary and return the key numbers: the per-request agreement with LLMServingSim's
     example outputs, one row per (configuration, mem_eff)."""
+    if out is None:  # results/llmservingsim_pim/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("llmservingsim_pim"))
     out = Path(out)
     t_start = time.perf_counter()
     agree = agreement()

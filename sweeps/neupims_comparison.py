@@ -102,9 +102,13 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def main(out: str = str(HERE / "neupims_comparison.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (model, lengths, batch) with NPU-only throughput and each variant's speedup."""
+    if out is None:  # results/neupims_comparison/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("neupims_comparison"))
     df = speedups()
     key = ["workload.llm", "workload.lengths", "workload.batch"]
     base = df[df["variant"] == ("gpu", 0, 0)].set_index(key)["tokens_per_s"]

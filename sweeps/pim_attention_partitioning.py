@@ -30,10 +30,14 @@ POLICIES = {"hfp_rr": "#7f7f7f", "hfp_greedy": "#1f77b4", "tcp": "#d62728"}
 BATCHES = {1: ":", 8: "--", 64: "-"}
 
 
-def main(out: str = str(HERE / "pim_attention_partitioning.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (lengths, batch, L) with the mean channel utilization and step time of each
     partition (multifieldqa rows: means over the 8 seeds, L = 0)."""
+    if out is None:  # results/pim_attention_partitioning/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("pim_attention_partitioning"))
     eq = dse.explore([], config_name="pim_attention_partitioning", config_dir=str(HERE))
     var = dse.explore(
         [

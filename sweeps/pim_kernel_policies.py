@@ -35,10 +35,14 @@ def _label(frame, col):
     return frame[col].astype(str)
 
 
-def main(out: str = str(HERE / "pim_kernel_policies.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (kind, d, L) with cycles and MAC utilization under each policy and the speedups over
     static."""
+    if out is None:  # results/pim_kernel_policies/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("pim_kernel_policies"))
     df = dse.explore([], config_name="pim_kernel_policies", config_dir=str(HERE))
     df = df[df["feasible"]]
     for col in ("workload.kind", "policy.sched"):

@@ -253,10 +253,14 @@ SYSTEM_NOTE = {
 }
 
 
-def main(out: str = str(HERE / "pimphony_ablation.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (system, model, context) with each cumulative step's throughput over the baseline
     and the batches admitted."""
+    if out is None:  # results/pimphony_ablation/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("pimphony_ablation"))
     t0 = time.perf_counter()
     df = run()
     bad = int((df["status"] != "ok").sum())

@@ -67,10 +67,14 @@ def _example_tpot_ms() -> tuple[float, float] | None:
     return a, b
 
 
-def main(out: str = str(HERE / "sbi_crossover.png")) -> pd.DataFrame:
+def main(out: str | None = None) -> pd.DataFrame:
     """Run the study, write the figure to ``out``, print and return the key numbers: one row
     per (line, batch) with the period without and with interleaving, their throughput ratio
     and the attention time over the dense time the second half adds."""
+    if out is None:  # results/sbi_crossover/ here, not the tracked figure in sweeps/
+        from dse.studies import default_figure
+
+        out = str(default_figure("sbi_crossover"))
     frames = []
     for name, (overrides, _) in LINES.items():
         df = dse.explore(overrides, config_name="sbi_crossover", config_dir=str(HERE))

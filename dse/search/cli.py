@@ -141,6 +141,7 @@ def run_search(
         "evaluations": result.evaluations,
         "generations_run": result.generations,
         "stopped": result.stopped,
+        "restarts": result.restarts,
         "seconds": round(time.perf_counter() - t0, 3),
         "evaluations_per_s": round(result.evaluations / max(result.seconds, 1e-9), 1),
         "feasible": int(result.history["feasible"].sum()) if len(result.history) else 0,
@@ -295,6 +296,7 @@ def _print(prob: Problem, result: SearchResult, figures: dict, best: Any, out: P
         f"search [bold]{figures['strategy']}[/]: {result.evaluations:,} evaluations in "
         f"{result.generations} generations, {figures['seconds']} s "
         f"({figures['evaluations_per_s']:,} /s), stopped: {result.stopped}"
+        + (f" ({result.restarts} restarts)" if result.restarts else "")
     )
     if best is None:
         console.print("[red]no feasible point found[/] (see history.csv: violation)")

@@ -9,7 +9,8 @@ Strategies (``search.strategy``):
   ``vectorized=True``: a generation's trial vectors in one call) on the unit cube, discrete
   parameters taking the level of their share of it.
 * ``random``: a scrambled Sobol sequence (:mod:`scipy.stats.qmc`) on the unit cube.
-* ``grid``: every combination of the parameters' levels (``grid_levels`` per continuous one).
+* ``grid``: every combination of the parameters' levels (``grid_levels`` per continuous one),
+  exhaustive unless ``max_evals`` cuts it short (``generations`` and ``patience`` do not).
 
 Constraints are comparisons over parameter paths and metrics (``"area_mm2 <= 120"``,
 ``"hw.pim.lanes * hw.pim.banks <= 512"``). A point is feasible when its model status is 0 and
@@ -179,6 +180,7 @@ class SearchResult:
     generations: int
     seconds: float
     stopped: str
+    restarts: int = 0  # cmaes: IPOP restarts after convergence
 
 
 def search(
@@ -212,7 +214,7 @@ def search(
     elif strategy == "random":
         _random(problem, state, population, budget, seed)
     elif strategy == "grid":
-        _grid(problem, state, grid_levels)
+        _grid(problem, state, grid_levels, max_evals)
     else:
         _adam(problem, state, population, generations, seed, lr)
     return state.result(time.perf_counter() - t0)
@@ -229,7 +231,8 @@ class _Tracker:
         self.problem, self.budget, self.patience, self.tol = problem, budget, patience, tol
         self.progress = progress
         self.frames: list[pd.DataFrame] = []
-        self.evals = self.gen = self.stale = 0
+        self.evals = self.gen = self.stale = self.restarts = 0
+        self.restart_on_patience = self.stagnant = False
         self.best = np.inf
         self.stopped = "generations"
 
@@ -259,6 +262,10 @@ class _Tracker:
                 best = -best
             self.progress(self.evals, self.budget, best)
         if self.patience and self.stale >= self.patience:
+            if self.restart_on_patience:  # cmaes: a stagnant run restarts, the search goes on
+                self.stale = 0
+                self.stagnant = True
+                return fit
             self.stopped = "patience"
             raise _Stop
         return fit
@@ -270,7 +277,14 @@ class _Tracker:
             row = hist.loc[hist.loc[hist["feasible"], "fitness"].idxmin()]
             best = {k: _py(v) for k, v in row.items()}
         return SearchResult(
-            best, self.problem.objective, hist, self.evals, self.gen, seconds, self.stopped
+            best,
+            self.problem.objective,
+            hist,
+            self.evals,
+            self.gen,
+            seconds,
+            self.stopped,
+            self.restarts,
         )
 
 
@@ -288,15 +302,32 @@ def _cmaes(problem: Problem, track: _Tracker, population: int, generations: int,
     z_space = [list(q.values) for q in ints if len(q.values) > 1]
     fixed = {q.path: q.values[0] for q in ints if len(q.values) == 1}
     ints = [q for q in ints if len(q.values) > 1]
-    opt = CatCMAwM(
-        x_space=x_space or None,
-        z_space=z_space or None,
-        c_space=[len(q.values) for q in cats] or None,
-        population_size=population,
-        seed=seed,
-    )
+
+    box = [*x_space, *([min(v), max(v)] for v in z_space)]
+    rng = np.random.default_rng(seed)
+
+    def start(size: int, restart: int) -> CatCMAwM:
+        mean = None  # the first run: the middle of the box
+        if restart and box:  # a restart: a uniform random point of the box
+            mean = np.asarray([rng.uniform(lo, hi) for lo, hi in box])
+        return CatCMAwM(
+            x_space=x_space or None,
+            z_space=z_space or None,
+            c_space=[len(q.values) for q in cats] or None,
+            population_size=size,
+            mean=mean,
+            seed=seed + restart,
+        )
+
+    # IPOP-CMA-ES (Auger & Hansen 2005): when a run converges, or stagnates for `patience`
+    # generations, start afresh from a random point with twice the population, so that a
+    # local optimum (two ends of a constraint's boundary, say) does not end the search while
+    # its budget (population x generations evaluations, or max_evals) remains
+    opt = start(population, 0)
+    track.restarts = 0
+    track.restart_on_patience = True
     try:
-        for _ in range(generations):
+        for gen in range(generations):
             sols = [opt.ask() for _ in range(opt.population_size)]
             values = {k: np.full(len(sols), v) for k, v in fixed.items()}
             for i, q in enumerate(cont):
@@ -310,9 +341,13 @@ def _cmaes(problem: Problem, track: _Tracker, population: int, generations: int,
             with warnings.catch_warnings():  # its box penalty on a flat (all infeasible) batch
                 warnings.simplefilter("ignore", RuntimeWarning)
                 opt.tell(list(zip(sols, fit.tolist(), strict=True)))
-            if opt.should_stop():
-                track.stopped = "converged"
-                break
+            if opt.should_stop() or track.stagnant:
+                if gen + 1 == generations:
+                    track.stopped = "converged" if opt.should_stop() else "patience"
+                    break
+                track.restarts += 1
+                track.stale, track.stagnant = 0, False  # the new run has its own patience
+                opt = start(2 * opt.population_size, track.restarts)
     except _Stop:
         pass
 
@@ -360,10 +395,13 @@ def _random(problem: Problem, track: _Tracker, population: int, budget: int, see
         pass
 
 
-def _grid(problem: Problem, track: _Tracker, levels: int):
+def _grid(problem: Problem, track: _Tracker, levels: int, max_evals: int | None):
+    """Every combination: neither ``generations`` nor ``patience`` stops it, only a
+    ``max_evals`` budget."""
     axes = [q.levels(levels) for q in problem.params]
     combos = np.asarray(list(itertools.product(*axes)), dtype=np.float64)
-    track.budget = max(track.budget, len(combos))
+    track.budget = max_evals if max_evals else len(combos)
+    track.patience = 0
     try:
         for start in range(0, len(combos), problem.batch):
             part = combos[start : start + problem.batch]

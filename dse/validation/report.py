@@ -1774,7 +1774,11 @@ def parser():
     )
     ap.add_argument("--quick", action="store_true", help="fewer points (about 1-2 min)")
     ap.add_argument(
-        "--out", type=Path, default=ROOT / "docs" / "validation.md", help="Markdown output path"
+        "--out",
+        type=Path,
+        default=Path("results") / "validation" / "validation.md",
+        help="Markdown output path (default: results/validation/validation.md; the "
+        "documented table: --out docs/validation.md)",
     )
     ap.add_argument(
         "--only",

@@ -793,7 +793,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim", required=True, help="path to the aim_simulator ramulator2 binary")
     ap.add_argument("--n", type=int, default=400, help="number of design points")
     ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--out", default="dse/validation/data/corpus_aim.csv")
+    ap.add_argument(
+        "--out",
+        required=True,
+        help="corpus CSV (the shipped one: dse/validation/data/corpus_aim.csv)",
+    )
     ap.add_argument("--jobs", type=int, default=2, help="parallel runs (at most 2)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
     ap.add_argument("--families", default="", help="comma-separated subset of families")

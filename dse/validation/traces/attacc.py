@@ -847,7 +847,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sim", required=True, help="path to the patched ramulator2 binary")
     ap.add_argument("--n", type=int, default=200, help="corpus size (all families)")
-    ap.add_argument("--out", default="dse/validation/data/corpus_attacc.csv")
+    ap.add_argument(
+        "--out",
+        required=True,
+        help="corpus CSV (the shipped one: dse/validation/data/corpus_attacc.csv)",
+    )
     ap.add_argument("--seed", type=int, default=20240624)
     ap.add_argument("--jobs", type=int, default=2, help="parallel runs (at most 2)")
     ap.add_argument("--timeout", type=float, default=900.0)
