@@ -27,7 +27,16 @@ from dse.config import CONF_DIR, register_configs
 from dse.errors import EXIT_BAD_INPUT, ConfigError
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
-from dse.point import GROUP_PACKAGES, DesignPoint, Provenance, field_info, from_config, override_for
+from dse.point import (
+    ADVISORY,
+    GROUP_PACKAGES,
+    STATUS_BITS,
+    DesignPoint,
+    Provenance,
+    field_info,
+    from_config,
+    override_for,
+)
 from dse.results import RunBusy, RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
 
@@ -363,13 +372,26 @@ def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any)
         f"compile {summary['compile_s']:.2f} s, evaluation {summary['evaluation_s']:.3f} s"
         + (f" ({rate:,.0f} points/s)" if rate else "")
     )
+    dropped = summary.get("constrained_out", 0)
+    if dropped:  # say where the rest of the points asked for went
+        raw = summary["raw_points"]
+        con.print(
+            f"space.constraints dropped {dropped:,} of the {raw:,} points sampled "
+            f"({dropped / raw:.0%}); {n:,} evaluated"
+        )
     if len(best):
         params = [p for p in summary["swept"] + summary["static"] if p in best]
+        cols = params + list(spec.headline)
+        if "status" in best and (best["status"].astype(str) != "ok").any():
+            cols.append("status")  # a note (batch_limited) on a feasible point
         table = Table(title=f"best {len(best)} by {spec.objective}", title_justify="left")
-        for col in params + list(spec.headline):
-            table.add_column(col.split(".")[-1] if col in params else col, justify="right")
+        for col in cols:
+            short = col.split(".")[-1]
+            # a parameter's short name unless a metric has it (workload.batch vs batch)
+            label = short if col in params and short not in spec.metrics else col
+            table.add_column(label, justify="right")
         for _, row in best.iterrows():
-            table.add_row(*[_fmt(row[col]) for col in params + list(spec.headline)])
+            table.add_row(*[_fmt(row[col]) for col in cols])
         con.print(table)
     for cat, counts in summary["category_counts"].items():
         total = sum(counts.values())
@@ -377,9 +399,17 @@ def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any)
             parts = sorted(counts.items(), key=lambda kv: -kv[1])
             text = ", ".join(f"{k} {v / total:.0%}" for k, v in parts if v)
             con.print(f"dominant {cat} over feasible points: {text}")
-    infeasible = {k: v for k, v in summary["status_counts"].items() if k != "ok"}
+    advisory = {n for b, n in STATUS_BITS.items() if b & ADVISORY}
+    notes: dict[str, int] = {}
+    infeasible: dict[str, int] = {}
+    for k, v in summary["status_counts"].items():
+        if k != "ok":
+            (notes if set(k.split("|")) <= advisory else infeasible)[k] = v
     if infeasible:
         con.print("infeasible: " + ", ".join(f"{k} {v:,}" for k, v in infeasible.items()))
+    if notes:  # feasible, metrics kept, but not quite what was asked
+        text = ", ".join(f"{k} {v:,}" for k, v in notes.items())
+        con.print(f"feasible with a note: {text}" + _NOTE_HELP)
     shard = summary.get("shard") or {}
     if shard.get("count", 1) > 1:
         con.print(
@@ -387,6 +417,12 @@ def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any)
             f"{shard['total_raw_points']:,} raw design points (merge: python -m dse.merge)"
         )
     con.print(f"results: {out}/ ({', '.join(summary['files'] + ['summary.json'])})")
+
+
+_NOTE_HELP = (
+    " (batch_limited: fewer decode requests fit the KV memory than workload.batch asked "
+    "for; the metrics are the admitted batch's, column 'admitted')"
+)
 
 
 def _fmt(v: Any) -> str:

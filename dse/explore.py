@@ -40,7 +40,13 @@ import pandas as pd  # noqa: E402
 from dse._pytree import replace_paths  # noqa: E402
 from dse.errors import ConfigError  # noqa: E402
 from dse.models import MODELS  # noqa: E402
-from dse.point import DesignPoint, decode_status, field_info, flag_invalid  # noqa: E402
+from dse.point import (  # noqa: E402
+    DesignPoint,
+    decode_status,
+    field_info,
+    flag_invalid,
+    is_feasible,
+)
 from dse.space import Space  # noqa: E402
 
 __all__ = [
@@ -332,7 +338,7 @@ def results_frame(
         else:
             data[path] = val
     status = np.asarray(metrics.get("status", np.zeros(n, np.int64)), dtype=np.int64)
-    ok = status == 0
+    ok = is_feasible(status)
     for name in spec.metrics:
         if name == "status":
             continue

@@ -29,8 +29,10 @@ from dse.workload.gemv import Gemv
 
 __all__ = [
     "DesignPoint",
+    "ADVISORY",
     "STATUS_BITS",
     "decode_status",
+    "is_feasible",
     "flag_invalid",
     "from_config",
     "field_info",
@@ -47,7 +49,7 @@ class DesignPoint:
     policy: Policy
 
 
-#: status bit → name. A point with status 0 is feasible.
+#: status bit → name. A point whose status has no bit set but the advisory ones is feasible.
 STATUS_BITS: dict[int, str] = {
     1 << 0: "bad_parameter",  # a parameter outside its physical range (e.g. from a sampler)
     1 << 1: "gbuf_too_small",  # the global buffer cannot hold one column of input
@@ -58,8 +60,18 @@ STATUS_BITS: dict[int, str] = {
     1 << 6: "unmapped",  # the chosen mapping has no PIM program for this kernel
     1 << 7: "nonfinite",  # a metric came out NaN or infinite (parameters past float range)
     1 << 8: "overflow",  # an integer metric wrapped negative (parameters past int64 range)
+    # advisory: the point is feasible and its metrics are kept, but they describe less than
+    # was asked for
+    1 << 9: "batch_limited",  # system: fewer decode requests admitted than workload.batch
 }
 STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
+#: status bits that leave a point feasible (its metrics stand; the status says what differs)
+ADVISORY = STATUS_CODE["batch_limited"]
+
+
+def is_feasible(status: Any) -> Any:
+    """Points whose status has no bit but the advisory ones (:data:`ADVISORY`)."""
+    return (status & ~ADVISORY) == 0
 
 
 def flag_invalid(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

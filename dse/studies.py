@@ -41,11 +41,15 @@ PNG_LIMIT_BYTES = 300_000
 TABLE_ROWS = 60  # rows of the key-number table drawn in <name>.md (the CSV has them all)
 
 
+#: where studies write unless told otherwise: not the committed outputs in results/<name>/
+DEFAULT_OUT = "results/studies"
+
+
 def default_figure(name: str) -> Path:
     """Where ``python sweeps/<name>.py`` draws its figure when given no path:
-    ``results/<name>/<name>.png`` under the working directory (never the tracked copy in
-    sweeps/)."""
-    path = Path("results") / name / f"{name}.png"
+    ``results/studies/<name>/<name>.png`` under the working directory (never a tracked copy:
+    sweeps/<name>.png, results/<name>/)."""
+    path = Path(DEFAULT_OUT) / name / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -80,7 +84,7 @@ class Study:
 
     @property
     def command(self) -> str:
-        """The one command that runs the study into ``results/<name>/``."""
+        """The one command that runs the study (into ``results/studies/<name>/``)."""
         return f"python -m dse.studies {self.name}"
 
     def docstring(self) -> str:
@@ -346,7 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("names", nargs="*", metavar="NAME", help=f"{', '.join(STUDIES)} or all")
     ap.add_argument("--list", action="store_true", help="list the studies and exit")
-    ap.add_argument("--out", default="results", help="results root (default: results)")
+    ap.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"results root (default: {DEFAULT_OUT}; the committed outputs: --out results)",
+    )
     args = ap.parse_args(argv)
     console = Console()
     try:

@@ -1091,6 +1091,9 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         | jnp.where(~weights_fit | (kv["admitted"] == 0), STATUS_CODE["capacity_exceeded"], 0)
         | kv["status"]
     ).astype(jnp.int64)
+    if not steady_state:  # asked for workload.batch, ran what fits (advisory)
+        short = (kv["admitted"] > 0) & (kv["admitted"] < jnp.minimum(wl.batch, b_max))
+        status = status | jnp.where(short, STATUS_CODE["batch_limited"], 0)
     safe_gen = jnp.maximum(gen, 1.0)
     extra = _inputs(r) if inputs else {}
     return extra | {

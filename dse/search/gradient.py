@@ -60,7 +60,7 @@ from scipy.stats import qmc  # noqa: E402
 
 from dse._pytree import get_path, replace_paths  # noqa: E402
 from dse.models import MODELS, ModelSpec  # noqa: E402
-from dse.point import DesignPoint, FieldInfo, field_info  # noqa: E402
+from dse.point import DesignPoint, FieldInfo, field_info, is_feasible  # noqa: E402
 
 __all__ = [
     "FD_REL_STEP",
@@ -620,7 +620,7 @@ def adam_search(
         )
         loss = loss + np.asarray(pen, np.float64)
     status = np.asarray(out.get("status", np.zeros(2 * starts, np.int64)))
-    feasible = (status == 0) & np.isfinite(loss)
+    feasible = is_feasible(status) & np.isfinite(loss)
     fin = slice(starts, 2 * starts)
     pool = np.where(feasible[fin], loss[fin], np.inf)
     if not np.isfinite(pool).any():

@@ -37,7 +37,7 @@ from dse._pytree import get_path, replace_paths
 from dse.errors import ConfigError
 from dse.explore import evaluate_points
 from dse.models import MODELS
-from dse.point import DesignPoint, field_info
+from dse.point import DesignPoint, field_info, is_feasible
 from dse.search.params import Param
 from dse.space import _DOTTED
 
@@ -146,7 +146,7 @@ class Problem:
             viol += c.violation(env, self.source)
         status = np.asarray(data.get("status", np.zeros(n, np.int64)))
         obj = np.asarray(data[self.objective], dtype=np.float64)
-        bad = (status != 0) | ~np.isfinite(obj)
+        bad = ~is_feasible(status) | ~np.isfinite(obj)
         feasible = ~bad & (viol == 0)
         signed = obj if self.minimize else -obj
         data["feasible"] = feasible
