@@ -179,7 +179,7 @@ def run(
         root = Path(study_root) if study_root else out.parent
         prev = RunStore.find_unfinished(root, h, exclude=None)
         if prev is not None and prev.resolve() != out.resolve():
-            _discard_if_empty(out)
+            _discard_if_empty(out, moved_to=prev)
             out = prev
         elif prev is None:
             log.warning(
@@ -244,29 +244,34 @@ def run(
         csv=bool(output.get("csv", False)),
     )
     files = ["points.parquet"] + (["points.csv"] if output.get("csv") else [])
-    if output.get("plot", True):
+    if output.get("plot", True) and digest.points > 1:  # one point trades nothing off
         from dse.report import tradeoff_plot
 
         x = output.get("x") or spec.tradeoff[0]
         y = (output.get("y") or spec.objective) if output.get("x") else spec.tradeoff[1]
-        color = output.get("color") or next(iter(spec.categories), "")
+        sample = digest.sample
+        swept = [k for k in space.swept_paths if k in sample and sample[k].nunique() > 1]
+        color = output.get("color") or _color_column(sample, swept, spec)
         title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
-        cols = digest.sample.columns
-        if x not in cols:  # a parameter the space does not sweep: plot against one it does
-            swept = [k for k in cols if k in field_info() and k != y]
-            swept.sort(key=lambda k: digest.sample[k].dtype.kind not in "iuf")  # numeric first
-            x = swept[0] if swept else None
-        if x is not None and y in cols:
+        if x not in sample:  # a parameter the space does not sweep: plot against one it does
+            cand = [k for k in sample if k in field_info() and k != y]
+            cand.sort(key=lambda k: sample[k].dtype.kind not in "iuf")  # numeric first
+            x = cand[0] if cand else None
+        if x is not None and y in sample:
+            if output.get("x"):
+                sense = (_lower_is_better(x, spec), _lower_is_better(y, spec))
+            else:
+                sense = spec.tradeoff_min
             png = tradeoff_plot(
-                digest.sample,
+                sample,
                 x,
                 y,
                 color,
                 out / "tradeoff.png",
                 title=title,
-                maximize_y=not (y == spec.objective and spec.minimize)
-                and y not in ("time_ns", "cycles"),
+                minimize=sense,
                 total_points=digest.points,
+                label=[k for k in swept if k != color][:3],
             )
             files.append(png.name)
     if output.get("timeline", True) and c.get("model") in ("system", "steady") and len(digest.best):
@@ -304,6 +309,40 @@ def run(
     _RUNNING.clear()
     _print_summary(summary, digest.best, spec, out, console)
     return RunResult(out, summary)
+
+
+#: swept parameters that name a kind of system or policy: the trade-off plot's colour
+_COLOR_FIRST = (
+    "policy.system",
+    "policy.partition",
+    "policy.sched",
+    "policy.kv_alloc",
+    "policy.sbi",
+    "policy.dual_rb",
+    "policy.io",
+    "policy.mapping",
+    "workload.dtype",
+)
+
+
+def _color_column(sample: Any, swept: Sequence[str], spec: Any) -> str:
+    """The policy or system kind the run sweeps, else the model's first categorical metric,
+    else a swept parameter with at most 10 values; "" for none."""
+    for k in _COLOR_FIRST:
+        if k in swept and sample[k].nunique() <= 10:
+            return k
+    return next(iter(spec.categories), "") or next(
+        (k for k in swept if sample[k].nunique() <= 10), ""
+    )
+
+
+def _lower_is_better(col: str, spec: Any) -> bool:
+    """An axis's direction: the objective's own; else lower for times, energies, areas and
+    tail latencies, higher for the rest (throughputs, utilizations, bandwidths)."""
+    if col == spec.objective:
+        return bool(spec.minimize)
+    low = ("_ns", "_ms", "cycles", "J_", "energy", "_mm2", "area", "_J")
+    return any(t in col for t in low)
 
 
 def _shard_info(space: Space, c: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,12 +388,26 @@ def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
     return timeline_plot(ref["ops"], path, title=title, layers=2)
 
 
-def _discard_if_empty(path: Path) -> None:
-    """Remove a Hydra run dir that holds only Hydra's own records (no results)."""
+def _discard_if_empty(path: Path, moved_to: Path | None = None) -> None:
+    """Remove a Hydra run dir that holds only Hydra's own records (no results). Log files
+    open there (Hydra's job log) move to ``moved_to`` first, appending, so that the run's
+    later log lines land in the directory it continues."""
     if not path.is_dir():
         return
     names = {p.name for p in path.iterdir()}
     if names <= {".hydra", "main.log", "__main__.log", "cli.log", "dse.log", "multirun.yaml"}:
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for lg in loggers:
+            for h in getattr(lg, "handlers", ()):
+                if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == path:
+                    h.acquire()
+                    try:
+                        h.close()
+                        target = (moved_to or path.parent) / Path(h.baseFilename).name
+                        h.baseFilename, h.mode = str(target), "a"
+                        h.stream = None  # reopened at the next record
+                    finally:
+                        h.release()
         shutil.rmtree(path, ignore_errors=True)
 
 

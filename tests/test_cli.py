@@ -145,7 +145,7 @@ def test_resume_skips_completed_chunks(tmp_path, monkeypatch):
 )
 def test_single_point_runs_of_every_model(tmp_path, model, workload):
     """One point (nothing swept) of each model through the CLI: results, no trade-off plot
-    against a parameter that is not a column, exit 0."""
+    (one point trades nothing off), exit 0."""
     overrides = [f"model={model}", "pim=hbm3_attacc", f"workload={workload}", "space=single"]
     df = dse.explore(overrides, output_dir=tmp_path)
     assert len(df) == 1 and bool(df["feasible"].iloc[0])

@@ -158,3 +158,46 @@ def test_default_outputs_are_not_tracked_files():
         path = default_figure(name)
         assert path == Path("results/studies") / name / f"{name}.png"
         assert str(path) not in tracked
+
+
+def test_tradeoff_plots_are_metric_against_metric_coloured_by_the_swept_kind(monkeypatch):
+    """Every model's trade-off pair is two metrics (a front over an input axis such as
+    `workload.batch` means nothing); the colour is the swept policy or system kind; the
+    front's points carry labels naming their swept values; the axes say which way is
+    better."""
+    import dse.report as report
+    from dse.models import MODELS
+    from dse.serving.model import SPEC
+
+    for name, spec in [*MODELS.items(), ("serving", SPEC)]:
+        assert all(m in spec.metrics for m in spec.tradeoff), (name, spec.tradeoff)
+    sample = pd.DataFrame(
+        {
+            "policy.system": ["gpu", "gpu_pim", "npu_pim", "pim_only"] * 3,
+            "workload.batch": [1] * 4 + [8] * 4 + [64] * 4,
+            "J_per_token": np.geomspace(0.05, 5, 12)[::-1],
+            "tokens_per_s": np.geomspace(90, 4000, 12),
+            "feasible": True,
+        }
+    )
+    swept = ["policy.system", "workload.batch"]
+    assert cli._color_column(sample, swept, MODELS["system"]) == "policy.system"
+    assert cli._color_column(sample, ["workload.batch"], MODELS["system"]) == "workload.batch"
+    figs = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, **kw: figs.append(fig) or path)
+    report.tradeoff_plot(
+        sample,
+        *MODELS["system"].tradeoff,
+        "policy.system",
+        "t.png",
+        minimize=MODELS["system"].tradeoff_min,
+        label=["workload.batch"],
+    )
+    ax = figs[0].axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels and all(t.startswith("workload.batch=") for t in labels)
+    assert ax.get_xlabel() == "J_per_token (lower is better)"
+    assert ax.get_ylabel() == "tokens_per_s (higher is better)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"gpu", "gpu_pim", "npu_pim", "pim_only", "Pareto front"} <= set(legend)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"  # 100x and 44x ranges

@@ -36,7 +36,7 @@ class ModelSpec:
     categories: dict[str, tuple[str, ...]]
     objective: str
     minimize: bool
-    tradeoff: tuple[str, str]
+    tradeoff: tuple[str, str]  # two metrics: the trade-off plot's x and y
     headline: tuple[str, ...]
     block: int = 0
     cost: Callable | None = None
@@ -44,6 +44,7 @@ class ModelSpec:
     max_chunk: int = 0  # most points per call (0: the config's chunk_size)
     key: str = ""  # what else the compiled function depends on (a serving run's trace)
     statics: Callable | None = None  # (base, swept) → base with array sizes that hold swept
+    tradeoff_min: tuple[bool, bool] = (True, False)  # lower x, higher y is better
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -62,7 +63,7 @@ MODELS: dict[str, ModelSpec] = {
         categories={"bottleneck": pim_kernel.BOTTLENECKS},
         objective="time_ns",
         minimize=True,
-        tradeoff=("workload.L", "mac_util"),
+        tradeoff=("time_ns", "mac_util"),
         headline=("time_ns", "mac_util", "frac_io", "bottleneck"),
         block=BLOCK,
         cost=pim_kernel.loop_steps,
@@ -73,7 +74,7 @@ MODELS: dict[str, ModelSpec] = {
         categories={},
         objective="step_ns",
         minimize=True,
-        tradeoff=("workload.batch", "chan_util_mean"),
+        tradeoff=("step_ns", "chan_util_mean"),
         headline=("step_ns", "chan_util_mean", "mac_util", "admitted"),
     ),
     "system": ModelSpec(
@@ -82,7 +83,7 @@ MODELS: dict[str, ModelSpec] = {
         categories={},
         objective="tokens_per_s",
         minimize=False,
-        tradeoff=("workload.batch", "tokens_per_s"),
+        tradeoff=("J_per_token", "tokens_per_s"),
         headline=("step_ns", "tokens_per_s", "admitted", "host_busy", "pim_busy", "J_per_token"),
         block=1024,
         cost=system.channel_key,
@@ -95,7 +96,7 @@ MODELS: dict[str, ModelSpec] = {
         categories={},
         objective="tokens_per_s",
         minimize=False,
-        tradeoff=("workload.lengths", "tokens_per_s"),
+        tradeoff=("J_per_token", "tokens_per_s"),
         headline=("tokens_per_s", "batch", "max_batch", "J_per_token"),
         block=1024,
         cost=system.channel_key,

@@ -10,6 +10,7 @@ best point's timeline, the status breakdown) and a ``report.md`` that embeds the
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -41,17 +42,25 @@ def tradeoff_plot(
     color: str,
     path: str | os.PathLike,
     title: str = "",
-    maximize_y: bool = True,
+    minimize: tuple[bool, bool] = (True, False),
     total_points: int | None = None,
+    label: Sequence[str] = (),
+    max_labels: int = 8,
 ) -> Path:
-    """Scatter ``y`` against ``x`` for feasible points, coloured by ``color``, with the
-    Pareto front (lower ``x``, better ``y``) drawn on top; log axes for positive data.
+    """Scatter ``y`` against ``x`` for feasible points, coloured by ``color`` (a legend
+    entry per value), with the Pareto front (``minimize``: which direction is better on
+    each axis; the default lower ``x``, higher ``y``) drawn on top and up to ``max_labels``
+    of its points labelled with their ``label`` columns' values; log axes where positive
+    values span more than a decade and a half.
 
     A text column on an axis (a policy or preset name) is drawn at one position per value,
     without a front."""
     path = Path(path)
     data = frame[frame["feasible"]] if "feasible" in frame else frame
-    data = data[[c for c in dict.fromkeys([x, y, color]) if c in data]].dropna()
+    label = [c for c in label if c in data and c not in (x, y)]
+    data = data[[c for c in dict.fromkeys([x, y, color, *label]) if c in data]].dropna(
+        subset=[c for c in (x, y) if c in data]
+    )
     ticks = {}  # a text axis (a policy name, a preset) is drawn at category positions
     for col in dict.fromkeys([x, y]):
         if col in data and not pd.api.types.is_numeric_dtype(data[col]):
@@ -66,8 +75,8 @@ def tradeoff_plot(
             ax.scatter(
                 g[x],
                 g[y],
-                s=6,
-                alpha=0.35,
+                s=10,
+                alpha=0.45,
                 color=cmap(i % 10),
                 label=str(name),
                 rasterized=True,
@@ -75,16 +84,24 @@ def tradeoff_plot(
             )
         xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
         if not ticks:
-            front = pareto_mask(np.column_stack([xv, yv]), [True, not maximize_y])
+            front = pareto_mask(np.column_stack([xv, yv]), list(minimize))
             order = np.argsort(xv[front])
-            ax.step(
-                xv[front][order],
-                yv[front][order],
-                where="post",
-                color="black",
-                lw=1.2,
-                label="Pareto front",
-            )
+            fx, fy = xv[front][order], yv[front][order]
+            ax.step(fx, fy, where="post", color="black", lw=1.2, label="Pareto front")
+            ax.scatter(fx, fy, s=18, facecolors="none", edgecolors="black", linewidths=0.8)
+            rows = data[front].iloc[order]
+            pick = np.unique(np.linspace(0, len(rows) - 1, min(max_labels, len(rows))).round())
+            for k in pick.astype(int):
+                text = _point_label(rows.iloc[k], label)
+                if text:
+                    ax.annotate(
+                        text,
+                        (fx[k], fy[k]),
+                        xytext=(4, 4),
+                        textcoords="offset points",
+                        fontsize=6.5,
+                        alpha=0.85,
+                    )
         if x not in ticks and (xv > 0).all() and np.ptp(xv) > 0 and xv.max() / xv.min() > 20:
             ax.set_xscale("log")
         if y not in ticks and (yv > 0).all() and np.ptp(yv) > 0 and yv.max() / yv.min() > 20:
@@ -96,16 +113,29 @@ def tradeoff_plot(
         if {x, y} == {"peak_internal_GBps", "internal_GBps"}:
             lo, hi = min(xv.min(), yv.min()), max(xv.max(), yv.max())
             ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8, label="achieved = peak")
-        ax.legend(title=color if color in data else None, fontsize=8, markerscale=3)
+        ax.legend(title=color if color in data else None, fontsize=8, markerscale=2)
     else:
         ax.text(0.5, 0.5, "no feasible points", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(f"{x} ({'lower' if minimize[0] else 'higher'} is better)")
+    ax.set_ylabel(f"{y} ({'lower' if minimize[1] else 'higher'} is better)")
     shown = len(data)
     note = f"{shown:,} feasible points shown"
     if total_points and total_points > len(frame):
         note += f" (a uniform sample of {total_points:,})"
+    if label and not ticks:
+        note += "; front points labelled by " + ", ".join(label)
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _point_label(row: pd.Series, cols: Sequence[str]) -> str:
+    parts = []
+    for c in cols:
+        v = row.get(c)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        v = f"{v:.3g}" if isinstance(v, float) else str(v)
+        parts.append(f"{c if len(c) <= 22 else c.split('.')[-1]}={v}")
+    return " ".join(parts)
