@@ -13,6 +13,7 @@ column names of result tables.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -79,7 +80,10 @@ def is_static(field: dataclasses.Field) -> bool:
     return bool(field.metadata.get("static", False))
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """A class's resolved annotations (cached: ``get_type_hints`` costs ~0.5 ms a call, and
+    the dtype of a leaf is asked for once per value of an axis)."""
     return typing.get_type_hints(cls)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.config import CONF_DIR, register_configs
-from dse.errors import EXIT_BAD_INPUT, ConfigError
+from dse.errors import EXIT_BAD_INPUT, ConfigError, make_dir
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
 from dse.models import MODELS
 from dse.point import (
@@ -101,6 +101,30 @@ def with_cluster(overrides: Sequence[str]) -> list[str]:
     return out
 
 
+#: keys a preset may carry beside its fields (descriptions, not parameters)
+_DESCRIPTIVE = ("name", "source", "description", "notes", "citation")
+
+
+def _check_added_keys(prov: Provenance) -> None:
+    """A key added with ``+`` under hw/workload/policy must be a parameter of the design
+    point: Hydra adds any name, and an unknown one would be silently ignored."""
+    fields = field_info()
+    for ov in prov.overrides:
+        if not ov.startswith("+") or "=" not in ov:
+            continue
+        key = ov.lstrip("+").partition("=")[0]
+        package = key.split(".", 1)[0]
+        if package not in ("hw", "workload", "policy") or key in fields:
+            continue
+        if key.rpartition(".")[2] in _DESCRIPTIVE:
+            continue
+        close = difflib.get_close_matches(key, list(fields), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"command line override '{ov}'", key, f"a parameter of the design point{hint}", key
+        )
+
+
 def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignPoint, Space]:
     """Config → (plain config dict, base design point, space). Raises ConfigError."""
     c = _container(cfg)
@@ -108,6 +132,7 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     model = c.get("model", "pim_gemv")
     if model not in MODELS and model != "serving":
         raise ConfigError(prov.source_of("model"), "model", f"one of {[*MODELS, 'serving']}", model)
+    _check_added_keys(prov)
     base = from_config(c, prov, loader=_ini_loader)
     if base.workload.trace:
         from dse.workload.pim_trace import load_aim_trace
@@ -127,7 +152,12 @@ def build(cfg: Any, provenance: Provenance | None = None) -> tuple[dict, DesignP
     if model == "serving":
         from dse.serving.model import configure
 
-        configure(c, base)
+        try:
+            configure(c, base)
+        except ConfigError as err:
+            if err.source != "serving":
+                raise
+            raise ConfigError(prov.source_of(err.key), err.key, err.expected, err.got) from None
     try:
         space = build_space(c.get("space") or {}, base)
     except ConfigError as err:  # name the file or override that set the offending key
@@ -188,13 +218,15 @@ def run(
                 root,
                 out,
             )
-    out.mkdir(parents=True, exist_ok=True)
+    src = prov.source_of("output.dir") if (prov := provenance) else "output.dir"
+    given = (c.get("output") or {}).get("dir")
+    make_dir(out, src if given else "the Hydra run directory", "output.dir")
     store = RunStore(out, h)
     try:
         store.acquire()
     except RunBusy as err:
         raise ConfigError(
-            prov.source_of("output.dir") if (prov := provenance) else "output.dir",
+            src,
             "output.dir",
             "a run directory no other run is writing (leave output.dir unset: each run "
             f"gets its own); {err}",
@@ -409,6 +441,20 @@ def _discard_if_empty(path: Path, moved_to: Path | None = None) -> None:
                     finally:
                         h.release()
         shutil.rmtree(path, ignore_errors=True)
+        _prune_empty_parents(path.parent)
+
+
+def _prune_empty_parents(path: Path) -> None:
+    """Remove ``path`` and its parents while they are empty folders (a run's study and
+    results folders made for a run that wrote nothing), up to the working directory."""
+    stop = Path.cwd().resolve()
+    path = path.resolve()
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()  # only ever an empty folder
+        except OSError:
+            return
+        path = path.parent
 
 
 def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any) -> None:

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dse.errors import EXIT_BAD_INPUT, ConfigError
+from dse.errors import EXIT_BAD_INPUT, ConfigError, make_dir
 from dse.results import (
     POINTS,
     STATE,
@@ -129,6 +129,13 @@ def _shard_of(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         missing = [k for k in need if k not in shard]
         if missing:
             raise ConfigError(str(path), "shard", f"the keys {list(need)}", sorted(shard))
+        for k in ("index", "count", "total_raw_points", "static_combinations", "raw_points"):
+            v = shard.get(k, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(str(path), f"shard.{k}", "a non-negative integer", v)
+        if not shard["index"] < shard["count"]:
+            want = f"less than shard.count ({shard['count']})"
+            raise ConfigError(str(path), "shard.index", want, shard["index"])
         return shard
     cfg = meta.get("config")
     points = meta.get("raw_points", meta.get("points"))
@@ -288,7 +295,7 @@ def merge(
         if schemas
         else pa.schema([("point_id", pa.uint64())])
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, "command line", "--out")
     rows = feasible = dropped = 0
     status: dict[str, int] = {}
     kept: dict[Path, int] = {}

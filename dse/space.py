@@ -60,6 +60,8 @@ __all__ = ["Axis", "Space", "parse_axes", "build_space", "shard_bounds", "SAMPLE
 SAMPLERS = ("grid", "random", "sobol", "lhs")
 _SPEC_KEYS = {"values", "range", "linspace", "logspace", "geomspace", "base"}
 _MAX_AXIS_VALUES = 10_000_000
+#: the most design points a space may hold (2**48: ~3e14, days of evaluation at 1e9/s)
+MAX_POINTS = 1 << 48
 _KINDS = ("values", "range", "linspace", "logspace", "geomspace")
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 
@@ -211,6 +213,10 @@ def _parse_axis(info: FieldInfo, spec: Any, source: str, key: str) -> Axis:
     if len(nums) != 3 or nums[2] < 1 or nums[2] != int(nums[2]):
         raise ConfigError(source, key, f"{kind}: [start, stop, num] with integer num >= 1", arg)
     start, stop, num = nums[0], nums[1], int(nums[2])
+    if num > _MAX_AXIS_VALUES:
+        raise ConfigError(
+            source, key, f"{kind} of at most {_MAX_AXIS_VALUES:,} values per axis", f"{num:,}"
+        )
     if kind == "linspace":
         raw, lo, hi, log = np.linspace(start, stop, num), start, stop, False
     elif kind == "logspace":
@@ -255,11 +261,20 @@ class Space:
             raise ConfigError(
                 self.source, "space.sampler", f"one of {list(SAMPLERS)}", self.sampler
             )
-        if self.sampler != "grid" and self.n < 1:
-            raise ConfigError(self.source, "space.n", "an integer >= 1", self.n)
+        if self.sampler != "grid" and not (_is_int(self.n) and 1 <= self.n <= MAX_POINTS):
+            raise ConfigError(self.source, "space.n", "an integer in [1, 2**48]", self.n)
         if self.sampler == "grid":
             for ax in self.swept:
                 ax.grid_values(self.source)
+            n = math.prod(len(a.values) for a in self.swept)  # Python ints: no wrap-around
+            if n * max(self.num_combos, 1) > MAX_POINTS:
+                raise ConfigError(
+                    self.source,
+                    "space.axes",
+                    "a grid of at most 2**48 design points (sample it instead: "
+                    "space.sampler=sobol space.n=...)",
+                    f"{n * max(self.num_combos, 1):,} points",
+                )
         self._compiled_constraints = [self._compile(i, c) for i, c in enumerate(self.constraints)]
         # Evaluate constraints once on a few points so a bad expression fails before any work.
         if self.num_combos and self.total_points_per_combo:
@@ -301,7 +316,7 @@ class Space:
         """Raw points per static combination of the whole space (all shards), before
         constraints."""
         if self.sampler == "grid":
-            return int(np.prod(self._grid_shape, dtype=np.int64))
+            return math.prod(self._grid_shape)
         return int(self.n) if self.swept else 1
 
     @property

@@ -1059,7 +1059,7 @@ def accounting(p: DesignPoint, d: dict, pim_part: dict, traffic: dict, period) -
 
 
 def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
-    wl, pol, pim = p.workload, p.policy, p.hw.pim
+    wl = p.workload
     r = _prepare(p, steady_state)
     s = r["sz"]["shape"]
     kv, live, d, pim_part, traffic, sz = (
@@ -1079,13 +1079,7 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     energy = sum(acc[k] for k in ENERGY_PARTS)
     gen = sz["out_tok"].sum()
 
-    bad = (
-        (pol.micro_batches > pol.mb_slots)
-        | (wl.batch > b_max)
-        | (pim.channels > C_MAX)
-        | (n_lo < 1)
-        | (pim.tCK_ns <= 0)
-    )
+    bad = bad_parameters(p) | (wl.batch > b_max) | (n_lo < 1)
     status = (
         jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
         | jnp.where(~weights_fit | (kv["admitted"] == 0), STATUS_CODE["capacity_exceeded"], 0)
@@ -1121,6 +1115,23 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
         "mem_util": kv["mem_util"],
         "status": status,
     }
+
+
+def bad_parameters(p: DesignPoint, channel_slots: int = C_MAX) -> jnp.ndarray:
+    """The parameter checks every model of a whole system shares (the step here, the
+    serving simulation): micro-batches beyond their slots, more PIM channels than the
+    arrays hold (``channel_slots``), more pipeline stages than layers, more tensor-parallel
+    devices than attention heads, a clock period that is not positive."""
+    pol, pim = p.policy, p.hw.pim
+    s = shape_of(p.workload)
+    return (
+        (pol.micro_batches > pol.mb_slots)
+        | (pim.channels > channel_slots)
+        | (jnp.maximum(pol.pp, 1) > s["layers"])
+        | (pol.tp < 1)
+        | (pol.tp > s["heads"] * s["g"])
+        | (pim.tCK_ns <= 0)
+    )
 
 
 def fit_slots(base: DesignPoint, swept) -> DesignPoint:

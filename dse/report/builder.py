@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, make_dir
 from dse.report import analysis as an
 from dse.report import plots
 from dse.report.load import Run, load_run
@@ -351,7 +351,7 @@ def make_report(
     _check_columns(df, {obj.metric: obj.sense}, source)
     base = Path(results)
     out = Path(out) if out else (base if base.is_dir() else base.parent) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "command line", "--out")
     categories = tuple(spec.categories) if spec is not None else ()
     ok = an.feasible_mask(df)
     figures: list[Figure] = []

@@ -11,6 +11,7 @@ Bad input gives one line naming the file and key, and exit status 2.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ import pandas as pd
 from dse.cli import (
     _argv_config,
     _container,
+    _discard_if_empty,
     _fail,
     _hydra_error,
     _provenance,
@@ -75,7 +77,11 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
         Constraint.parse(t, f"search.constraints[{i}]", source) for i, t in enumerate(cons)
     ]
     objective = node.get("objective") or spec.objective
-    minimize = spec.minimize if node.get("minimize") is None else bool(node["minimize"])
+    minimize = node.get("minimize")
+    if minimize is None:
+        minimize = spec.minimize
+    elif not isinstance(minimize, bool):  # "maybe" is not a direction
+        raise ConfigError(source, "search.minimize", "true, false or null", minimize)
     strategy = node.get("strategy", "cmaes")
     if strategy not in STRATEGIES:
         raise ConfigError(source, "search.strategy", "one of " + ", ".join(STRATEGIES), strategy)
@@ -95,9 +101,22 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
     for key in ("population", "batch", "grid_levels"):
         if settings[key] < 1:
             raise ConfigError(source, f"search.{key}", "a positive integer", settings[key])
-    settings["max_evals"] = node.get("max_evals")
-    settings["tol"] = float(node.get("tol", 0.0))
-    settings["lr"] = float(node.get("lr", 0.05))
+    max_evals = node.get("max_evals")
+    if max_evals is not None and (
+        not isinstance(max_evals, int) or isinstance(max_evals, bool) or max_evals < 1
+    ):
+        raise ConfigError(
+            source, "search.max_evals", "an integer >= 1, or null (population x generations)",
+            max_evals,
+        )  # fmt: skip
+    settings["max_evals"] = max_evals
+    for key, default, low in (("tol", 0.0, 0.0), ("lr", 0.05, None)):
+        value = node.get(key, default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or (value < low if low is not None else value <= 0):
+            want = "a finite number >= 0" if low is not None else "a finite number > 0"
+            raise ConfigError(source, f"search.{key}", want, value)
+        settings[key] = float(value)
     prob = Problem(
         base,
         model,
@@ -327,6 +346,16 @@ def _task(cfg: Any) -> float | None:
         progress = bool(_container(cfg).get("progress", True))
         result = run_search(cfg, out, prov, progress=progress, source=source)
     except ConfigError as err:
+        if err.source == source:  # set on the command line? name the override, not the file
+            for ov in reversed(prov.overrides):
+                key = ov.lstrip("+~").partition("=")[0]
+                if err.key == key or err.key.startswith(key + "."):
+                    err = ConfigError(
+                        f"command line override '{ov}'", err.key, err.expected, err.got
+                    )
+                    break
+        if not cfg.output.get("dir"):  # Hydra's run folder holds nothing of ours
+            _discard_if_empty(out)
         _fail(err.oneline(), os.environ.get("DSE_FULL_ERROR") == "1", err)
         raise
     if isinstance(result, pd.DataFrame) or result.best is None:

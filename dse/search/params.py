@@ -92,6 +92,10 @@ def _enum_codes(choices: Any) -> dict[str, int] | None:
     return None
 
 
+#: the most values an integer parameter's range may hold without ``log: true``
+MAX_INT_LEVELS = 1 << 20
+
+
 def parse_params(node: Mapping[str, Any], source: str = "search") -> list[Param]:
     """The ``search.params`` mapping as :class:`Param` s; every problem is a
     :class:`~dse.errors.ConfigError` naming ``search.params.<path>``."""
@@ -150,6 +154,8 @@ def parse_params(node: Mapping[str, Any], source: str = "search") -> list[Param]
             raise ConfigError(source, f"{key}.{err.args[0]}", "a number (or give values)") from None
         except (TypeError, ValueError):
             raise ConfigError(source, key, "numeric low and high", spec) from None
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ConfigError(source, key, "finite low and high", (low, high))
         if not low < high:
             raise ConfigError(source, key, "low < high", (low, high))
         if log and low <= 0:
@@ -161,6 +167,13 @@ def parse_params(node: Mapping[str, Any], source: str = "search") -> list[Param]
             )
         if kind == "int":
             lo, hi = int(np.ceil(low)), int(np.floor(high))
+            if not log and hi - lo + 1 > MAX_INT_LEVELS:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"an integer range of at most {MAX_INT_LEVELS:,} values (or log: true)",
+                    (low, high),
+                )
             if log:
                 vals_t = tuple(sorted({int(round(v)) for v in np.geomspace(lo, hi, 64)}))
             else:

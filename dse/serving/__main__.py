@@ -84,6 +84,9 @@ def overrides(args: argparse.Namespace, cluster) -> list[str]:
     ):
         if value < low:
             raise ConfigError("command line", flag, f"an integer >= {low}", value)
+    for flag, value in (("--slo-ttft-ms", args.slo_ttft_ms), ("--slo-tpot-ms", args.slo_tpot_ms)):
+        if not 0 < value < float("inf"):
+            raise ConfigError("command line", flag, "a time in ms > 0", value)
     if not 0 < args.npu_memory_utilization <= 1:
         raise ConfigError(
             "command line",
@@ -146,6 +149,8 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     from dse.serving.run import request_table, run_point, step_lines
     from dse.serving.traces import read_jsonl
 
+    for flag, value in (("--output", args.output), ("--summary", args.summary)):
+        check_output_path(flag, value)
     enable_compilation_cache()
     cluster = read_cluster(shipped(args.cluster_config))
     trace = read_jsonl(shipped(args.dataset))
@@ -169,8 +174,34 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
         Path(args.summary).write_text(json.dumps(m, indent=2) + "\n")
     _print_summary(m, res, out, args)
     if m["status"] != 0:
-        log.warning("status: %s", m["status_text"])
+        log.warning("status: %s%s", m["status_text"], _why(m, len(res.trace)))
     return 0
+
+
+def _why(m: dict, n: int) -> str:
+    """What a status means for this run, in words."""
+    parts = []
+    if m["rejected"]:
+        parts.append(
+            f"{m['rejected']} of {n} requests can never fit the KV memory (a prompt longer "
+            "than it holds, or no memory left beside the weights) and were not served"
+        )
+    if "bad_parameter" in m["status_text"]:
+        parts.append("a parameter outside what the system model accepts")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def check_output_path(flag: str, value: str | None) -> None:
+    """An output file the run can write: not a directory, its parent not a file."""
+    if not value:
+        return
+    p = Path(value)
+    if p.is_dir():
+        raise ConfigError("command line", flag, "a file path (it is a directory)", value)
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        want = f"a path under a directory ({parent} is a file)"
+        raise ConfigError("command line", flag, want, value)
 
 
 def _print_summary(m: dict, res, out: Path, args) -> None:
@@ -201,7 +232,9 @@ def _print_summary(m: dict, res, out: Path, args) -> None:
     if args.log_level in ("DEBUG", "INFO"):
         Console(stderr=True).print(t)
     else:  # one line always says where the results went
-        print(f"dse.serving: {len(res.trace)} requests -> {out}", file=sys.stderr)
+        n, served = len(res.trace), m["requests"]
+        what = f"{n} requests" if served == n else f"{served} of {n} requests served"
+        print(f"dse.serving: {what} -> {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

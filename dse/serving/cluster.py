@@ -67,7 +67,6 @@ not part of the cluster config, so ``policy.system`` is left to the caller.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -75,7 +74,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, parse_json, read_input
 
 __all__ = ["BUILTIN_PIM", "Cluster", "HARDWARE", "PimSpec", "read_cluster"]
 
@@ -190,16 +189,7 @@ def read_cluster(
     Hugging Face ``config.json`` giving the model's shape instead of a preset (the
     ``model_name`` is then only recorded). Raises ConfigError."""
     source = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(source, "", f"a readable cluster config ({e.strerror})") from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            source, "", f"valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-        ) from None
+    cfg = parse_json(read_input(path, "cluster config (JSON)"), source)
     r = _Reader(source)
     cfg = r.mapping(cfg, "", "a JSON object (LLMServingSim cluster config)")
 

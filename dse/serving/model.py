@@ -87,6 +87,17 @@ def configure(c: Mapping[str, Any], base: DesignPoint) -> sim.Options:
     tr = load_trace(node)
     if len(tr) == 0:
         raise ConfigError(tr.source or "serving", "serving.dataset", "at least one request", 0)
+    for key, low, want in (
+        ("max_skip", 1, "an integer >= 1 (steps one event interval may cover)"),
+        ("slots", 0, "an integer >= 0 (0: policy.max_num_seqs)"),
+    ):
+        v = node.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise ConfigError("serving", f"serving.{key}", want, v)
+    for key in ("slo_ttft_ms", "slo_tpot_ms"):
+        v = node.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and 0 < v < float("inf")):
+            raise ConfigError("serving", f"serving.{key}", "a time in ms > 0", v)
     slots = max(int(node.get("slots") or 0), int(base.policy.max_num_seqs), 1)
     opt = sim.Options(
         slots=slots,

@@ -12,6 +12,7 @@ import pandas as pd
 
 from dse.point import DesignPoint, decode_status, flag_invalid
 from dse.serving import sim
+from dse.serving.csvout import COLUMNS
 from dse.serving.traces import Trace
 
 __all__ = ["RunOutput", "run_point", "request_table", "step_lines"]
@@ -100,10 +101,10 @@ def request_table(res: RunOutput, model_name: str, instance: int = 0) -> pd.Data
                 "_end": r["end_ns"][i],
             }
         )
-    df = pd.DataFrame(rows)
-    if len(df):
-        df = df.sort_values(["_end", "request_id"], kind="stable")
-    return df.drop(columns="_end", errors="ignore").reset_index(drop=True)
+    if not rows:  # nothing served (every request rejected): the header alone
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    df = pd.DataFrame(rows).sort_values(["_end", "request_id"], kind="stable")
+    return df.drop(columns="_end").reset_index(drop=True)
 
 
 def _si(x: float) -> str:

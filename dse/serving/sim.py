@@ -718,7 +718,8 @@ def _results(p, tr, opt, out, mem, cap, B, total_len):
     out["preempts"] = res[:, 3].astype(jnp.int64)
     out["rejected"] = out.pop("rej")  # every request reaches the head of the queue
     bad = (
-        (pol.micro_batches != 1)
+        system.bad_parameters(p, opt.channels)  # the system model's own rules
+        | (pol.micro_batches != 1)
         | ((pol.partition != Partition.hfp_rr) & (pol.partition != Partition.tcp))
         | (pol.max_num_seqs > B)
         | (pol.max_batched_tokens < pol.max_num_seqs)

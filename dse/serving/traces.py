@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from dse.errors import ConfigError
+from dse.errors import MAX_INPUT_INT, ConfigError, parse_json, read_input
 from dse.workload.lengths import LengthDist, load_trace, sample_lengths_np
 
 __all__ = ["Trace", "read_jsonl", "read_neupims_csv", "synthetic", "write_jsonl"]
@@ -59,27 +60,21 @@ class Trace:
 
 
 def _int(value: object, where: str, key: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(where, key, f"an integer >= {low}", value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < MAX_INPUT_INT:
+        raise ConfigError(where, key, f"an integer in [{low}, 2**62)", value)
     return value
 
 
 def read_jsonl(path: str | os.PathLike) -> Trace:
     """An LLMServingSim dataset (see the module docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(str(path), "", f"a readable JSONL file ({e.strerror})") from None
+    text = read_input(path, "JSONL file")
     rows: list[tuple[int, int, int]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(where, "", f"one JSON object per line ({e.msg})") from None
+        obj = parse_json(line, where, "JSON, one object per line")
         if not isinstance(obj, dict):
             raise ConfigError(where, "", "a JSON object", type(obj).__name__)
         missing = [k for k in _KEYS if k not in obj]
@@ -110,19 +105,19 @@ def read_neupims_csv(path: str | os.PathLike, output_toks: int, arrival_ns: int 
     path = Path(path)
     _int(output_toks, str(path), "output_toks", 1)
     _int(arrival_ns, str(path), "arrival_ns", 0)
+    text = read_input(path, "CSV file")
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "seq_len" not in reader.fieldnames:
-                raise ConfigError(str(path), "seq_len", "a CSV column", reader.fieldnames)
-            lens = []
-            for lineno, row in enumerate(reader, start=2):
-                v = row["seq_len"]
-                if v is None or not v.strip().isdigit() or int(v) < 1:
-                    raise ConfigError(f"{path}:{lineno}", "seq_len", "an integer >= 1", v)
-                lens.append(int(v))
-    except OSError as e:
-        raise ConfigError(str(path), "", f"a readable CSV file ({e.strerror})") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or "seq_len" not in reader.fieldnames:
+            raise ConfigError(str(path), "seq_len", "a CSV column", reader.fieldnames)
+        lens = []
+        for lineno, row in enumerate(reader, start=2):
+            v = row["seq_len"]
+            if v is None or not v.strip().isdigit() or not 1 <= int(v) < MAX_INPUT_INT:
+                raise ConfigError(f"{path}:{lineno}", "seq_len", "an integer in [1, 2**62)", v)
+            lens.append(int(v))
+    except csv.Error as e:
+        raise ConfigError(str(path), "", f"a CSV file ({e})") from None
     if not lens:
         raise ConfigError(str(path), "", "at least one request")
     n = len(lens)

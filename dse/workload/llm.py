@@ -15,7 +15,6 @@ Parameter count (no norms, biases or positional embeddings)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from enum import IntEnum
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, parse_json, read_input
 from dse.paths import CONF_DIR
 from dse.workload.dtype import DTYPE_BYTES
 
@@ -246,14 +245,7 @@ def from_hf_config(
         if path.is_dir():
             path = path / "config.json"
         src, folder = str(path), path.parent.name
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(src, "", f"a readable config.json ({e.strerror})") from None
-        try:
-            cfg = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(src, "", f"valid JSON ({e})") from None
+        cfg = parse_json(read_input(path, "Hugging Face config.json"), src)
         if not isinstance(cfg, dict):
             raise ConfigError(src, "", "a JSON object", type(cfg).__name__)
 
