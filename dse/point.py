@@ -59,10 +59,10 @@ STATUS_BITS: dict[int, str] = {
     1 << 5: "iteration_limit",  # serving: the simulation stopped before every request ended
     1 << 6: "unmapped",  # the chosen mapping has no PIM program for this kernel
     1 << 7: "nonfinite",  # a metric came out NaN or infinite (parameters past float range)
-    1 << 8: "overflow",  # an integer metric wrapped negative (parameters past int64 range)
+    1 << 8: "overflow",  # a metric came out negative (int64 arithmetic wrapped)
     # advisory: the point is feasible and its metrics are kept, but they describe less than
     # was asked for
-    1 << 9: "batch_limited",  # system: fewer decode requests admitted than workload.batch
+    1 << 9: "batch_limited",  # fewer decode requests admitted than workload.batch asked for
 }
 STATUS_CODE = {name: bit for bit, name in STATUS_BITS.items()}
 #: status bits that leave a point feasible (its metrics stand; the status says what differs)
@@ -76,9 +76,10 @@ def is_feasible(status: Any) -> Any:
 
 def flag_invalid(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``metrics`` of a batch of points with the arithmetic checked: a point whose float
-    metrics include NaN or an infinity gets ``nonfinite``, one whose integer metrics include
-    a negative value (every model's counts, cycles and sizes are non-negative, so a negative
-    one is a wrapped int64) gets ``overflow``; other statuses are kept."""
+    metrics include NaN or an infinity gets ``nonfinite``, one with a negative metric gets
+    ``overflow`` (every model's times, counts, sizes, fractions, rates and energies are
+    non-negative, so a negative value is int64 arithmetic that wrapped, or a quantity
+    derived from it); other statuses are kept."""
     if "status" not in metrics:
         return metrics
     status = np.asarray(metrics["status"], dtype=np.int64)
@@ -87,12 +88,12 @@ def flag_invalid(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     wrapped = np.zeros(n, bool)
     for name, v in metrics.items():
         v = np.asarray(v)
-        if name == "status" or v.ndim == 0 or v.shape[0] != n:
+        if name == "status" or v.ndim == 0 or v.shape[0] != n or v.dtype.kind not in "iuf":
             continue
         flat = v.reshape(n, -1)
         if v.dtype.kind == "f":
             nonfinite |= ~np.isfinite(flat).all(axis=1)
-        elif v.dtype.kind == "i":
+        with np.errstate(invalid="ignore"):
             wrapped |= (flat < 0).any(axis=1)
     status = (
         status

@@ -223,12 +223,15 @@ def _parse_axis(info: FieldInfo, spec: Any, source: str, key: str) -> Axis:
         base = _number(spec.get("base", 10.0), source, key, "logspace base > 0")
         if base <= 0 or base == 1:
             raise ConfigError(source, key, "logspace base > 0 and != 1", base)
-        raw = np.logspace(start, stop, num, base=base)
-        lo, hi, log = base**start, base**stop, True
+        with np.errstate(over="ignore", under="ignore"):
+            raw = np.logspace(start, stop, num, base=base)
+        lo, hi, log = float(raw.min()), float(raw.max()), True
     else:
         if start <= 0 or stop <= 0:
             raise ConfigError(source, key, "geomspace: positive start and stop", arg)
         raw, lo, hi, log = np.geomspace(start, stop, num), start, stop, True
+    if not np.isfinite(raw).all():
+        raise ConfigError(source, key, f"{kind} values within the float range", arg)
     vals = _cast_values(info, raw.tolist(), source, key)
     return Axis(info.path, kind, info, np.unique(vals), min(lo, hi), max(lo, hi), log)
 

@@ -201,3 +201,29 @@ def test_tradeoff_plots_are_metric_against_metric_coloured_by_the_swept_kind(mon
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"gpu", "gpu_pim", "npu_pim", "pim_only", "Pareto front"} <= set(legend)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"  # 100x and 44x ranges
+
+
+def test_static_kv_batch_cut_by_a_long_request_is_flagged():
+    """Static KV allocation with QMSum lengths: the step admits the requests before the first
+    that does not fit (4 of 64 on one HBM3-PIM stack with 30,000-token reservations), while
+    max_batch stays the capacity figure. The row says `batch_limited` (it said `ok`); a
+    max_context below the first request's length admits none and is infeasible."""
+    from dse.models import pim_attention
+
+    cfg, prov = cli._compose(
+        [
+            "model=pim_attention",
+            "pim=hbm3_attacc",
+            "workload=llama3_8b_decode",
+            "space=single",
+            "policy.kv_alloc=static",
+            "workload.max_context=30000",
+        ]
+    )
+    base = cli.build(cfg, prov)[1]
+    out = jax.tree.map(np.asarray, pim_attention.attention(base))
+    assert 0 < int(out["admitted"]) < 64
+    assert int(out["status"]) == STATUS_CODE["batch_limited"] and is_feasible(out["status"])
+    short = replace_paths(base, {"workload.max_context": 8000})
+    out = jax.tree.map(np.asarray, pim_attention.attention(short))
+    assert int(out["admitted"]) == 0 and not is_feasible(out["status"])

@@ -498,9 +498,14 @@ def attention(p: DesignPoint) -> dict[str, jnp.ndarray]:
         | (wl.batch > b_max)
         | (pim.tCK_ns <= 0)
     )
+    # fewer requests admitted than asked for (memory, or under static allocation a request
+    # longer than max_context): advisory, the step is the admitted batch's; max_batch stays
+    # the capacity figure
+    short = (kv["admitted"] > 0) & (kv["admitted"] < jnp.minimum(wl.batch, b_max))
     status = (
         jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
         | jnp.where(kv["admitted"] == 0, STATUS_CODE["capacity_exceeded"], 0)
+        | jnp.where(short, STATUS_CODE["batch_limited"], 0)
         | kv["status"]
     ).astype(jnp.int64)
     return {

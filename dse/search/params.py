@@ -166,6 +166,8 @@ def parse_params(node: Mapping[str, Any], source: str = "search") -> list[Param]
                 source, f"{key}.low", f">= {bound} ({info.field.metadata['doc']})", low
             )
         if kind == "int":
+            if not (-(2**62) <= low and high <= 2**62):
+                raise ConfigError(source, key, "integer bounds within +-2**62", (low, high))
             lo, hi = int(np.ceil(low)), int(np.floor(high))
             if not log and hi - lo + 1 > MAX_INT_LEVELS:
                 raise ConfigError(
