@@ -25,6 +25,7 @@ this file (or ``OUT.png`` and the ``.md`` beside it) and prints a summary.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,12 @@ from dse.serving.csvout import read_requests_csv  # noqa: E402
 from dse.serving.run import request_table, run_point  # noqa: E402
 from dse.serving.traces import Trace, read_jsonl  # noqa: E402
 
-REF = HERE.parent.parent / "shared" / "reference" / "llmservingsim"
+# LLMServingSim's example trace, its ShareGPT trace and its shipped outputs (third-party
+# files, not in the repository): under $DSE_REFERENCE (default ../shared/reference)
+REF = (
+    Path(os.environ.get("DSE_REFERENCE") or HERE.parent.parent / "shared" / "reference")
+    / "llmservingsim"
+)
 CLUSTER = CONF_DIR / "serving" / "single_node_pim_instance.json"
 MODEL = "meta-llama/Llama-3.1-8B"
 BASE = [
@@ -564,6 +570,15 @@ def main(out: str | None = None) -> pd.DataFrame:
 
         out = str(default_figure("llmservingsim_pim"))
     out = Path(out)
+    if not (REF / "workloads" / "example_trace.jsonl").is_file():
+        msg = (
+            "llmservingsim_pim: skipped: the study compares with LLMServingSim's example trace "
+            f"and shipped outputs, looked for under {REF} ($DSE_REFERENCE/llmservingsim), "
+            "which is absent"
+        )
+        print(msg)
+        out.with_suffix(".md").write_text(f"# llmservingsim_pim\n\n{msg}.\n")
+        return pd.DataFrame({"skipped": [msg]})
     t_start = time.perf_counter()
     agree = agreement()
     print(f"agreement: {time.perf_counter() - t_start:.1f} s")

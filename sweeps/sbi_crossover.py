@@ -15,6 +15,7 @@ the second half adds. Compares with LLMServingSim's example outputs when they ar
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -55,7 +56,12 @@ LINES = {
     ),
 }
 TICKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
-EXAMPLES = HERE.parent.parent / "shared" / "reference" / "llmservingsim" / "example_outputs"
+# LLMServingSim's shipped outputs (third-party; used where present): $DSE_REFERENCE
+EXAMPLES = (
+    Path(os.environ.get("DSE_REFERENCE") or HERE.parent.parent / "shared" / "reference")
+    / "llmservingsim"
+    / "example_outputs"
+)
 
 
 def _example_tpot_ms() -> tuple[float, float] | None:

@@ -132,3 +132,25 @@ def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
         for j, i in enumerate(idx):
             results[i] = {k: v[j].item() for k, v in out.items()}
     return results  # type: ignore[return-value]
+
+
+def slow_dse(chunk_s: float = 0.05, table_s: float = 0.0) -> str:
+    """Code for ``python -c`` that runs ``python -m dse`` with each chunk write slowed by
+    ``chunk_s`` and each row group of the final table by ``table_s`` (a slow disk), so that
+    a test's signal reliably lands in the phase it waits for, on a fast machine too."""
+    return f"""
+import runpy, time
+import pyarrow.parquet as pq
+from dse.results import RunStore
+write = RunStore.write_chunk
+def slow(self, *args):
+    time.sleep({chunk_s})
+    return write(self, *args)
+RunStore.write_chunk = slow
+table = pq.ParquetWriter.write_table
+def slow_table(self, *args, **kw):
+    time.sleep({table_s})
+    return table(self, *args, **kw)
+pq.ParquetWriter.write_table = slow_table
+runpy.run_module("dse", run_name="__main__", alter_sys=True)
+"""

@@ -25,6 +25,7 @@ from dse.errors import ConfigError
 from dse.explore import point_ids
 from dse.results import RunStore, config_hash, study_hash
 from dse.space import Space, build_space, parse_axes, shard_bounds
+from tests.conftest import slow_dse
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_LOGGING = ("hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
@@ -282,26 +283,13 @@ RESUME = (
 )  # 12,288 points, 6,144 in shard 1: 24 chunks of 256
 
 
-# `python -m dse` with each chunk write slowed by 50 ms (a slow disk), so that the job is
-# reliably killed part-way on a fast machine too
-SLOW_DSE = """
-import runpy, time
-from dse.results import RunStore
-write = RunStore.write_chunk
-def slow(self, *args):
-    time.sleep(0.05)
-    return write(self, *args)
-RunStore.write_chunk = slow
-runpy.run_module("dse", run_name="__main__", alter_sys=True)
-"""
-
-
 def test_killed_shard_job_resumes_without_recomputing(tmp_path, monkeypatch):
     """`python -m dse` killed (SIGKILL) after some chunks, rerun with resume=true: the
     finished chunks are not evaluated again and the table equals an uninterrupted run's."""
     study = tmp_path / "study"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_DSE, *RESUME, f"hydra.run.dir={study / 'first'}", *NO_LOGGING],
+        [sys.executable, "-c", slow_dse(), *RESUME, f"hydra.run.dir={study / 'first'}"]
+        + list(NO_LOGGING),
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ import pytest
 from dse import cli
 from dse.errors import ConfigError
 from dse.results import RunStore, config_hash, is_busy
+from tests.conftest import slow_dse
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_LOGGING = ("hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
@@ -125,25 +126,6 @@ def test_a_directory_of_another_configuration_is_not_reused(tmp_path):
     assert not second["hw.pim.tRCD_mac"].equals(first["hw.pim.tRCD_mac"])
 
 
-# `python -m dse` with each chunk write and each finalisation step slowed (a slow disk), so
-# that a signal reliably lands in the phase the test waits for
-SLOW_DSE = """
-import runpy, time
-import pyarrow.parquet as pq
-from dse.results import RunStore
-write = RunStore.write_chunk
-def slow(self, *args):
-    time.sleep(0.05)
-    return write(self, *args)
-RunStore.write_chunk = slow
-table = pq.ParquetWriter.write_table
-def slow_table(self, *args, **kw):
-    time.sleep(0.2)
-    return table(self, *args, **kw)
-pq.ParquetWriter.write_table = slow_table
-runpy.run_module("dse", run_name="__main__", alter_sys=True)
-"""
-
 CHUNKED = (*SOBOL, "space.n=2048", "chunk_size=128", "output.csv=true")  # 16 chunks
 
 
@@ -166,7 +148,7 @@ def test_interrupted_run_resumes_to_the_same_table(tmp_path, phase, sig):
     run's."""
     run = tmp_path / "results" / "clash" / "first"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_DSE, *CHUNKED, f"hydra.run.dir={run}", *NO_LOGGING],
+        [sys.executable, "-c", slow_dse(0.05, 0.2), *CHUNKED, f"hydra.run.dir={run}", *NO_LOGGING],
         cwd=tmp_path,
         env=_env(),
         stdout=subprocess.DEVNULL,
