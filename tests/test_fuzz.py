@@ -553,3 +553,17 @@ def test_bad_command_lines_exit_2_with_one_line_and_leave_nothing(tmp_path, argv
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in proc.stderr, lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "kw", [{"input_len": 0}, {"input_len": -5}, {"output_len": 0}, {"n": 0}, {"rate": -1.0}]
+)
+def test_synthetic_lengths_are_refused_not_coerced(kw):
+    """A synthetic trace asked for prompts of -5 tokens or outputs of 0 is refused (it was
+    raised to 1 without a word)."""
+    from dse.serving.traces import synthetic
+
+    args = {"n": 4, "rate": 1.0, "input_dist": "fixed", **kw}
+    with pytest.raises(ConfigError) as err:
+        synthetic(**args)
+    assert err.value.key == next(iter(kw))

@@ -57,6 +57,8 @@ def load_trace(node: Mapping[str, Any], source: str = "serving") -> traces.Trace
         )
     except KeyError as err:
         raise ConfigError(source, "serving.synthetic", "a known length distribution", err) from None
+    except ConfigError as err:  # synthetic(...) names its own argument: name the config key
+        raise ConfigError(source, f"serving.synthetic.{err.key}", err.expected, err.got) from None
 
 
 def _channel_slots(c: Mapping[str, Any], base: DesignPoint) -> int:

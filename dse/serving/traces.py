@@ -142,6 +142,8 @@ def synthetic(
     (prompt, output) pairs of its requests."""
     src = f"synthetic(n={n}, rate={rate}, seed={seed})"
     _int(n, src, "n", 1)
+    _int(input_len, src, "input_len", 1)  # a length of 0 or less is refused, not raised to 1
+    _int(output_len, src, "output_len", 1)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ConfigError(src, "rate", "requests per second > 0", rate)
     rng = np.random.default_rng(seed)
