@@ -396,7 +396,7 @@ def test_unknown_pim_config_names_the_places_looked(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="readable cluster config"):
+    with pytest.raises(ConfigError, match="an existing cluster config"):
         read_cluster(tmp_path / "nope.json")
 
 

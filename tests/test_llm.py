@@ -264,7 +264,7 @@ def test_hf_not_json(tmp_path):
         from_hf_config(p)
     with pytest.raises(ValueError, match=r"model/config\.json.*JSON object"):
         from_hf_config(_write(tmp_path, "[1, 2]"))
-    with pytest.raises(ValueError, match=r"nowhere/config\.json.*readable"):
+    with pytest.raises(ValueError, match=r"nowhere/config\.json.*an existing"):
         from_hf_config(tmp_path / "nowhere" / "config.json")
 
 

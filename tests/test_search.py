@@ -264,7 +264,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "cmaes.yaml" in proc.stderr and "key 'search.strategy'" in proc.stderr
+    # set on the command line: the override is named, not the group file it overrides
+    assert "override 'search.strategy=anneal'" in proc.stderr
+    assert "key 'search.strategy'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -71,6 +71,9 @@ def _random(rng: np.random.Generator, n: int, kind: int, slots: int = 8) -> list
             "hw.host.spad_bytes": int(rng.choice([0, 0, 1 << 20, 1 << 27])),
             "policy.lm_head": int(rng.integers(0, 2)),
         }
+        # TP over any head count, but not over more devices than attention heads
+        if not preset:
+            p["policy.tp"] = min(p["policy.tp"], p["workload.heads"] * p["workload.g"])
         out.append(p)
     return out
 
