@@ -331,7 +331,8 @@ def summary(ev: pd.DataFrame) -> pd.DataFrame:
 def check_corpus(n: int = 0):
     """Validation results: one per simulator and family (``n`` > 0: the first ``n`` rows of
     each family only)."""
-    from dse.validation.report import Result, _progress
+    from dse.hw.dram_interface import _reference_root as reference_root
+    from dse.validation.report import Result, _progress, skipped
 
     df = load()
     if n:
@@ -352,6 +353,11 @@ def check_corpus(n: int = 0):
             agree = f"not evaluated: no model of this family yet ({r.runs} runs)"
         first = (r.model or "").split(" ")[0]
         model = {"attacc": "pim_attacc"}.get(first, first) or "none"
+        if not r.evaluated and r.model and not reference_root().is_dir():
+            results.append(
+                skipped(model, "external", f"corpus {r.simulator}: {r.family}", "the INIs")
+            )
+            continue
         results.append(
             Result(
                 model,
