@@ -232,111 +232,116 @@ def run(
             f"gets its own); {err}",
             str(out),
         ) from None
-    shard = _shard_info(space, c)
-    replaced = store.open({"study": c.get("study"), "points": space.num_points, "shard": shard})
-    if replaced:
-        log.warning("%s held %s; its chunks are discarded, this run starts afresh", out, replaced)
-    resumed = store.completed()
-    if c.get("resume") and resumed:
-        log.warning("resume=true: continuing %s (%d chunks already done)", out, resumed)
-    _RUNNING[:] = [store]
-    enable_compilation_cache()
-    chunk_size = chunk_size_for(
-        space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
-    )
-    evaluated = 0
-    for res in evaluate(
-        space,
-        c.get("model", "pim_gemv"),
-        chunk_size,
-        labels=_labels(c),
-        skip=store.has_chunk,
-        progress=bool(c.get("progress", True)),
-        devices=c.get("devices", 0),
-    ):
-        store.write_chunk(
-            res.combo,
-            res.index,
-            res.frame,
-            {
-                "points": len(res.frame),
-                "raw_points": res.raw_points,
-                "compile_s": res.compile_s,
-                "eval_s": res.eval_s,
-            },
+    try:  # the lock is released on every way out; _RUNNING names the run if interrupted
+        shard = _shard_info(space, c)
+        replaced = store.open({"study": c.get("study"), "points": space.num_points, "shard": shard})
+        if replaced:
+            log.warning("%s held %s; its chunks are discarded, starting afresh", out, replaced)
+        resumed = store.completed()
+        if c.get("resume") and resumed:
+            log.warning("resume=true: continuing %s (%d chunks already done)", out, resumed)
+        _RUNNING[:] = [store]
+        enable_compilation_cache()
+        chunk_size = chunk_size_for(
+            space, _chunk_request(c), 1 if MODELS[c.get("model", "pim_gemv")].max_chunk else 256
         )
-        evaluated += 1
-    output = c.get("output") or {}
-    categories = tuple(spec.categories)
-    digest = store.finalize(
-        spec.objective,
-        spec.minimize,
-        categories,
-        top=int(output.get("top", 8)),
-        csv=bool(output.get("csv", False)),
-    )
-    files = ["points.parquet"] + (["points.csv"] if output.get("csv") else [])
-    if output.get("plot", True) and digest.points > 1:  # one point trades nothing off
-        from dse.report import tradeoff_plot
-
-        x = output.get("x") or spec.tradeoff[0]
-        y = (output.get("y") or spec.objective) if output.get("x") else spec.tradeoff[1]
-        sample = digest.sample
-        swept = [k for k in space.swept_paths if k in sample and sample[k].nunique() > 1]
-        color = output.get("color") or _color_column(sample, swept, spec)
-        title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
-        if x not in sample:  # a parameter the space does not sweep: plot against one it does
-            cand = [k for k in sample if k in field_info() and k != y]
-            cand.sort(key=lambda k: sample[k].dtype.kind not in "iuf")  # numeric first
-            x = cand[0] if cand else None
-        if x is not None and y in sample:
-            if output.get("x"):
-                sense = (_lower_is_better(x, spec), _lower_is_better(y, spec))
-            else:
-                sense = spec.tradeoff_min
-            png = tradeoff_plot(
-                sample,
-                x,
-                y,
-                color,
-                out / "tradeoff.png",
-                title=title,
-                minimize=sense,
-                total_points=digest.points,
-                label=[k for k in swept if k != color][:3],
+        evaluated = 0
+        for res in evaluate(
+            space,
+            c.get("model", "pim_gemv"),
+            chunk_size,
+            labels=_labels(c),
+            skip=store.has_chunk,
+            progress=bool(c.get("progress", True)),
+            devices=c.get("devices", 0),
+        ):
+            store.write_chunk(
+                res.combo,
+                res.index,
+                res.frame,
+                {
+                    "points": len(res.frame),
+                    "raw_points": res.raw_points,
+                    "compile_s": res.compile_s,
+                    "eval_s": res.eval_s,
+                },
             )
-            files.append(png.name)
-    if output.get("timeline", True) and c.get("model") in ("system", "steady") and len(digest.best):
-        files.append(_timeline(base, digest.best.iloc[0], out / "timeline.png").name)
-    pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
-    summary = {
-        "study": c.get("study"),
-        "model": c.get("model"),
-        "points": digest.points,
-        "raw_points": digest.raw_points,
-        "constrained_out": digest.raw_points - digest.points,
-        "feasible_points": digest.feasible,
-        "status_counts": digest.status_counts,
-        "static_combinations": space.num_combos,
-        "chunks": digest.chunks,
-        "chunks_resumed": resumed,
-        "chunks_evaluated": evaluated,
-        "shard": shard,
-        "chunk_size": chunk_size,
-        "compile_s": round(digest.compile_s, 4),
-        "evaluation_s": round(digest.eval_s, 4),
-        "points_per_s": round(pts_s, 1) if pts_s else None,
-        "wall_s": round(time.perf_counter() - t_start, 3),
-        "swept": list(space.swept_paths),
-        "static": [a.path for a in space.static_axes],
-        "objective": {"metric": spec.objective, "minimize": spec.minimize},
-        "category_counts": digest.category_counts,
-        "best": digest.best.to_dict(orient="records") if len(digest.best) else [],
-        "files": files,
-        **environment(),
-        "config": c,
-    }
-    store.close(summary)
+            evaluated += 1
+        output = c.get("output") or {}
+        categories = tuple(spec.categories)
+        digest = store.finalize(
+            spec.objective,
+            spec.minimize,
+            categories,
+            top=int(output.get("top", 8)),
+            csv=bool(output.get("csv", False)),
+        )
+        files = ["points.parquet"] + (["points.csv"] if output.get("csv") else [])
+        if output.get("plot", True) and digest.points > 1:  # one point trades nothing off
+            from dse.report import tradeoff_plot
+
+            x = output.get("x") or spec.tradeoff[0]
+            y = (output.get("y") or spec.objective) if output.get("x") else spec.tradeoff[1]
+            sample = digest.sample
+            swept = [k for k in space.swept_paths if k in sample and sample[k].nunique() > 1]
+            color = output.get("color") or _color_column(sample, swept, spec)
+            title = f"{c.get('study')}: {_labels(c)['workload']} on {_labels(c)['pim']}"
+            if x not in sample:  # a parameter the space does not sweep: plot against one it does
+                cand = [k for k in sample if k in field_info() and k != y]
+                cand.sort(key=lambda k: sample[k].dtype.kind not in "iuf")  # numeric first
+                x = cand[0] if cand else None
+            if x is not None and y in sample:
+                if output.get("x"):
+                    sense = (_lower_is_better(x, spec), _lower_is_better(y, spec))
+                else:
+                    sense = spec.tradeoff_min
+                png = tradeoff_plot(
+                    sample,
+                    x,
+                    y,
+                    color,
+                    out / "tradeoff.png",
+                    title=title,
+                    minimize=sense,
+                    total_points=digest.points,
+                    label=[k for k in swept if k != color][:3],
+                )
+                files.append(png.name)
+        timeline = c.get("model") in ("system", "steady") and len(digest.best)
+        if output.get("timeline", True) and timeline:
+            files.append(_timeline(base, digest.best.iloc[0], out / "timeline.png").name)
+        pts_s = digest.points / digest.eval_s if digest.eval_s > 0 else None
+        summary = {
+            "study": c.get("study"),
+            "model": c.get("model"),
+            "points": digest.points,
+            "raw_points": digest.raw_points,
+            "constrained_out": digest.raw_points - digest.points,
+            "feasible_points": digest.feasible,
+            "status_counts": digest.status_counts,
+            "static_combinations": space.num_combos,
+            "chunks": digest.chunks,
+            "chunks_resumed": resumed,
+            "chunks_evaluated": evaluated,
+            "shard": shard,
+            "chunk_size": chunk_size,
+            "compile_s": round(digest.compile_s, 4),
+            "evaluation_s": round(digest.eval_s, 4),
+            "points_per_s": round(pts_s, 1) if pts_s else None,
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            "swept": list(space.swept_paths),
+            "static": [a.path for a in space.static_axes],
+            "objective": {"metric": spec.objective, "minimize": spec.minimize},
+            "category_counts": digest.category_counts,
+            "best": digest.best.to_dict(orient="records") if len(digest.best) else [],
+            "files": files,
+            **environment(),
+            "config": c,
+        }
+        store.close(summary)
+    except BaseException:
+        store.release()
+        raise
     store.release()
     _RUNNING.clear()
     _print_summary(summary, digest.best, spec, out, console)
@@ -423,23 +428,26 @@ def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
 def _discard_if_empty(path: Path, moved_to: Path | None = None) -> None:
     """Remove a Hydra run dir that holds only Hydra's own records (no results). Log files
     open there (Hydra's job log) move to ``moved_to`` first, appending, so that the run's
-    later log lines land in the directory it continues."""
+    later log lines land in the directory it continues; without one they are closed."""
     if not path.is_dir():
         return
     names = {p.name for p in path.iterdir()}
     if names <= {".hydra", "main.log", "__main__.log", "cli.log", "dse.log", "multirun.yaml"}:
         loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
         for lg in loggers:
-            for h in getattr(lg, "handlers", ()):
+            for h in list(getattr(lg, "handlers", ())):
                 if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == path:
                     h.acquire()
                     try:
                         h.close()
-                        target = (moved_to or path.parent) / Path(h.baseFilename).name
-                        h.baseFilename, h.mode = str(target), "a"
-                        h.stream = None  # reopened at the next record
+                        if moved_to is not None:
+                            target = moved_to / Path(h.baseFilename).name
+                            h.baseFilename, h.mode = str(target), "a"
+                            h.stream = None  # reopened at the next record
                     finally:
                         h.release()
+                    if moved_to is None:  # nothing of this run stays: its log goes too
+                        lg.removeHandler(h)
         shutil.rmtree(path, ignore_errors=True)
         _prune_empty_parents(path.parent)
 

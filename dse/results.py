@@ -188,7 +188,7 @@ class RunBusy(RuntimeError):
 
 def _try_lock(path: Path) -> Any:
     """An open file holding an exclusive lock on ``path``, or None where another holds it."""
-    fh = open(path, "a+")  # noqa: SIM115 - kept open for the life of the lock
+    fh = open(path, "a+")  # kept open for the life of the lock
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -135,7 +135,6 @@ def test_resume_says_what_it_resumed_or_that_it_started_fresh(tmp_path, caplog):
             pass
     finally:
         cli.evaluate = real
-        cli._RUNNING[0].release() if cli._RUNNING else None
     with caplog.at_level(logging.WARNING, logger="dse"):
         res = cli.run(cfg, tmp_path / "s" / "c", prov, console=cli._quiet_console())
     assert res.dir == killed and res.summary["chunks_resumed"] == 2

@@ -68,7 +68,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, read_input
 
 __all__ = [
     "DramConfig",
@@ -287,23 +287,8 @@ class _Values:
 
 
 def _read_text(path: Path) -> str:
-    src = str(path)
-    if not path.exists():
-        raise ConfigError(src, "file", "an existing DRAM INI file", "no such file")
-    if not path.is_file():
-        raise ConfigError(src, "file", "a regular DRAM INI file", "not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(src, "file", "a readable DRAM INI file", str(e)) from None
-    if b"\x00" in data:
-        raise ConfigError(src, "file", "a text INI file", "binary data (NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            src, "file", "a UTF-8 text INI file", f"binary data ({e.reason})"
-        ) from None
+    # a byte-order mark, as some Windows editors write, is not part of the first key
+    return read_input(path, "DRAM INI file", "file").removeprefix("\ufeff")
 
 
 def _strip_comment(value: str) -> str:

@@ -1065,7 +1065,7 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     kv, live, d, pim_part, traffic, sz = (
         r[k] for k in ("kv", "live", "d", "pim_part", "traffic", "sz")
     )
-    step_ns, period, n_lo = r["step_ns"], r["period"], r["n_lo"]
+    step_ns, period = r["step_ns"], r["period"]
     weights_fit, weights_dev = r["weights_fit"], r["weights_dev"]
     b_max = wl.batch_max
 
@@ -1079,7 +1079,7 @@ def _evaluate(p: DesignPoint, steady_state: bool, inputs: bool = False) -> dict:
     energy = sum(acc[k] for k in ENERGY_PARTS)
     gen = sz["out_tok"].sum()
 
-    bad = bad_parameters(p) | (wl.batch > b_max) | (n_lo < 1)
+    bad = bad_parameters(p) | (wl.batch > b_max)  # pp > layers among them
     status = (
         jnp.where(bad, STATUS_CODE["bad_parameter"], 0)
         | jnp.where(~weights_fit | (kv["admitted"] == 0), STATUS_CODE["capacity_exceeded"], 0)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, read_input
 
 __all__ = [
     "AIM_ISR",
@@ -256,14 +256,5 @@ def resolve_trace_path(path: str | Path) -> Path:
 def load_aim_trace(path: str | Path) -> AimTrace:
     """Read and parse an AiM ISR trace file (a path, or the name of a shipped example)."""
     p = resolve_trace_path(path)
-    if p.is_dir() or (p.exists() and not p.is_file()):
-        raise ConfigError(str(p), "trace", "a regular AiM ISR trace file", "not a regular file")
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(str(p), "trace", "a readable AiM ISR trace file", e.strerror) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(str(p), "trace", "UTF-8 text", "undecodable bytes") from None
+    text = read_input(p, "AiM ISR trace file", "trace")
     return parse_aim_trace(text, str(p))
