@@ -2,17 +2,19 @@
 
 The Python API mirrors the command line: :func:`explore` takes the same Hydra overrides as
 ``python -m dse`` and returns the results table.
+
+Importing the package changes nothing process-wide: JAX's configuration and ``XLA_FLAGS``
+are left as they were. The computations run in 64-bit types inside their own scope
+(:mod:`dse.precision`). To spread design points over every CPU core as the command lines do,
+call :func:`use_host_cores` before the first JAX computation of the process.
 """
 
-from dse.host import use_host_cores
-
-use_host_cores()  # before JAX starts its CPU backend
-
-from dse import explore as _explore  # noqa: E402, F401  (enables x64 before anything else)
-from dse.cli import explore, run  # noqa: E402
-from dse.errors import ConfigError  # noqa: E402
-from dse.point import DesignPoint, decode_status, from_config  # noqa: E402
-from dse.space import Space, build_space  # noqa: E402
+from dse.cli import explore, run
+from dse.errors import ConfigError
+from dse.point import DesignPoint, decode_status, from_config
+from dse.precision import x64
+from dse.process import use_host_cores
+from dse.space import Space, build_space
 
 __version__ = "0.1.0"
 
@@ -25,5 +27,7 @@ __all__ = [
     "explore",
     "from_config",
     "run",
+    "use_host_cores",
+    "x64",
     "__version__",
 ]

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from dse.explore import evaluate_points, trace_count
+from dse.process import command
 
 
 def serving_throughput(
@@ -585,7 +586,7 @@ def sharding_benchmark(
     second process could not have the memory this one has reserved)."""
     import jax
 
-    from dse.host import FLAG, host_cores
+    from dse.process import FLAG, host_cores
 
     cores = host_cores()
     out: dict = {"cores": cores, "runs": {}}
@@ -635,6 +636,7 @@ def _print_sharding(sh: dict) -> None:
         )
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m dse.bench",

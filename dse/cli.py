@@ -37,6 +37,8 @@ from dse.point import (
     from_config,
     override_for,
 )
+from dse.precision import with_x64
+from dse.process import command
 from dse.results import RunBusy, RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
 
@@ -192,6 +194,7 @@ def _labels(c: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+@with_x64
 def run(
     cfg: Any,
     out_dir: str | os.PathLike,
@@ -610,6 +613,7 @@ def _group_file(group: str, choice: str, cdir: Path) -> Path:
     return CONF_DIR / group / f"{choice}.yaml"
 
 
+@with_x64
 def explore(
     overrides: Sequence[str] = (),
     config_name: str = "config",
@@ -943,6 +947,7 @@ def _argv_config(argv: Sequence[str]) -> tuple[Path, str, list[str]]:
     return cdir.resolve(), cname, rest
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m dse``: Hydra app; bad input → one line on stderr, exit 2."""
     import hydra

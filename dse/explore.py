@@ -12,14 +12,15 @@ split like the points. Elementwise models go through the partitioner as they are
 that loop over blocks of points (``spec.block``) run under ``shard_map`` so that each device
 sorts and maps its own share. One device is the plain ``jit(vmap)`` path.
 
-x64 is enabled on import: cycle counts are exact int64 (a 1M-token context at a 0.5 ns clock
-overflows int32).
+Each model is traced and run in its own precision (:attr:`dse.models.ModelSpec.x64`, a
+:func:`dse.precision.x64` scope around the call): cycle counts are exact int64 (a 1M-token
+context at a 0.5 ns clock overflows int32). The process-wide JAX configuration is left as the
+caller set it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sys
 import time
@@ -29,13 +30,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import AxisType, Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
-
-jax.config.update("jax_enable_x64", True)
-
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dse._pytree import replace_paths  # noqa: E402
 from dse.errors import ConfigError  # noqa: E402
@@ -47,6 +45,8 @@ from dse.point import (  # noqa: E402
     flag_invalid,
     is_feasible,
 )
+from dse.precision import x64  # noqa: E402
+from dse.process import AXIS, points_mesh  # noqa: E402
 from dse.space import Space  # noqa: E402
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
 _TRACES: dict[str, int] = {}
 _EXECUTABLES: dict[tuple, Any] = {}
 _MIN_CHUNK = 256
-AXIS = "points"  # the mesh axis the design points are sharded along
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
@@ -93,14 +92,7 @@ def point_mesh(devices: int = 0) -> Mesh | None:
         raise ConfigError("config", "devices", "an integer >= 0 (0: all local devices)", devices)
     local = jax.local_devices()
     n = len(local) if devices == 0 else min(int(devices), len(local))
-    return _mesh(n) if n > 1 else None
-
-
-@functools.cache
-def _mesh(n: int) -> Mesh:
-    """One mesh object per device count (built once, not per chunk)."""
-    local = jax.local_devices()[:n]
-    return jax.make_mesh((n,), (AXIS,), axis_types=(AxisType.Auto,), devices=local)
+    return points_mesh(n) if n > 1 else None
 
 
 def _batched(model: str, mesh: Mesh | None = None) -> Callable:
@@ -206,6 +198,13 @@ def evaluate_points(
 
     Returns (metrics as numpy arrays, compile seconds, evaluation seconds).
     """
+    with x64(MODELS[model].x64):
+        return _evaluate_points(base, swept, model, devices)
+
+
+def _evaluate_points(
+    base: DesignPoint, swept: Mapping[str, np.ndarray], model: str, devices: int
+) -> tuple[dict[str, np.ndarray], float, float]:
     swept = {k: np.asarray(v) for k, v in swept.items()}
     if not swept:  # a single point: vmap needs one batched argument
         swept = {"workload.K": np.asarray([base.workload.K])}

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from dse.config import SWEEPS_DIR as SWEEPS
 from dse.errors import EXIT_BAD_INPUT, ConfigError
+from dse.process import command
 
 __all__ = ["STUDIES", "Study", "default_figure", "main", "markdown_table", "run_study"]
 
@@ -339,6 +340,7 @@ def list_studies(console) -> None:
     console.print(t)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dse.studies``: run named studies into ``--out``; ``--list`` lists them."""
     from rich.console import Console

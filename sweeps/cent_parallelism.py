@@ -28,6 +28,7 @@ import pandas as pd  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
+from dse.process import command  # noqa: E402
 from dse.validation.published import compare_cent  # noqa: E402
 
 MODELS = ("llama2_7b", "llama2_13b", "llama2_70b")
@@ -125,4 +126,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

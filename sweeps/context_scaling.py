@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 ONE = ["policy.micro_batches=1", "space.axes.policy.tp=[1,8]", "space.axes.policy.pp=[1]"]
 KINDS = {  # kind: (overrides on the CENT study config, colour, devices)
@@ -218,4 +219,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 from dse.workload.lengths import STATS, LengthDist  # noqa: E402
 
 ALLOC = {"static": "#7f7f7f", "dynamic": "#d62728", "paged": "#1f77b4"}
@@ -86,4 +87,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

@@ -50,6 +50,7 @@ from dse.cli import _compose, build  # noqa: E402
 from dse.config import CONF_DIR  # noqa: E402
 from dse.point import decode_status  # noqa: E402
 from dse.policy import SystemKind  # noqa: E402
+from dse.process import command  # noqa: E402
 from dse.serving import sim  # noqa: E402
 from dse.serving.csvout import read_requests_csv  # noqa: E402
 from dse.serving.run import request_table, run_point  # noqa: E402
@@ -615,4 +616,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

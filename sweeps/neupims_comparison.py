@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 # NeuPIMs configs/model_configs/gpt3-*.json: n_tp, n_pp (weights per device 3.3-10.9 GB)
 MODELS = {"gpt3_7b": (4, 1), "gpt3_13b": (4, 1), "gpt3_30b": (4, 2), "gpt3_175b": (8, 4)}
@@ -207,4 +208,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

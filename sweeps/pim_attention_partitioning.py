@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 POLICIES = {"hfp_rr": "#7f7f7f", "hfp_greedy": "#1f77b4", "tcp": "#d62728"}
 BATCHES = {1: ":", 8: "--", 64: "-"}
@@ -142,4 +143,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 POLICIES = {"static": "#7f7f7f", "pingpong": "#1f77b4", "dynamic": "#d62728"}
 DIMS = {64: ":", 128: "-", 256: "--"}
@@ -153,4 +154,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 # system → (overrides, {model class: (tp, pp, micro-batch counts tried)})
 SYSTEMS = {
@@ -294,4 +295,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

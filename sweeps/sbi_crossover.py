@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's dse, however it is installed
 
 import dse  # noqa: E402
+from dse.process import command  # noqa: E402
 
 # LLMServingSim single_node_pim_instance.json: RTXPRO6000 + DDR4_8GB_3200_pim, Llama-3.1-8B, TP 1.
 # 8 channels; rows x8 so a channel holds the INI's channel_size 8192 MB (the preset's 8 banks x
@@ -198,4 +199,4 @@ def main(out: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    command(main)(*sys.argv[1:2])

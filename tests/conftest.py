@@ -9,7 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
+from dse.process import use_host_cores
+
+use_host_cores()  # one JAX device per core, as the commands have (before any computation)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

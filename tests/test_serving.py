@@ -227,9 +227,9 @@ def _properties(points, tr, ta, out) -> None:
 @pytest.mark.slow
 def test_points_split_over_devices_give_the_same_results():
     """compile_batch runs each device's share of the points (one device per CPU core, as
-    ``import dse`` asks of XLA): the same per-request times and step counts as one device.
+    the commands and the test run ask of XLA): the same per-request times and step counts as one device.
     (Slow target: two more compiles of the serving loop.)"""
-    from dse.host import host_cores
+    from dse.process import host_cores
 
     if host_cores() > 1:
         assert jax.local_device_count() > 1

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from dse.cli import _compose, build
 from dse.errors import ConfigError
 from dse.explore import evaluate, evaluate_points, point_mesh, trace_count
-from dse.host import FLAG
+from dse.process import FLAG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def _env(host_devices: int) -> dict[str, str]:
     if host_devices > 1:
         env["XLA_FLAGS"] = " ".join([*flags, f"{FLAG}={host_devices}"])
         env.pop("DSE_HOST_DEVICES", None)
-    else:  # through dse.host's own override
+    else:  # through dse.process's own override
         env["XLA_FLAGS"] = " ".join(flags)
         env["DSE_HOST_DEVICES"] = str(host_devices)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])

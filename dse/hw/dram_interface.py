@@ -85,6 +85,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dse.hw.dram import DramConfig, read_ini
+from dse.process import command
 
 __all__ = [
     "InterfaceParams",
@@ -609,6 +610,7 @@ def agreement_table(evaluated) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """``python -m dse.hw.dram_interface [corpus.csv]``: print the agreement tables."""
     import sys

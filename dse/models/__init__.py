@@ -29,6 +29,8 @@ class ModelSpec:
     data-dependent loop run each block until its own slowest point is done, on arrays that
     stay in cache. ``cost``: a point's loop trip count (cheap, closed form); the evaluator
     sorts each call's points by it so that every block holds points of similar length.
+    ``x64``: the model computes in 64-bit types (:mod:`dse.precision`); every model does so
+    far, since their cycle and byte counts exceed int32 at long contexts and large batches.
     """
 
     fn: Callable
@@ -45,6 +47,7 @@ class ModelSpec:
     key: str = ""  # what else the compiled function depends on (a serving run's trace)
     statics: Callable | None = None  # (base, swept) → base with array sizes that hold swept
     tradeoff_min: tuple[bool, bool] = (True, False)  # lower x, higher y is better
+    x64: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -102,8 +102,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 import dse
-
-jax.config.update("jax_enable_x64", True)  # cycles and counts are int64
+from dse.process import command
 
 __all__ = [
     "CACHE_PATH",
@@ -1026,6 +1025,7 @@ def _print_table(table: pd.DataFrame, title: str) -> None:
     Console(width=max(120, Console().width)).print(out)
 
 
+@command
 def main() -> pd.DataFrame:
     """Print the per-group comparison with the cache and the run time; return the table."""
     t0 = time.perf_counter()

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dse._pytree import replace_paths
 from dse.models import pim_kernel
@@ -257,7 +258,7 @@ def _greedy(tau, group, heads, channels, n_groups: int, c_max: int = C_MAX, trac
     return jax.lax.cond(jnp.max(group) <= 0, one_group, groups)
 
 
-_FULL = jnp.int64(1) << 62  # load of a channel that does not exist
+_FULL = np.int64(1) << 62  # load of a channel that does not exist
 
 
 def issue_bound(chan_of, group, instr, work, n_groups: int, c_max: int, ns_per_instr, tCK_ns):

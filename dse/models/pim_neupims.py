@@ -81,8 +81,6 @@ import jax.numpy as jnp
 from dse.models.pim_newton import _get, program_cycles
 from dse.workload.dtype import DTYPE_BYTES
 
-jax.config.update("jax_enable_x64", True)
-
 __all__ = ["MAX_COMPS_PER_READRES", "kernel_cycles", "neupims_program", "program_parts_cycles"]
 
 #: COMPs one COMPS_READRES address can encode (rank/bank-group/bank bits, Common.cc:545-556).

@@ -115,8 +115,6 @@ import numpy as np
 
 from dse.paths import CONF_DIR
 
-jax.config.update("jax_enable_x64", True)  # cycle counts are int64
-
 __all__ = [
     "NEWTON_DEFAULTS",
     "PIPELINE_FILL",

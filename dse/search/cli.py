@@ -36,6 +36,8 @@ from dse.cli import (
 from dse.config import CONF_DIR, register_configs
 from dse.errors import ConfigError
 from dse.models import MODELS
+from dse.precision import with_x64
+from dse.process import command
 from dse.report import save_figure
 from dse.search.area import AREA_METRICS
 from dse.search.params import parse_params
@@ -132,6 +134,7 @@ def problem_from(c: Mapping[str, Any], base: Any, source: str) -> tuple[Problem,
     return prob, settings
 
 
+@with_x64
 def run_search(
     cfg: Any, out: Path, prov: Any = None, progress: bool = True, source: str = "search"
 ) -> SearchResult | pd.DataFrame:
@@ -180,6 +183,7 @@ def run_search(
 _SENS_KEYS = {"strategy", "metric", "paths", "nonzero", "top"}
 
 
+@with_x64
 def run_sensitivity(c: Mapping[str, Any], base: Any, out: Path, source: str) -> pd.DataFrame:
     """``search=sensitivity``: the ranked elasticities of a metric at the configured design
     point (:func:`dse.search.gradient.sensitivities`), written as ``sensitivity.parquet`` /
@@ -363,6 +367,7 @@ def _task(cfg: Any) -> float | None:
     return float(result.best[result.objective])
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m dse.search``: Hydra app; bad input → one line on stderr, exit 2."""
     import hydra

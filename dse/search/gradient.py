@@ -45,9 +45,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-
-jax.config.update("jax_enable_x64", True)
-
 import matplotlib  # noqa: E402
 import matplotlib.patches  # noqa: E402
 
@@ -61,6 +58,7 @@ from scipy.stats import qmc  # noqa: E402
 from dse._pytree import get_path, replace_paths  # noqa: E402
 from dse.models import MODELS, ModelSpec  # noqa: E402
 from dse.point import DesignPoint, FieldInfo, field_info, is_feasible  # noqa: E402
+from dse.precision import with_x64
 
 __all__ = [
     "FD_REL_STEP",
@@ -316,6 +314,7 @@ def differentiable_paths(
     return [p for p, k in zip(cands, keep, strict=True) if k]
 
 
+@with_x64
 def sensitivities(
     base: DesignPoint,
     model: ModelLike,
@@ -518,6 +517,7 @@ def _exact_program(fn: Callable) -> Callable:
     return jax.jit(jax.vmap(lambda b, s: fn(replace_paths(b, s)), in_axes=(None, 0)))
 
 
+@with_x64
 def adam_search(
     base: DesignPoint,
     model: ModelLike,

@@ -38,6 +38,7 @@ from dse.errors import ConfigError
 from dse.explore import evaluate_points
 from dse.models import MODELS
 from dse.point import DesignPoint, field_info, is_feasible
+from dse.precision import with_x64
 from dse.search.params import Param
 from dse.space import _DOTTED
 
@@ -183,6 +184,7 @@ class SearchResult:
     restarts: int = 0  # cmaes: IPOP restarts after convergence
 
 
+@with_x64
 def search(
     problem: Problem,
     strategy: str = "cmaes",

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from dse.errors import ConfigError
+from dse.process import command
 
 DTYPES = {"float16": "fp16", "bfloat16": "bf16", "fp16": "fp16", "bf16": "bf16"}
 
@@ -123,6 +124,7 @@ def overrides(args: argparse.Namespace, cluster) -> list[str]:
     ]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="[%(levelname)s] %(message)s")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dse.point import DesignPoint, decode_status, flag_invalid
+from dse.precision import with_x64
 from dse.serving import sim
 from dse.serving.csvout import COLUMNS
 from dse.serving.traces import Trace
@@ -37,6 +38,7 @@ def options_for(trace: Trace, point: DesignPoint, **kw) -> sim.Options:
 _SIM = {}
 
 
+@with_x64
 def run_point(point: DesignPoint, trace: Trace, per_step: bool = True, **kw) -> RunOutput:
     """Serve ``trace`` on ``point``. ``per_step``: one step per loop iteration (exact
     per-token times for the per-request table and a line per step); otherwise event

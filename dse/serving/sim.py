@@ -63,12 +63,15 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dse._pytree import replace_paths
 from dse.models import system
 from dse.models.kv_memory import kv_bytes_per_token
 from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import KvAlloc, Partition, SystemKind
+from dse.process import AXIS, points_mesh
 from dse.serving import step as stepmod
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.llm import SHAPE_COLUMNS, param_count
@@ -215,23 +218,25 @@ def compile_batch(
 ):
     """Compile :func:`simulate_batch` (with ``metrics``: :func:`summarize` of every point
     instead) for the shapes of ``(base, swept, tr)``; returns ``run(base, swept, tr)``. With
-    several local devices (on the CPU, one per core: :mod:`dse.host`) and a point count they
+    several local devices (on the CPU, one per core: :mod:`dse.process`) and a point count they
     divide, each device runs its own share of the points, side by side."""
     fn = functools.partial(_run, opt=opt, block=block, metrics=metrics)
     n = next(iter(swept.values())).shape[0] if swept else 1
     nd = jax.local_device_count()
     if not swept or nd < 2 or n % nd:
         return jax.jit(fn).lower(base, swept, tr).compile()
-
-    def split(s):
-        return {k: jnp.reshape(v, (nd, n // nd, *jnp.shape(v)[1:])) for k, v in s.items()}
-
-    exe = jax.pmap(fn, in_axes=(None, 0, None)).lower(base, split(swept), tr).compile()
-
-    def run(b, s, t):
-        return jax.tree.map(lambda v: v.reshape(n, *v.shape[2:]), exe(b, split(s), t))
-
-    return run
+    # each device steps its own share of the points through its own loop (shard_map): the
+    # partitioner would otherwise gather every point's state into one loop
+    mesh = points_mesh(nd)
+    local = jax.shard_map(
+        fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=P(AXIS), check_vma=False
+    )
+    rep, pts = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+    return (
+        jax.jit(local, in_shardings=(rep, pts, rep), out_shardings=pts)
+        .lower(base, swept, tr)
+        .compile()
+    )
 
 
 def _run(base, swept, tr, opt, block, metrics):

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from dse.point import is_feasible
+from dse.process import command
 
 __all__ = ["CHECKS", "MODELS", "Result", "main", "run_checks", "to_markdown"]
 
@@ -1817,6 +1818,7 @@ def parser():
     return ap
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status."""
     from dse.errors import EXIT_BAD_INPUT, ConfigError

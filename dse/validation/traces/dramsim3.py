@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dse.process import command
 from dse.validation.traces import write_corpus
 
 SIMULATOR = "dramsim3"
@@ -529,6 +530,7 @@ def find_inis(dirs: list[str]) -> tuple[list[tuple[Path, Layout]], list[tuple[Pa
     return ok, skipped
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sim", required=True, help="path to dramsim3main(.out)")

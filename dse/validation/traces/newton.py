@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dse.process import command
 from dse.validation.traces import write_corpus
 
 SIMULATOR = "newtonsim"
@@ -238,6 +239,7 @@ def row_for(run: NewtonRun, res: dict, commit: str) -> dict:
     return row
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--harness", required=True)
