@@ -1,7 +1,9 @@
 """Benchmarks: ``python -m dse.bench [--points N] [--skip-large] [--only system]``.
 
 1. GEMV model throughput: one compiled call over ``2**20`` random design points (8 swept
-   parameters), compile time reported separately, best of several repetitions.
+   parameters), compile time reported separately, best of several repetitions; its
+   operations per point (XLA's cost analysis) and the fraction of the CPU's float64 peak
+   they reach (nominal, and as a float64 matrix product measures it).
 2. Attention-kernel throughput (``pim_kernel``, dynamic scheduling): ``2**17`` random decode
    attention kernels (score q·Kᵀ and context s·V, L 256–128K, head dim 64–256, GQA group
    1–8, row reuse, OBuf depth, dual-ported and blocking-readout buffers) on the default PIM
@@ -255,14 +257,82 @@ def model_throughput(n: int = 1 << 20, reps: int = 5) -> dict:
         swept = {k: rng.permutation(v) for k, v in swept.items()}  # new data, same shape
         _, _, t = evaluate_points(base, swept)
         times.append(t)
+    flops = flops_per_point("pim_gemv", base, swept)
+    rate = n / min(times)
+    peak = cpu_peak()
     return {
         "points": n,
         "compile_s": round(compile_s, 3),
         "first_call_s": round(first_s, 4),
         "eval_s_best": round(min(times), 4),
         "eval_s_median": round(float(np.median(times)), 4),
-        "points_per_s": round(n / min(times)),
+        "points_per_s": round(rate),
         "traces": trace_count() - before,
+        "flops_per_point": round(flops, 1),
+        "GFLOPs": round(flops * rate / 1e9, 2),
+        **peak,
+        "fraction_of_nominal_peak": round(flops * rate / 1e9 / peak["nominal_GFLOPs"], 4),
+        "fraction_of_matmul_peak": round(flops * rate / 1e9 / peak["matmul_GFLOPs"], 4),
+    }
+
+
+def flops_per_point(model: str, base, swept: dict) -> float:
+    """Arithmetic operations per design point of ``model``'s compiled call, as XLA's cost
+    analysis counts them (its ``flops``: every elementwise operation, integer or floating
+    point, counts one; an int64 floor division is about eleven), over every device's share."""
+    from dse.explore import _executable, point_mesh
+
+    mesh = point_mesh(0)
+    exe, _ = _executable(model, base, swept, mesh)
+    cost = exe.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    n = len(next(iter(swept.values())))
+    per_device = n / (mesh.size if mesh is not None else 1)
+    return float(cost["flops"]) / per_device
+
+
+def cpu_peak(size: int = 2048, reps: int = 3) -> dict:
+    """The CPU's float64 peak: nominal (cores × clock × flops per cycle from its vector
+    width, with fused multiply-add and two FMA units per core, as server cores of AVX2 and
+    AVX-512 have) and what a ``size``² float64 matrix product reaches through XLA on all
+    cores (best of ``reps``)."""
+    import time as _time
+
+    import jax
+    import jax.numpy as jnp
+
+    from dse.process import host_cores
+
+    flags, mhz = set(), 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags" and not flags:
+                flags = set(value.split())
+            elif key.strip() == "cpu MHz" and not mhz:
+                mhz = float(value)
+    except (OSError, ValueError):
+        pass
+    lanes = 8 if "avx512f" in flags else 4 if "avx" in flags else 2  # float64 per vector
+    per_cycle = lanes * (2 if "fma" in flags else 1) * 2  # FMA = 2 flops; 2 units per core
+    cores = host_cores()
+    nominal = cores * (mhz or 2000.0) / 1e3 * per_cycle
+    dev = jax.local_devices()[0]
+    with jax.enable_x64(True):
+        a = jax.device_put(jnp.ones((size, size), jnp.float64) * 0.5, dev)
+        mm = jax.jit(lambda x: x @ x)
+        jax.block_until_ready(mm(a))
+        best = float("inf")
+        for _ in range(reps):
+            t0 = _time.perf_counter()
+            jax.block_until_ready(mm(a))
+            best = min(best, _time.perf_counter() - t0)
+    return {
+        "cores": cores,
+        "clock_MHz": mhz,
+        "flops_per_cycle_per_core": per_cycle,
+        "nominal_GFLOPs": round(nominal, 1),
+        "matmul_GFLOPs": round(2 * size**3 / best / 1e9, 1),
     }
 
 
@@ -708,6 +778,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"GEMV model, {m['points']:,} points in one call: compile "
                 f"{m['compile_s']:.2f} s, evaluation {m['eval_s_best']:.3f} s (best of 5) -> "
                 f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}"
+            )
+            print(
+                f"GEMV model: {m['flops_per_point']:.0f} operations per point (XLA's cost analysis) "
+                f"-> {m['GFLOPs']:.1f} GFLOP/s = {m['fraction_of_nominal_peak']:.1%} of the "
+                f"CPU's float64 peak ({m['nominal_GFLOPs']:.0f} GFLOP/s: {m['cores']} cores × "
+                f"{m['clock_MHz']:.0f} MHz × {m['flops_per_cycle_per_core']} flops/cycle), "
+                f"{m['fraction_of_matmul_peak']:.1%} of what a float64 matrix product reaches "
+                f"here ({m['matmul_GFLOPs']:.0f} GFLOP/s)"
             )
     if run_("kernel"):
         out["kernel"] = k = kernel_throughput()

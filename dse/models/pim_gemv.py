@@ -69,8 +69,21 @@ METRICS = {
 }
 
 
+#: integers below this are exact in float64, and so is ``floor(a / b)`` of two of them
+EXACT = float(1 << 52)
+
+
 def _cdiv(a, b):
-    return -(-a // b)
+    """``ceil(a / b)`` of non-negative whole numbers held in float64: exact below
+    :data:`EXACT` (two integer quotients differ by at least ``1/b``, a relative ``1/a``,
+    more than the division's rounding), and one vector division where int64 has none."""
+    return jnp.ceil(a / b)
+
+
+def _fdiv(a, b):
+    """``floor(a / b)`` of non-negative whole numbers held in float64 (exact as
+    :func:`_cdiv`)."""
+    return jnp.floor(a / b)
 
 
 def _row_cycles(k, t_mac, tccd, pim):
@@ -81,7 +94,11 @@ def _row_cycles(k, t_mac, tccd, pim):
 
 
 def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
-    """GEMV timing of one design point (see the module docstring for the equations)."""
+    """GEMV timing of one design point (see the module docstring for the equations).
+
+    The counts are whole numbers computed in float64, where a vector division exists (int64
+    division is one scalar instruction per element): exact while every count stays below
+    2**52 (:data:`EXACT`); a point whose cycle count reaches it is flagged ``overflow``."""
     pim, wl = p.hw.pim, p.workload
     db = DTYPE_BYTES[wl.dtype]  # static
 
@@ -104,53 +121,61 @@ def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
         | (pim.tRFC < 0)
     )
     # Sanitised copies keep the arithmetic finite on bad points; their metrics are masked.
-    one = jnp.ones((), jnp.int64)
-    channels = jnp.maximum(pim.channels, one)
-    banks = jnp.maximum(pim.banks, one)
-    lanes = jnp.maximum(pim.lanes, one)
-    tccd = jnp.maximum(pim.tCCD_mac, one)
-    col = jnp.maximum(pim.col_bytes, db)
-    row = jnp.maximum(pim.row_bytes, col)
-    K, M = jnp.maximum(wl.K, one), jnp.maximum(wl.M, one)
+    f = jnp.float64
+
+    def at_least(x, lo):
+        return jnp.maximum(jnp.asarray(x, f), lo)
+
+    channels = at_least(pim.channels, 1.0)
+    banks = at_least(pim.banks, 1.0)
+    lanes = at_least(pim.lanes, 1.0)
+    tccd = at_least(pim.tCCD_mac, 1.0)
+    col = at_least(pim.col_bytes, float(db))
+    row = jnp.maximum(jnp.asarray(pim.row_bytes, f), col)
+    K, M = at_least(wl.K, 1.0), at_least(wl.M, 1.0)
     tck = jnp.where(pim.tCK_ns > 0, pim.tCK_ns, 1.0)
     rate = jnp.where(pim.data_rate > 0, pim.data_rate, 1.0)
-    width = jnp.maximum(pim.bus_width_bits, one)
+    width = at_least(pim.bus_width_bits, 1.0)
+    gbuf, out_bytes = jnp.asarray(pim.gbuf_bytes, f), jnp.asarray(pim.out_bytes, f)
+    tREFI, tRFC = jnp.asarray(pim.tREFI, f), jnp.asarray(pim.tRFC, f)
 
     # --- MAC streaming and row switching ------------------------------------------------
-    e = col // db  # elements per column access
+    e = _fdiv(col, db)  # elements per column access
     t_mac = tccd * _cdiv(e, lanes)
-    cols_per_row = row // col
+    cols_per_row = _fdiv(row, col)
     m_bank = _cdiv(_cdiv(M, channels), banks)  # output rows of the busiest bank
     n_mac = m_bank * _cdiv(K, e)
-    n_full, rem = n_mac // cols_per_row, n_mac % cols_per_row
+    n_full = _fdiv(n_mac, cols_per_row)
+    rem = n_mac - n_full * cols_per_row
     n_act = n_full + (rem > 0)
     t_compute = n_full * _row_cycles(cols_per_row, t_mac, tccd, pim) + jnp.where(
-        rem > 0, _row_cycles(jnp.maximum(rem, 1), t_mac, tccd, pim), 0
+        rem > 0, _row_cycles(jnp.maximum(rem, 1.0), t_mac, tccd, pim), 0.0
     )
     t_mac_total = n_mac * t_mac
 
     # --- external transfers -------------------------------------------------------------
-    t_io = jnp.ceil(8.0 * col / (width * rate)).astype(jnp.int64)
-    k_chunk = jnp.maximum(pim.gbuf_bytes // col, 1) * e  # whole columns per GBuf fill
+    t_io = jnp.ceil(8.0 * col / (width * rate))
+    k_chunk = jnp.maximum(_fdiv(gbuf, col), 1.0) * e  # whole columns per GBuf fill
     n_chunk = _cdiv(K, k_chunk)
     n_wr = _cdiv(K * db, col)
     m_chan = _cdiv(M, channels)
-    n_rd = n_chunk * _cdiv(m_chan * pim.out_bytes, col)  # partial sums, densely packed
+    n_rd = n_chunk * _cdiv(m_chan * out_bytes, col)  # partial sums, densely packed
     t_in, t_out = n_wr * t_io, n_rd * t_io
-    exposed = (_cdiv(jnp.minimum(K, k_chunk) * db, col) + 1) * t_io  # first fill, last burst
+    exposed = (_cdiv(jnp.minimum(K, k_chunk) * db, col) + 1.0) * t_io  # first fill, last burst
     serial = t_compute + t_in + t_out
     overlap = jnp.maximum(t_compute, t_in + t_out - exposed) + exposed
     busy = jnp.where(p.policy.io == 0, serial, overlap)
 
     # --- discrete refresh ---------------------------------------------------------------
-    window = pim.tREFI - pim.tRFC
-    starved = (pim.tRFC > 0) & (window <= 0)
+    window = tREFI - tRFC
+    starved = (tRFC > 0) & (window <= 0)
     n_ref = jnp.where(
-        (pim.tRFC > 0) & (busy > pim.tREFI) & ~starved,
-        _cdiv(busy - pim.tREFI, jnp.maximum(window, 1)),
-        0,
+        (tRFC > 0) & (busy > tREFI) & ~starved,
+        _cdiv(busy - tREFI, jnp.maximum(window, 1.0)),
+        0.0,
     )
-    cycles = busy + n_ref * pim.tRFC
+    cycles = busy + n_ref * tRFC
+    inexact = ~(cycles < EXACT)  # beyond float64's whole numbers (or not finite)
 
     # --- metrics ------------------------------------------------------------------------
     status = (
@@ -158,36 +183,37 @@ def gemv(p: DesignPoint) -> dict[str, jnp.ndarray]:
         | jnp.where(pim.gbuf_bytes < col, STATUS_CODE["gbuf_too_small"], 0)
         | jnp.where(starved, STATUS_CODE["refresh_starved"], 0)
         | jnp.where(n_act > pim.rows, STATUS_CODE["capacity_exceeded"], 0)
+        | jnp.where(inexact, STATUS_CODE["overflow"], 0)
     ).astype(jnp.int64)
 
-    cyc = jnp.maximum(cycles, 1).astype(jnp.float64)
+    cyc = jnp.maximum(cycles, 1.0)
     time_ns = cyc * tck
-    fracs = jnp.stack(
-        [
-            t_mac_total / cyc,
-            (t_compute - t_mac_total) / cyc,
-            (busy - t_compute) / cyc,
-            (n_ref * pim.tRFC) / cyc,
-        ]
-    )
-    useful_macs = (M * K).astype(jnp.float64)
-    mac_capacity = (channels * banks * lanes).astype(jnp.float64) * cyc / tccd
+    parts = (t_mac_total, t_compute - t_mac_total, busy - t_compute, n_ref * tRFC)
+    # the first of the largest (argmax) by comparisons: no stacked array to write and read
+    bottleneck, top = jnp.zeros((), jnp.int64), parts[0]
+    for code, part in enumerate(parts[1:], 1):
+        bottleneck, top = jnp.where(part > top, code, bottleneck), jnp.maximum(part, top)
+    mac_capacity = channels * banks * lanes * cyc / tccd
+
+    def count(x):  # whole numbers out as int64 (0 where not exact: the row is flagged)
+        return jnp.where(inexact, 0, x).astype(jnp.int64)
+
     return {
-        "cycles": cycles,
+        "cycles": count(cycles),
         "time_ns": time_ns,
-        "internal_GBps": (M * K * db).astype(jnp.float64) / time_ns,
+        "internal_GBps": M * K * db / time_ns,
         "peak_internal_GBps": (channels * banks * col) / (t_mac * tck),
         "external_GBps": channels * (width / 8.0) * rate / tck,
-        "mac_util": useful_macs / mac_capacity,
-        "frac_mac": fracs[0],
-        "frac_row": fracs[1],
-        "frac_io": fracs[2],
-        "frac_refresh": fracs[3],
-        "bottleneck": jnp.argmax(fracs).astype(jnp.int64),
-        "n_mac": n_mac,
-        "n_act": n_act,
-        "n_wr_inp": n_wr,
-        "n_rd_out": n_rd,
-        "n_ref": n_ref,
+        "mac_util": M * K / mac_capacity,
+        "frac_mac": parts[0] / cyc,
+        "frac_row": parts[1] / cyc,
+        "frac_io": parts[2] / cyc,
+        "frac_refresh": parts[3] / cyc,
+        "bottleneck": bottleneck,
+        "n_mac": count(n_mac),
+        "n_act": count(n_act),
+        "n_wr_inp": count(n_wr),
+        "n_rd_out": count(n_rd),
+        "n_ref": count(n_ref),
         "status": status,
     }
