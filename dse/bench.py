@@ -780,9 +780,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{m['points_per_s']:,.0f} points/s; traces {m['traces']}"
             )
             print(
-                f"GEMV model: {m['flops_per_point']:.0f} operations per point (XLA's cost analysis) "
-                f"-> {m['GFLOPs']:.1f} GFLOP/s = {m['fraction_of_nominal_peak']:.1%} of the "
-                f"CPU's float64 peak ({m['nominal_GFLOPs']:.0f} GFLOP/s: {m['cores']} cores × "
+                f"GEMV model: {m['flops_per_point']:.0f} operations per point (XLA's cost "
+                f"analysis) -> {m['GFLOPs']:.1f} GFLOP/s = "
+                f"{m['fraction_of_nominal_peak']:.1%} of the CPU's float64 peak "
+                f"({m['nominal_GFLOPs']:.0f} GFLOP/s: {m['cores']} cores × "
                 f"{m['clock_MHz']:.0f} MHz × {m['flops_per_cycle_per_core']} flops/cycle), "
                 f"{m['fraction_of_matmul_peak']:.1%} of what a float64 matrix product reaches "
                 f"here ({m['matmul_GFLOPs']:.0f} GFLOP/s)"

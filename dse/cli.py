@@ -41,6 +41,7 @@ from dse.precision import with_x64
 from dse.process import command
 from dse.results import RunBusy, RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
+from dse.trace_cache import compile_cached
 
 __all__ = ["run", "explore", "main", "RunResult", "build"]
 
@@ -416,7 +417,8 @@ def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
         if k in infos and not infos[k].static
     }
     point = replace_paths(base, values)
-    inputs = jax.tree.map(np.asarray, jax.jit(system.schedule_inputs)(point))
+    schedule = compile_cached(system.schedule_inputs, (point,), "schedule_inputs")
+    inputs = jax.tree.map(np.asarray, schedule(point))
     fields = {k: float(np.asarray(get_path(point, k))) for k, i in infos.items() if not i.static}
     ref = simulate_point(fields, inputs)
     kind = system.SystemKind(int(fields["policy.system"])).name

@@ -3,8 +3,9 @@
 Points are evaluated in fixed-size chunks; the last chunk of a static combination is padded
 by repeating its last point, so every chunk of a run reuses one compiled executable. Constant
 parameters are passed unbatched (``in_axes=None``): only swept axes occupy per-point memory.
-Each distinct (model, static values, swept paths, chunk size, mesh) compiles once per process,
-and JAX's persistent compilation cache makes later processes skip most of that compile.
+Each distinct (model, static values, swept paths, chunk size, mesh) compiles once per process;
+later processes load the traced program (:mod:`dse.trace_cache`) and JAX's persistent
+compilation cache answers its compile.
 
 The design-point axis is sharded over the local devices (DESIGN.md §7): a 1-D mesh
 ``("points",)``, the swept arrays split along it, the base point replicated and every output
@@ -48,6 +49,7 @@ from dse.point import (  # noqa: E402
 from dse.precision import x64  # noqa: E402
 from dse.process import AXIS, points_mesh  # noqa: E402
 from dse.space import Space  # noqa: E402
+from dse.trace_cache import compile_cached  # noqa: E402
 
 __all__ = [
     "ChunkResult",
@@ -77,7 +79,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
 
 
 def trace_count(model: str = "pim_gemv") -> int:
-    """How many times ``model`` has been traced (compiled) in this process."""
+    """How many executables of ``model`` this process has built (traced, or loaded from the
+    trace cache, and compiled): one per structure, chunk size and mesh."""
     return _TRACES.get(model, 0)
 
 
@@ -95,22 +98,22 @@ def point_mesh(devices: int = 0) -> Mesh | None:
     return points_mesh(n) if n > 1 else None
 
 
-def _batched(model: str, mesh: Mesh | None = None) -> Callable:
-    """``jit(vmap(model))`` over the swept arrays; with ``mesh``, the design-point axis is
-    sharded over its devices (the base point replicated, every output sharded)."""
+def _batched(model: str, mesh: Mesh | None = None) -> tuple[Callable, dict[str, Any]]:
+    """``vmap(model)`` over the swept arrays and the shardings to ``jit`` it with: with
+    ``mesh``, the design-point axis is sharded over its devices (the base point replicated,
+    every output sharded)."""
     spec = MODELS[model]
     fn, block = spec.fn, spec.block
 
     def one(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        _TRACES[model] = _TRACES.get(model, 0) + 1  # runs at trace time only
         return fn(replace_paths(base, swept))
 
     batched = jax.vmap(one, in_axes=(None, 0))
     if not block:
         if mesh is None:
-            return jax.jit(batched)
+            return batched, {}
         # elementwise over points: the partitioner splits the vmapped program as it is
-        return jax.jit(batched, **_shardings(mesh))
+        return batched, _shardings(mesh)
 
     def blocks(base: DesignPoint, swept: dict[str, jax.Array]) -> dict[str, jax.Array]:
         if spec.cost is None:
@@ -125,14 +128,14 @@ def _batched(model: str, mesh: Mesh | None = None) -> Callable:
         return jax.tree.map(lambda v: v[back], out)
 
     if mesh is None:
-        return jax.jit(blocks)
+        return blocks, {}
     # A sequential loop over blocks of a sharded axis (after a global sort) is not split by
     # the partitioner: every device would gather all points and run every block. Each
     # device instead sorts and maps its own share.
     local = jax.shard_map(
         blocks, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS), check_vma=False
     )
-    return jax.jit(local, **_shardings(mesh))
+    return local, _shardings(mesh)
 
 
 def _shardings(mesh: Mesh) -> dict[str, Any]:
@@ -151,11 +154,12 @@ def _executable(
     if key in _EXECUTABLES:
         return _EXECUTABLES[key], 0.0
     t0 = time.perf_counter()
+    _TRACES[model] = _TRACES.get(model, 0) + 1
     if MODELS[model].batched is not None:
-        _TRACES[model] = _TRACES.get(model, 0) + 1
         exe = MODELS[model].batched(base, swept)
     else:
-        exe = _batched(model, mesh).lower(base, swept).compile()
+        fn, shardings = _batched(model, mesh)
+        exe = compile_cached(fn, (base, swept), ("explore", model, MODELS[model].key), **shardings)
     _EXECUTABLES[key] = exe
     return exe, time.perf_counter() - t0
 

@@ -73,6 +73,7 @@ from dse.point import STATUS_CODE, DesignPoint
 from dse.policy import KvAlloc, Partition, SystemKind
 from dse.process import AXIS, points_mesh
 from dse.serving import step as stepmod
+from dse.trace_cache import compile_cached
 from dse.workload.dtype import DTYPE_BYTES
 from dse.workload.llm import SHAPE_COLUMNS, param_count
 
@@ -221,10 +222,11 @@ def compile_batch(
     several local devices (on the CPU, one per core: :mod:`dse.process`) and a point count they
     divide, each device runs its own share of the points, side by side."""
     fn = functools.partial(_run, opt=opt, block=block, metrics=metrics)
+    key = ("serving", opt, block, metrics)
     n = next(iter(swept.values())).shape[0] if swept else 1
     nd = jax.local_device_count()
     if not swept or nd < 2 or n % nd:
-        return jax.jit(fn).lower(base, swept, tr).compile()
+        return compile_cached(fn, (base, swept, tr), key)
     # each device steps its own share of the points through its own loop (shard_map): the
     # partitioner would otherwise gather every point's state into one loop
     mesh = points_mesh(nd)
@@ -232,11 +234,7 @@ def compile_batch(
         fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=P(AXIS), check_vma=False
     )
     rep, pts = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
-    return (
-        jax.jit(local, in_shardings=(rep, pts, rep), out_shardings=pts)
-        .lower(base, swept, tr)
-        .compile()
-    )
+    return compile_cached(local, (base, swept, tr), key, (rep, pts, rep), pts)
 
 
 def _run(base, swept, tr, opt, block, metrics):
