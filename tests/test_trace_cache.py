@@ -49,7 +49,9 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
             np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
 
 
-@pytest.mark.parametrize("model", ["pim_gemv", "pim_attention"])
+@pytest.mark.parametrize(
+    "model", ["pim_gemv", pytest.param("pim_attention", marks=pytest.mark.slow)]
+)
 def test_a_second_process_loads_the_trace_and_gets_the_same_results(tmp_path, model):
     overrides = [f"model={model}"]
     first, a = _run(tmp_path, overrides, "a.pkl")

@@ -91,6 +91,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -101,7 +102,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-import dse
+from dse.paths import CONF_DIR, ROOT
 from dse.process import command
 
 __all__ = [
@@ -155,12 +156,13 @@ GENERATORS = ("current", "cache")
 #: the 3-head rows) agree with that scheduler rule; the rows before agree with the other.
 SECOND_BUILD_ROW = 58152
 
-# the dse package directory (dse.__file__ is None when an editable install resolves dse as a
-# namespace package; this module then locates it)
-_DSE = Path(dse.__file__).resolve().parent if dse.__file__ else Path(__file__).resolve().parents[1]
-_CONF = _DSE.parent / "conf" / "pim"
-#: default cache location: ``Path(dse.__file__).resolve().parents[2] / "shared/..."``
-CACHE_PATH = _DSE.parents[1] / "shared/reference/validation/attacc_hbm3pim_ramulator_cache.csv"
+_CONF = CONF_DIR / "pim"
+#: default cache location: ``$DSE_REFERENCE`` (default ``../shared/reference`` beside the
+#: checkout) ``/validation/...``
+CACHE_PATH = (
+    Path(os.environ.get("DSE_REFERENCE") or ROOT.parent / "shared" / "reference")
+    / "validation/attacc_hbm3pim_ramulator_cache.csv"
+)
 
 
 class Timing(NamedTuple):

@@ -20,9 +20,11 @@ Errors name the file and key and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from dse.errors import ConfigError
@@ -124,11 +126,37 @@ def overrides(args: argparse.Namespace, cluster) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def _logging(level: str) -> Iterator[logging.Logger]:
+    """The package's log at ``level``, for the call only: the ``dse`` logger's level, and,
+    where the process has no logging set up (the command line), a handler of our own on it
+    writing to this call's stderr; both undone on the way out. A program running the
+    command in-process keeps its own handlers (the records reach them) and nothing of ours
+    outlives the call."""
+    top = logging.getLogger("dse")
+    saved = top.level
+    handler = None
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+        top.addHandler(handler)
+    top.setLevel(level)
+    try:
+        yield logging.getLogger("dse.serving")
+    finally:
+        if handler is not None:
+            top.removeHandler(handler)
+        top.setLevel(saved)
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="[%(levelname)s] %(message)s")
-    log = logging.getLogger("dse.serving")
+    with _logging(args.log_level) as log:
+        return _main(args, log)
+
+
+def _main(args: argparse.Namespace, log: logging.Logger) -> int:
     from dse.cli import catch_termination, interrupted
 
     try:
