@@ -88,6 +88,7 @@ def serving_throughput(
     runs = (
         ("token-centric", "tcp", 1),
         ("token-centric, outputs doubled", "tcp", 2),
+        ("token-centric, outputs x4", "tcp", 4),
         ("head-first round-robin", "hfp_rr", 1),
     )
     for label, partition, factor in runs:
@@ -103,10 +104,11 @@ def serving_throughput(
         t0 = time.perf_counter()
         exe = sim.compile_batch(base, swept, ta, opt, metrics=True)
         compile_s = time.perf_counter() - t0
+        plan = _memory_plan(exe.compiled)
         times = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            m = jax.block_until_ready(exe(base, swept, ta))
+            m, rss = _rss_rise(lambda: jax.block_until_ready(exe(base, swept, ta)))  # noqa: B023
             times.append(time.perf_counter() - t0)
         best = min(times)
         row = {
@@ -116,6 +118,12 @@ def serving_throughput(
             "requests": n_requests,
             "generated_tokens": int(tr.output_toks.sum()),
             "compile_s": round(compile_s, 2),
+            "trace_s": round(exe.trace_s, 2),
+            "trace_loaded": bool(exe.loaded),
+            "xla_compile_s": round(exe.compile_s, 2),
+            "memory_MB": round(plan / 2**20, 1),
+            "memory_MB_per_1024_points": round(plan / 2**20 * 1024 / n_points, 1),
+            "rss_rise_MB": round(rss / 2**20, 1),
             "eval_s_best": round(best, 3),
             "simulations_per_s": round(n_points / best, 1),
             "iterations_max": int(np.max(m["iterations"])),
@@ -133,11 +141,56 @@ def serving_throughput(
             row["reference_steps"] = ref["steps"]
             row["speedup"] = round(ref_s / (best / n_points))
         out[label] = row
-    out["doubling_ratio"] = round(
-        out["token-centric, outputs doubled"]["eval_s_best"] / out["token-centric"]["eval_s_best"],
-        2,
-    )
+    one = out["token-centric"]["eval_s_best"]
+    out["doubling_ratio"] = round(out["token-centric, outputs doubled"]["eval_s_best"] / one, 2)
+    out["x4_ratio"] = round(out["token-centric, outputs x4"]["eval_s_best"] / one, 2)
     return out
+
+
+def _rss_rise(fn):
+    """``fn()`` and how far the process's resident memory rose above where it started while
+    it ran (sampled every 2 ms from /proc/self/statm; 0 where that file is absent)."""
+    import threading
+
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+        except OSError:
+            return 0
+
+    start, peak, done = rss(), [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            done.wait(0.002)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        t.join()
+    return out, max(peak[0], rss()) - start if start else 0
+
+
+def _memory_plan(compiled) -> int:
+    """Bytes XLA's plan for one call holds at its peak, all devices: arguments, outputs and
+    temporaries (:meth:`jax.stages.Compiled.memory_analysis`, per device)."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return 0
+    per_device = (
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+    return int(per_device) * max(len(compiled.input_shardings[0][0].device_set), 1)
 
 
 SEARCH_PARAMS = {
@@ -838,7 +891,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"serving simulation ({label}: {a['requests']:,} ShareGPT requests, "
                     f"{a['generated_tokens']:,} generated tokens, LLMServingSim's PIM node), "
-                    f"{a['points']:,} design points in one call: compile {a['compile_s']:.1f} s, "
+                    f"{a['points']:,} design points in one call: compile {a['compile_s']:.1f} s "
+                    f"(trace {a['trace_s']:.1f} s"
+                    + (" loaded" if a["trace_loaded"] else "")
+                    + f", XLA {a['xla_compile_s']:.1f} s), memory plan {a['memory_MB']:,.0f} MB "
+                    f"({a['memory_MB_per_1024_points']:,.0f} MB per 1,024 points; resident "
+                    f"memory rose {a['rss_rise_MB']:,.0f} MB), "
                     f"evaluation {a['eval_s_best']:.2f} s -> {a['simulations_per_s']:,.1f} "
                     f"simulations/s (≤ {a['iterations_max']:,} events, median "
                     f"{a['steps_median']:,} steps)"
@@ -849,7 +907,10 @@ def main(argv: list[str] | None = None) -> None:
                         else ""
                     )
                 )
-            print(f"serving: doubling every output costs {sv['doubling_ratio']}x the time")
+            print(
+                f"serving: doubling every output costs {sv['doubling_ratio']}x the time, "
+                f"four times every output {sv['x4_ratio']}x"
+            )
     if run_("search"):
         out["search"] = se = search_benchmark()
         if not args.json:

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dse import trace_cache
 from dse.config import CONF_DIR, register_configs
 from dse.errors import EXIT_BAD_INPUT, ConfigError, make_dir
 from dse.explore import chunk_size_for, enable_compilation_cache, evaluate
@@ -38,7 +39,7 @@ from dse.point import (
     override_for,
 )
 from dse.precision import with_x64
-from dse.process import command
+from dse.process import command, use_host_cores
 from dse.results import RunBusy, RunStore, config_hash, environment, study_hash
 from dse.space import Space, build_space
 from dse.trace_cache import compile_cached
@@ -205,6 +206,7 @@ def run(
 ) -> RunResult:
     """Evaluate the space of ``cfg`` into ``out_dir``; return the summary."""
     t_start = time.perf_counter()
+    trace_before = trace_cache.SECONDS["trace"]
     c, base, space = build(cfg, provenance)
     spec = MODELS[c.get("model", "pim_gemv")]
     out = Path(c.get("output", {}).get("dir") or out_dir)
@@ -330,6 +332,7 @@ def run(
             "shard": shard,
             "chunk_size": chunk_size,
             "compile_s": round(digest.compile_s, 4),
+            "trace_s": round(trace_cache.SECONDS["trace"] - trace_before, 4),
             "evaluation_s": round(digest.eval_s, 4),
             "points_per_s": round(pts_s, 1) if pts_s else None,
             "wall_s": round(time.perf_counter() - t_start, 3),
@@ -481,7 +484,9 @@ def _print_summary(summary: dict, best: Any, spec: Any, out: Path, console: Any)
     rate = summary["points_per_s"]
     con.print(
         f"[bold]dse[/] {summary['study']}: {n:,} design points ({feas:,} feasible), "
-        f"compile {summary['compile_s']:.2f} s, evaluation {summary['evaluation_s']:.3f} s"
+        f"compile {summary['compile_s']:.2f} s"
+        + (f" (tracing {summary['trace_s']:.2f} s of it)" if summary.get("trace_s") else "")
+        + f", evaluation {summary['evaluation_s']:.3f} s"
         + (f" ({rate:,.0f} points/s)" if rate else "")
     )
     dropped = summary.get("constrained_out", 0)
@@ -651,6 +656,7 @@ def _quiet_console() -> Any:
 def _task(cfg: Any) -> dict[str, Any] | float:
     from hydra.core.hydra_config import HydraConfig
 
+    use_host_cores(warn=False)  # a launcher's job starts here, not in main()
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ KEEP = 256  # traced programs kept; the least recently used beyond that are remo
 
 #: programs this process traced and saved, and loaded instead of tracing
 STATS = {"saved": 0, "loaded": 0}
+#: seconds this process spent tracing (or loading traced programs) and compiling them
+SECONDS = {"trace": 0.0, "compile": 0.0}
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,11 @@ def compile_cached(
 ) -> Callable:
     """``jax.jit(fn, in_shardings=..., out_shardings=...)`` compiled for ``args``, its trace
     loaded from / saved to :func:`trace_dir` under ``key`` (what else ``fn`` depends on:
-    anything it closes over). Returns ``run(*args)`` → ``fn``'s outputs.
+    anything it closes over). Returns ``run(*args)`` → ``fn``'s outputs, with attributes
+    ``compiled`` (the executable), ``trace_s`` (tracing, or loading the traced program),
+    ``compile_s`` (lowering and XLA's compile) and ``loaded``.
     ``in_shardings``: one sharding per top-level argument (or None: one device)."""
+    t0 = time.perf_counter()
     leaves, treedef = jax.tree_util.tree_flatten(args)
     flat_in = _flat_shardings(args, in_shardings)
 
@@ -108,6 +114,7 @@ def compile_cached(
     folder = trace_dir()
     exported = None
     path = None
+    loaded_before = STATS["loaded"]
     if folder is not None:
         path = folder / f"{_key(key, leaves, treedef, (flat_in, out_shardings))}.jaxexport"
         exported = _load(path)
@@ -119,7 +126,17 @@ def compile_cached(
         except Exception as err:  # noqa: BLE001 - an unexportable program is traced as before
             log.debug("trace cache: %s not exported (%s)", key, err)
             exported = None
-    exe = jit(exported.call if exported is not None else flat).lower(*leaves).compile()
+    loaded = folder is not None and STATS["loaded"] > loaded_before
+    if exported is not None:
+        t1 = time.perf_counter()
+        exe = jit(exported.call).lower(*leaves).compile()
+    else:
+        lowered = jit(flat).lower(*leaves)
+        t1 = time.perf_counter()
+        exe = lowered.compile()
+    t2 = time.perf_counter()
+    SECONDS["trace"] += t1 - t0
+    SECONDS["compile"] += t2 - t1
 
     def run(*a):
         lv = jax.tree_util.tree_leaves(a)
@@ -127,6 +144,7 @@ def compile_cached(
             lv = jax.device_put(tuple(lv), flat_in)
         return exe(*lv)
 
+    run.compiled, run.trace_s, run.compile_s, run.loaded = exe, t1 - t0, t2 - t1, loaded
     return run
 
 

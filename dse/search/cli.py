@@ -37,7 +37,7 @@ from dse.config import CONF_DIR, register_configs
 from dse.errors import ConfigError
 from dse.models import MODELS
 from dse.precision import with_x64
-from dse.process import command
+from dse.process import command, use_host_cores
 from dse.report import save_figure
 from dse.search.area import AREA_METRICS
 from dse.search.params import parse_params
@@ -336,6 +336,7 @@ def _print(prob: Problem, result: SearchResult, figures: dict, best: Any, out: P
 def _task(cfg: Any) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    use_host_cores(warn=False)  # a launcher's job starts here, not in main()
     hc = HydraConfig.get()
     out = Path(cfg.output.dir) if cfg.output.get("dir") else Path(hc.runtime.output_dir)
     dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}
