@@ -172,6 +172,24 @@ def test_vectorized_equals_reference_synthetic():
     _agreement(4, seed=1, names=("synthetic40",))
 
 
+@pytest.mark.slow
+def test_blocks_ordered_by_kv_capacity_give_each_point_its_own_results():
+    """Points run in blocks ordered by KV capacity (tight caches together): every point's
+    results are those of the same points simulated in one block, in their own order.
+    (Slow target: two compiles of the serving loop.)"""
+    base = replace_paths(_base(), {"workload.dtype": "fp16"})
+    points = _random(np.random.default_rng(5), 8)
+    tr = _trace("synthetic40")
+    ta, opt = sim.TraceArrays.from_trace(tr), _options(tr)
+    swept = _swept(points)
+    one = jax.jit(lambda s, t: sim.simulate_batch(base, s, t, opt, block=8))(swept, ta)
+    two = jax.jit(lambda s, t: sim.simulate_batch(base, s, t, opt, block=2))(swept, ta)
+    caps = [int(sim.memory(replace_paths(base, q))["cap"]) for q in points]
+    assert len(set(caps)) > 2  # the order is not the given one
+    for k in ("admit_ns", "first_ns", "end_ns", "acc", "hist", "steps", "it", "status"):
+        np.testing.assert_array_equal(np.asarray(two[k]), np.asarray(one[k]), err_msg=k)
+
+
 @pytest.mark.reference
 @pytest.mark.slow
 def test_vectorized_equals_reference_50():
@@ -227,8 +245,8 @@ def _properties(points, tr, ta, out) -> None:
 @pytest.mark.slow
 def test_points_split_over_devices_give_the_same_results():
     """compile_batch runs each device's share of the points (one device per CPU core, as
-    the commands and the test run ask of XLA): the same per-request times and step counts as one device.
-    (Slow target: two more compiles of the serving loop.)"""
+    the commands and the test run ask of XLA): the same per-request times and step counts as
+    one device. (Slow target: two more compiles of the serving loop.)"""
     from dse.process import host_cores
 
     if host_cores() > 1:
