@@ -398,3 +398,130 @@ def test_pareto_command_defaults_multirun_and_bad_input(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("dse: error: ") and "\n" not in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------
+# moocore-backed fronts and hypervolume (dse.pareto) against closed forms
+# ------------------------------------------------------------------------------------------
+
+_SPECIAL = [np.inf, -np.inf, np.finfo(np.float64).max, -np.finfo(np.float64).max, np.nan]
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(0, 60), st.integers(1, 5)),
+        elements=st.one_of(
+            st.integers(-3, 3).map(float),
+            st.floats(-10, 10, allow_nan=False),
+            st.sampled_from(_SPECIAL),
+        ),
+    ),
+    st.data(),
+)
+def test_pareto_mask_any_dimension_and_non_finite_values(values, data):
+    """Any k from 1 to 5, ties, ±inf and ±float max (moocore's sentinels) against the O(n²)
+    dominance check."""
+    k = values.shape[1]
+    minimize = data.draw(st.lists(st.booleans(), min_size=k, max_size=k))
+    np.testing.assert_array_equal(pareto_mask(values, minimize), brute_mask(values, minimize))
+
+
+def test_pareto_mask_infinities_in_three_or_more_objectives():
+    """moocore 0.3.2 crashes the process on -inf in its 3-D sweep and in its k >= 4 divide
+    and conquer: these inputs reach it as ranks."""
+    inf = np.inf
+    v = np.array(
+        [[2, 2, 1], [1, 2, 0], [1, 2, 1], [1, 2, 1], [2, -inf, -inf], [1, 2, 1], [0, 0, -inf]]
+        + [[1, -inf, 0], [0, 2, 1], [0, 0, 1], [-inf, 0, 2]]
+    )
+    np.testing.assert_array_equal(pareto_mask(v, [True] * 3), brute_mask(v, [True] * 3))
+    rng = np.random.default_rng(12)
+    for k in (3, 4, 5):
+        w = rng.integers(0, 5, size=(3_000, k)).astype(float)
+        w[rng.random(w.shape) < 0.02] = -np.inf
+        w[rng.random(w.shape) < 0.02] = np.inf
+        minimize = rng.random(k) < 0.5
+        mask = pareto_mask(w, minimize)
+        _check_front_property(w, mask, minimize)
+        sub = rng.choice(len(w), 300, replace=False)
+        np.testing.assert_array_equal(pareto_mask(w[sub], minimize), brute_mask(w[sub], minimize))
+
+
+def inclusion_exclusion_hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    """Closed form for a few minimization points: the union of the boxes [p, ref] of the
+    points strictly below ref, by inclusion-exclusion over every non-empty subset (the
+    intersection of boxes is the box of their coordinate-wise maximum)."""
+    import itertools
+
+    pts = points[(points < ref).all(axis=1)]
+    total = 0.0
+    for size in range(1, len(pts) + 1):
+        for subset in itertools.combinations(range(len(pts)), size):
+            corner = pts[list(subset)].max(axis=0)
+            total += (-1) ** (size + 1) * float(np.prod(ref - corner))
+    return total
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(0, 9), st.integers(1, 4)),
+        elements=st.one_of(st.integers(-4, 6).map(float), st.just(np.nan)),
+    ),
+    st.data(),
+)
+def test_hypervolume_matches_inclusion_exclusion(values, data):
+    """Small integer fronts (ties, duplicates, dominated points, NaN rows, points outside the
+    reference point) in 1 to 4 objectives, either direction: the exact integer volume."""
+    k = values.shape[1]
+    minimize = np.array(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)))
+    ref_min = np.array(data.draw(st.lists(st.integers(-2, 7), min_size=k, max_size=k)), float)
+    sign = np.where(minimize, 1.0, -1.0)
+    as_min = values * sign
+    want = inclusion_exclusion_hypervolume(as_min[~np.isnan(as_min).any(axis=1)], ref_min)
+    got = hypervolume(values, ref_min * sign, minimize)
+    assert got == want  # integers well below 2**53: exact
+    # the front alone has the same volume
+    assert hypervolume(values[pareto_mask(values, minimize)], ref_min * sign, minimize) == want
+
+
+def test_hypervolume_unbounded_and_extreme_points():
+    big = np.finfo(np.float64).max
+    ref = np.array([1.0, 1.0, 1.0])
+    # a point infinitely better in one objective: an unbounded box
+    assert hypervolume(np.array([[0.0, -np.inf, 0.0]]), ref, [True] * 3) == np.inf
+    assert hypervolume(np.array([[0.0, 0.0]]), np.array([np.inf, 1.0]), [True, True]) == np.inf
+    # +inf in a minimized objective is outside any finite reference point
+    assert hypervolume(np.array([[0.0, np.inf], [0.5, 0.5]]), ref[:2], [True, True]) == 0.25
+    # -float max is one of moocore's sentinels: no crash, a volume past the float range
+    for k in (2, 3, 4, 5):
+        pts = np.zeros((4, k))
+        pts[1, 0] = pts[2, k - 1] = -big
+        assert hypervolume(pts, np.ones(k), [True] * k) == np.inf
+    # a huge but representable volume stays finite
+    huge = hypervolume(np.zeros((1, 3)), np.full(3, 1e100), [True] * 3)
+    assert huge == pytest.approx(1e300, rel=1e-12)
+
+
+def test_pareto_home_and_reexports():
+    """The fronts live in dse.pareto and the figure in dse.report.plots; the command module
+    re-exports them unchanged."""
+    import dse.pareto
+    import dse.report.plots
+    import dse.search.pareto
+
+    for name in ("pareto_mask", "pareto_front", "hypervolume", "default_reference"):
+        assert getattr(dse.search.pareto, name) is getattr(dse.pareto, name)
+    assert dse.search.pareto.REF_MARGIN == dse.pareto.REF_MARGIN
+    assert dse.search.pareto.plot_front is dse.report.plots.plot_front
+
+
+def test_pareto_command_help(capsys):
+    """--help prints the usage (the reference rule's percent sign is escaped for argparse)."""
+    from dse.search.pareto import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    assert "10% of its range" in capsys.readouterr().out

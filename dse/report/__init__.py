@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dse.search.pareto import pareto_mask  # noqa: E402
+from dse.pareto import pareto_mask  # noqa: E402
 
 __all__ = ["save_figure", "tradeoff_plot"]
 

@@ -4,7 +4,7 @@
 * :func:`categorical_columns`, :func:`context_columns`: the columns that vary and which
   figures they call for;
 * :func:`fronts`: the Pareto front of the objective against each natural cost axis the table
-  holds, with the exact hypervolume and its reference point (:mod:`dse.search.pareto`);
+  holds, with the exact hypervolume and its reference point (:mod:`dse.pareto`);
 * :func:`ablation`: the objective per value of each varying categorical or discrete column
   (points, feasible points, best, geometric mean);
 * :func:`best_rows`, :func:`group_means`: the rows the breakdown bars show.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dse.errors import ConfigError
-from dse.search.pareto import default_reference, hypervolume, pareto_front
+from dse.pareto import default_reference, hypervolume, pareto_front
 
 __all__ = [
     "Front",
@@ -177,8 +177,8 @@ def cost_axes(df: pd.DataFrame, objective: Objective) -> list[tuple[str, str]]:
 
 def front(df: pd.DataFrame, objectives: Mapping[str, str], source: str = "report") -> Front:
     """The feasible Pareto front over ``objectives`` with its hypervolume to the reference
-    point each objective's worst feasible value moved :data:`REF_MARGIN` of its range
-    further (the rule of ``python -m dse.search.pareto``)."""
+    point each objective's worst feasible value moved :data:`dse.pareto.REF_MARGIN` of its
+    range further (the rule of ``python -m dse.search.pareto``)."""
     feas = df.loc[feasible_mask(df)]
     try:
         rows = pareto_front(feas, objectives)

@@ -383,9 +383,7 @@ def make_report(
         fronts.append(fr)
         cols = list(objs)
         x, y = cols[1], cols[0]
-        from dse.search.pareto import plot_front
-
-        path = plot_front(
+        path = plots.plot_front(
             feas if len(feas) <= SCATTER_MAX else feas.sample(SCATTER_MAX, random_state=0),
             x,
             y,

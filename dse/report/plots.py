@@ -1,12 +1,14 @@
 """The report's figures (matplotlib Agg; every PNG written through :func:`save_figure`).
 
 Each function draws one PNG from tables that :mod:`dse.report.analysis` computed and returns
-its path; the caller decides whether the figure applies.
+its path; the caller decides whether the figure applies. :func:`plot_front` is also the front
+figure of ``python -m dse.search.pareto``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,9 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dse.errors import ConfigError  # noqa: E402
 from dse.report import save_figure  # noqa: E402
 
-__all__ = ["ablation_plot", "bars_plot", "context_plot", "status_plot"]
+__all__ = ["ablation_plot", "bars_plot", "context_plot", "plot_front", "status_plot"]
 
 _DPI = 110
 
@@ -173,5 +176,95 @@ def status_plot(counts: pd.Series, by: pd.DataFrame | None, path: Path) -> Path:
         ax.set_xlabel("share of points")
         ax.set_title(f"by {by.index.name}", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_front(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    front: pd.DataFrame | np.ndarray,
+    path: str | os.PathLike,
+    *,
+    minimize_x: bool = True,
+    title: str = "",
+) -> Path:
+    """Scatter every point of ``df`` in grey and the front on top, joined as a step line.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        All points (rows with NaN in ``x`` or ``y`` are not drawn).
+    x, y : str
+        Column names; they label the axes.
+    front : pandas.DataFrame or bool array
+        The front rows (e.g. from :func:`dse.pareto.pareto_front`), or a mask over ``df``'s
+        rows.
+    path : path-like
+        Where the PNG goes (written through a temporary file and an atomic rename).
+    minimize_x : bool
+        Whether smaller ``x`` is better. The step line is the boundary of the region the
+        front dominates: with ``x`` minimized each front point's ``y`` holds up to the next
+        point's ``x`` (``where="post"``); with ``x`` maximized it holds from the previous
+        point's ``x`` (``where="pre"``).
+    title : str
+        Optional title; the point counts are always shown.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    for col in (x, y):
+        if col not in df.columns:
+            raise ConfigError(
+                "plot_front", col, f"a column of the table (available: {list(df.columns)})", col
+            )
+    if isinstance(front, pd.DataFrame):
+        fr = front
+    else:
+        m = np.asarray(front, dtype=bool).reshape(-1)
+        if m.shape[0] != len(df):
+            raise ValueError(f"plot_front: mask has {m.shape[0]} entries for {len(df)} rows")
+        fr = df.loc[m]
+    for col in (x, y):
+        if col not in fr.columns:
+            raise ConfigError("plot_front", col, "a column of the front table", col)
+    xa = df[x].to_numpy(dtype=np.float64, na_value=np.nan)
+    ya = df[y].to_numpy(dtype=np.float64, na_value=np.nan)
+    xf = fr[x].to_numpy(dtype=np.float64, na_value=np.nan)
+    yf = fr[y].to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = ~(np.isnan(xf) | np.isnan(yf))
+    xf, yf = xf[keep], yf[keep]
+    order = np.lexsort((yf, xf))
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
+    shown = ~(np.isnan(xa) | np.isnan(ya))
+    ax.scatter(
+        xa[shown],
+        ya[shown],
+        s=6,
+        color="0.7",
+        alpha=0.5,
+        linewidths=0,
+        rasterized=True,
+        label="all points",
+    )
+    ax.step(
+        xf[order],
+        yf[order],
+        where="post" if minimize_x else "pre",
+        color="tab:red",
+        lw=1.4,
+        zorder=3,
+    )
+    ax.scatter(xf, yf, s=18, color="tab:red", zorder=4, label="Pareto front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    note = f"{int(shown.sum()):,} points, {xf.size:,} on the front"
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=10)
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=8, markerscale=1.5)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.validation.common import Result, evaluate_params, progress, skipped
+
 __all__ = [
     "DATA",
     "load",
@@ -150,8 +152,6 @@ _CENT_KIND = {"gemv_reuse": 0, "gemv_literal": 0, "k_score": 1, "v_context": 2}
 
 def _through_pim_kernel(rows: pd.DataFrame, pts: list[dict], mapping: str, progress=None):
     """``rows`` with the cycles pim_kernel gives for the design points ``pts`` (one per row)."""
-    from dse.validation.report import evaluate_params
-
     got = evaluate_params(pts, model="pim_kernel")
     if progress:
         progress(f"{len(pts)} runs through pim_kernel policy.mapping={mapping}")
@@ -332,13 +332,12 @@ def check_corpus(n: int = 0):
     """Validation results: one per simulator and family (``n`` > 0: the first ``n`` rows of
     each family only)."""
     from dse.hw.dram_interface import _reference_root as reference_root
-    from dse.validation.report import Result, _progress, skipped
 
     df = load()
     if n:
         df = df.groupby(["simulator", "family"], sort=False).head(n)
     t0 = time.perf_counter()
-    ev = evaluate(df, progress=_progress)
+    ev = evaluate(df, progress=progress)
     sm = summary(ev)
     results = []
     for r in sm.itertuples():
@@ -370,7 +369,7 @@ def check_corpus(n: int = 0):
                 {"mape": r.mape, "worst": r.worst, "evaluated": int(r.evaluated)},
             )
         )
-    _progress(f"corpus: {len(ev)} runs in {time.perf_counter() - t0:.1f} s")
+    progress(f"corpus: {len(ev)} runs in {time.perf_counter() - t0:.1f} s")
     return results
 
 

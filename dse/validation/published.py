@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dse.config import SWEEPS_DIR
+from dse.validation.common import LLMSS, Result, skipped
 
 __all__ = [
     "CENT_CSV",
@@ -37,6 +38,7 @@ __all__ = [
     "cent_markdown",
     "cent_model",
     "cent_published",
+    "check_llmservingsim",
     "check_published",
     "compare_cent",
     "compare_neupims",
@@ -282,14 +284,10 @@ def pimphony_markdown(t: pd.DataFrame) -> str:
 
 def _no_sweeps(name: str) -> list:
     """The one row a study-based check gives where sweeps/ is not beside the package."""
-    from dse.validation.report import Result
-
     return [Result("system", "external", name, 0, "sweeps/ not found", "", False)]
 
 
 def check_pimphony() -> list:
-    from dse.validation.report import Result
-
     name = "PIMphony stated gains"
     t = compare_pimphony()
     if t is None:
@@ -314,8 +312,6 @@ def check_pimphony() -> list:
 
 def check_published(n: int = 0) -> list:
     """The published-figure rows of the validation report (``--only published``)."""
-    from dse.validation.report import Result
-
     cent = compare_cent()
     df, trends = cent["table"], cent["trends"]
     neupims = check_neupims()
@@ -401,8 +397,6 @@ def compare_neupims_runs() -> pd.DataFrame:
 def check_neupims_runs() -> list:
     """:func:`compare_neupims_runs` at the published-figure bounds: per-layer cycles within
     :data:`ABS_TOL`, interleaving's gain within :data:`RATIO_TOL`."""
-    from dse.validation.report import Result
-
     if not SWEEPS.is_dir():
         return _no_sweeps("NeuPIMs' own simulator")
     t = compare_neupims_runs()
@@ -447,14 +441,99 @@ def check_neupims_runs() -> list:
     ]
 
 
+# name → (policy.system, policy.sbi, LLMServingSim's output for the example trace)
+LLMSS_CONFIGS = {
+    "GPU-only": ("gpu", 0, "example_single_run.csv"),
+    "offload": ("gpu_pim", 0, "example_pim_run.csv"),
+    "offload+SBI": ("gpu_pim", 1, "example_pim_sub_batch_run.csv"),
+}
+# Every request's TPOT within 20% of LLMServingSim's (the published-figure bound), the host
+# at its preset (rtx_pro_6000: mem_eff 0.9, LLMServingSim's own profile of the GPU); the
+# interleaving ratio within 2% of theirs.
+LLMSS_TPOT_BAND = (-0.20, 0.20)
+LLMSS_RATIO_TOL = 0.02
+
+
+def check_llmservingsim(n: int) -> list[Result]:
+    from dse.cli import _compose, build
+    from dse.config import CONF_DIR
+    from dse.serving.csvout import read_requests_csv
+    from dse.serving.run import request_table, run_point
+    from dse.serving.traces import read_jsonl
+
+    name = "LLMServingSim example outputs (example_trace.jsonl), TPOT per request"
+    if not (LLMSS / "example_outputs").is_dir():
+        return [skipped("serving", "external", name, "LLMServingSim's example outputs")]
+    trace = read_jsonl(LLMSS / "workloads" / "example_trace.jsonl")
+    base = [
+        "space=single",
+        "model=system",
+        "workload=llama3_8b_step",
+        f"serving.cluster={CONF_DIR / 'serving' / 'single_node_pim_instance.json'}",
+        "policy.kv_alloc=paged",
+        "policy.block_size=16",
+        "policy.max_num_seqs=128",
+        "policy.max_batched_tokens=2048",
+        "workload.dtype=fp16",
+    ]
+    rel_all, tpot = [], {}
+    per_config = {}
+    for cname, (system, sbi, csv) in LLMSS_CONFIGS.items():
+        cfg, prov = _compose([*base, f"policy.system={system}", f"policy.sbi={sbi}"])
+        res = run_point(build(cfg, prov)[1], trace, per_step=True)
+        ours = request_table(res, "meta-llama/Llama-3.1-8B").set_index("request_id")
+        theirs = read_requests_csv(LLMSS / "example_outputs" / csv).set_index("request_id")
+        ids = ours.index.intersection(theirs.index)
+        rel = (ours.loc[ids, "TPOT"] / theirs.loc[ids, "TPOT"] - 1).to_numpy()
+        rel_all += rel.tolist()
+        tpot[cname] = (ours.loc[ids, "TPOT"].mean(), theirs.loc[ids, "TPOT"].mean())
+        per_config[cname] = {
+            "requests": len(ids),
+            "min": float(rel.min()),
+            "max": float(rel.max()),
+            "mean_ours_ms": tpot[cname][0] / 1e6,
+            "mean_theirs_ms": tpot[cname][1] / 1e6,
+        }
+    rel_all = np.asarray(rel_all)
+    ratio = tpot["offload+SBI"][0] / tpot["offload"][0]
+    ratio_theirs = tpot["offload+SBI"][1] / tpot["offload"][1]
+    lo, hi = LLMSS_TPOT_BAND
+    in_band = (rel_all >= lo) & (rel_all <= hi)
+    return [
+        Result(
+            "serving",
+            "external",
+            name + " (GPU-only, offload, offload + interleaving)",
+            int(rel_all.size),
+            f"TPOT {rel_all.min():+.1%}…{rel_all.max():+.1%} over theirs ("
+            + ", ".join(
+                f"{k} {v['mean_ours_ms']:.2f} vs {v['mean_theirs_ms']:.2f} ms"
+                for k, v in per_config.items()
+            )
+            + ")",
+            f"every request {lo:+.0%}…{hi:+.0%}",
+            bool(in_band.all() and rel_all.size == 3 * len(trace)),
+            {"per_config": per_config},
+        ),
+        Result(
+            "serving",
+            "external",
+            "LLMServingSim example outputs: interleaving's TPOT ratio (offload+SBI / offload)",
+            2 * len(trace),
+            f"{ratio:.3f} here vs {ratio_theirs:.3f} there",
+            f"within {LLMSS_RATIO_TOL:.0%} of theirs",
+            bool(abs(ratio / ratio_theirs - 1) <= LLMSS_RATIO_TOL),
+            {"ours": float(ratio), "theirs": float(ratio_theirs)},
+        ),
+    ]
+
+
 def check_llmservingsim_published() -> list:
     """LLMServingSim's example outputs (its PIM example: Llama-3.1-8B on an RTX PRO 6000 with
     DDR4-PIM, GPU-only, attention offload, offload + sub-batch interleaving; read from
     ``$DSE_REFERENCE``) at the published-figure bounds: every request's TPOT within
     :data:`ABS_TOL`, interleaving's TPOT ratio within :data:`RATIO_TOL`. The runs are the
-    serving validation's (``dse.validation.report.check_llmservingsim``)."""
-    from dse.validation.report import Result, check_llmservingsim
-
+    serving validation's (:func:`check_llmservingsim`)."""
     name = "LLMServingSim example outputs"
     res = check_llmservingsim(0)
     tpot = res[0]
@@ -548,8 +627,6 @@ def neupims_markdown(t: pd.DataFrame) -> str:
 
 
 def check_neupims() -> list:
-    from dse.validation.report import Result
-
     name = "NeuPIMs headline figures"
     t = compare_neupims()
     if t is None:

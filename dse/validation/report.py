@@ -36,93 +36,25 @@ import numpy as np
 
 from dse.point import is_feasible
 from dse.process import command
+from dse.validation.common import (
+    LLMSS,
+    REFERENCE,
+    ROOT,
+    Result,
+    default_point,
+    evaluate_params,
+    progress,
+    skipped,
+)
+from dse.validation.corpus import check_corpus, oracle_markdown
+from dse.validation.published import check_llmservingsim, check_published
 
 __all__ = ["CHECKS", "MODELS", "Result", "main", "run_checks", "to_markdown"]
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("DSE_SHARED", ROOT.parent / "shared"))
-REFERENCE = Path(os.environ.get("DSE_REFERENCE") or SHARED / "reference")
-
-
-@dataclasses.dataclass
-class Result:
-    """One validation check: what was compared, on how many points, against which bound."""
-
-    model: str
-    ring: str  # "reference", "external" or "property"
-    check: str
-    points: int
-    agreement: str
-    bound: str
-    passed: bool
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seconds: float = 0.0
-    skipped: bool = False  # its third-party input files are absent: reported, not counted
-
-
-def skipped(model: str, ring: str, check: str, what: str) -> Result:
-    """A check that compares with third-party files which are not here: one row saying so."""
-    return Result(
-        model,
-        ring,
-        check,
-        0,
-        f"skipped: {what} not found (third-party files under $DSE_REFERENCE, default "
-        "../shared/reference)",
-        "",
-        True,
-        skipped=True,
-    )
 
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _progress(msg: str) -> None:
-    print(f"dse.validation: {msg}", file=sys.stderr, flush=True)
-
-
-@functools.lru_cache(maxsize=1)
-def default_point():
-    """The default design point (``space=single``)."""
-    from dse.cli import _compose, build
-
-    cfg, prov = _compose(["space=single"])
-    return build(cfg, prov)[1]
-
-
-def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
-    """Evaluate dotted-path dicts with the vectorized ``model``: one compiled call per static
-    combination (e.g. dtype), padded to a power of two; missing keys take the default point's
-    value."""
-    from dse._pytree import get_path, replace_paths
-    from dse.explore import evaluate_points
-    from dse.point import field_info
-
-    base = default_point()
-    infos = field_info()
-    leaves = [p for p, info in infos.items() if not info.static]
-    statics = sorted(p for p, info in infos.items() if info.static)
-
-    def key(p):
-        return tuple(p.get(s, get_path(base, s)) for s in statics)
-
-    results: list[dict | None] = [None] * len(points)
-    for combo in sorted({key(p) for p in points}, key=str):
-        idx = [i for i, p in enumerate(points) if key(p) == combo]
-        b = replace_paths(base, dict(zip(statics, combo, strict=True)))
-        size = max(8, 1 << (len(idx) - 1).bit_length())
-        rows = idx + [idx[-1]] * (size - len(idx))
-        swept = {
-            k: np.asarray([points[i].get(k, get_path(base, k)) for i in rows], infos[k].dtype)
-            for k in leaves
-        }
-        out, _, _ = evaluate_points(b, swept, model)
-        for j, i in enumerate(idx):
-            results[i] = {k: v[j].item() for k, v in out.items()}
-    return results  # type: ignore[return-value]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1292,7 +1224,6 @@ def _gpu_closed_form() -> Result:
 # --------------------------------------------------------------------------------------------
 
 SERVING_SLOTS = 16
-LLMSS = REFERENCE / "llmservingsim"
 
 
 def serving_points(rng: np.random.Generator, n: int) -> list[dict]:
@@ -1446,108 +1377,9 @@ def check_serving(n: int) -> list[Result]:
     return results
 
 
-# name → (policy.system, policy.sbi, LLMServingSim's output for the example trace)
-LLMSS_CONFIGS = {
-    "GPU-only": ("gpu", 0, "example_single_run.csv"),
-    "offload": ("gpu_pim", 0, "example_pim_run.csv"),
-    "offload+SBI": ("gpu_pim", 1, "example_pim_sub_batch_run.csv"),
-}
-# Every request's TPOT within 20% of LLMServingSim's (the published-figure bound), the host
-# at its preset (rtx_pro_6000: mem_eff 0.9, LLMServingSim's own profile of the GPU); the
-# interleaving ratio within 2% of theirs.
-LLMSS_TPOT_BAND = (-0.20, 0.20)
-LLMSS_RATIO_TOL = 0.02
-
-
-def check_llmservingsim(n: int) -> list[Result]:
-    from dse.cli import _compose, build
-    from dse.config import CONF_DIR
-    from dse.serving.csvout import read_requests_csv
-    from dse.serving.run import request_table, run_point
-    from dse.serving.traces import read_jsonl
-
-    name = "LLMServingSim example outputs (example_trace.jsonl), TPOT per request"
-    if not (LLMSS / "example_outputs").is_dir():
-        return [skipped("serving", "external", name, "LLMServingSim's example outputs")]
-    trace = read_jsonl(LLMSS / "workloads" / "example_trace.jsonl")
-    base = [
-        "space=single",
-        "model=system",
-        "workload=llama3_8b_step",
-        f"serving.cluster={CONF_DIR / 'serving' / 'single_node_pim_instance.json'}",
-        "policy.kv_alloc=paged",
-        "policy.block_size=16",
-        "policy.max_num_seqs=128",
-        "policy.max_batched_tokens=2048",
-        "workload.dtype=fp16",
-    ]
-    rel_all, tpot = [], {}
-    per_config = {}
-    for cname, (system, sbi, csv) in LLMSS_CONFIGS.items():
-        cfg, prov = _compose([*base, f"policy.system={system}", f"policy.sbi={sbi}"])
-        res = run_point(build(cfg, prov)[1], trace, per_step=True)
-        ours = request_table(res, "meta-llama/Llama-3.1-8B").set_index("request_id")
-        theirs = read_requests_csv(LLMSS / "example_outputs" / csv).set_index("request_id")
-        ids = ours.index.intersection(theirs.index)
-        rel = (ours.loc[ids, "TPOT"] / theirs.loc[ids, "TPOT"] - 1).to_numpy()
-        rel_all += rel.tolist()
-        tpot[cname] = (ours.loc[ids, "TPOT"].mean(), theirs.loc[ids, "TPOT"].mean())
-        per_config[cname] = {
-            "requests": len(ids),
-            "min": float(rel.min()),
-            "max": float(rel.max()),
-            "mean_ours_ms": tpot[cname][0] / 1e6,
-            "mean_theirs_ms": tpot[cname][1] / 1e6,
-        }
-    rel_all = np.asarray(rel_all)
-    ratio = tpot["offload+SBI"][0] / tpot["offload"][0]
-    ratio_theirs = tpot["offload+SBI"][1] / tpot["offload"][1]
-    lo, hi = LLMSS_TPOT_BAND
-    in_band = (rel_all >= lo) & (rel_all <= hi)
-    return [
-        Result(
-            "serving",
-            "external",
-            name + " (GPU-only, offload, offload + interleaving)",
-            int(rel_all.size),
-            f"TPOT {rel_all.min():+.1%}…{rel_all.max():+.1%} over theirs ("
-            + ", ".join(
-                f"{k} {v['mean_ours_ms']:.2f} vs {v['mean_theirs_ms']:.2f} ms"
-                for k, v in per_config.items()
-            )
-            + ")",
-            f"every request {lo:+.0%}…{hi:+.0%}",
-            bool(in_band.all() and rel_all.size == 3 * len(trace)),
-            {"per_config": per_config},
-        ),
-        Result(
-            "serving",
-            "external",
-            "LLMServingSim example outputs: interleaving's TPOT ratio (offload+SBI / offload)",
-            2 * len(trace),
-            f"{ratio:.3f} here vs {ratio_theirs:.3f} there",
-            f"within {LLMSS_RATIO_TOL:.0%} of theirs",
-            bool(abs(ratio / ratio_theirs - 1) <= LLMSS_RATIO_TOL),
-            {"ours": float(ratio), "theirs": float(ratio_theirs)},
-        ),
-    ]
-
-
 # --------------------------------------------------------------------------------------------
 # registry, runner, output
 # --------------------------------------------------------------------------------------------
-
-
-def _check_corpus(n: int) -> list[Result]:
-    from dse.validation.corpus import check_corpus
-
-    return check_corpus(n)
-
-
-def _check_published(n: int) -> list[Result]:
-    from dse.validation.published import check_published
-
-    return check_published(n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1566,7 +1398,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("pim_gemv", "pim_gemv", check_pim_gemv, 100, 500, "random points"),
     CheckSpec("pim_kernel", "pim_kernel", check_pim_kernel, 10, 500, "random points per policy"),
     CheckSpec("attacc", "attacc", check_attacc, 0, 0, "all cache rows"),
-    CheckSpec("pim_kernel", "corpus", _check_corpus, 20, 0, "measured runs per family"),
+    CheckSpec("pim_kernel", "corpus", check_corpus, 20, 0, "measured runs per family"),
     CheckSpec(
         "pim_attention", "pim_attention", check_pim_attention, 100, 500, "batches per policy"
     ),
@@ -1577,7 +1409,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("system", "system", check_system, 20, 500, "random points per system kind"),
     CheckSpec("serving", "serving", check_serving, 4, 24, "random design points"),
     CheckSpec("serving", "llmservingsim", check_llmservingsim, 0, 0, "example requests"),
-    CheckSpec("system", "published", _check_published, 0, 0, "published figures"),
+    CheckSpec("system", "published", check_published, 0, 0, "published figures"),
 )
 MODELS = tuple(dict.fromkeys(c.model for c in CHECKS))
 NAMES = tuple(dict.fromkeys([*MODELS, *(c.name for c in CHECKS)]))
@@ -1604,7 +1436,7 @@ def run_checks(specs: Sequence[CheckSpec], quick: bool = False) -> list[Result]:
     for k, spec in enumerate(specs, 1):
         n = spec.quick if quick else spec.full
         size = f"{n} {spec.unit}" if n else spec.unit
-        _progress(f"[{k}/{len(specs)}] {spec.name}: {size} ...")
+        progress(f"[{k}/{len(specs)}] {spec.name}: {size} ...")
         t0 = time.perf_counter()
         try:
             got = spec.fn(n)
@@ -1624,7 +1456,7 @@ def run_checks(specs: Sequence[CheckSpec], quick: bool = False) -> list[Result]:
         for r in got:
             r.seconds = dt / len(got)
         bad = sum(not r.passed and not r.skipped for r in got)
-        _progress(
+        progress(
             f"[{k}/{len(specs)}] {spec.name}: {len(got)} checks, "
             f"{'all pass' if not bad else f'{bad} FAILED'} ({dt:.1f} s)"
         )
@@ -1725,8 +1557,6 @@ def to_markdown(results: Sequence[Result], prov: Mapping[str, Any]) -> str:
         for r in figures:
             lines += [f"### {r.check}", "", r.details["figures_md"], ""]
     if any(r.check.startswith("corpus ") for r in results):
-        from dse.validation.corpus import oracle_markdown
-
         lines += ["", oracle_markdown(), ""]
     return "\n".join(lines)
 
