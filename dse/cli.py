@@ -205,6 +205,7 @@ def run(
     console: Any = None,
 ) -> RunResult:
     """Evaluate the space of ``cfg`` into ``out_dir``; return the summary."""
+    enable_package_loggers()
     t_start = time.perf_counter()
     trace_before = trace_cache.SECONDS["trace"]
     c, base, space = build(cfg, provenance)
@@ -433,6 +434,17 @@ def _timeline(base: DesignPoint, row: Any, path: Path) -> Path:
     return timeline_plot(ref["ops"], path, title=title, layers=2)
 
 
+def enable_package_loggers() -> None:
+    """Hydra's ``hydra/job_logging=disabled`` disables every logger that exists when a job
+    starts, and the flag outlives the job: a later run in the same process (the Python API,
+    a merge's own jobs, a test) lost the package's messages. Each job starts with them
+    enabled again; the job's logging config still sets levels and handlers (with
+    ``disabled``, the root logger's ERROR level still holds back warnings)."""
+    for name, lg in logging.Logger.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger) and (name == "dse" or name.startswith("dse.")):
+            lg.disabled = False
+
+
 def _discard_if_empty(path: Path, moved_to: Path | None = None) -> None:
     """Remove a Hydra run dir that holds only Hydra's own records (no results). Log files
     open there (Hydra's job log) move to ``moved_to`` first, appending, so that the run's
@@ -657,6 +669,7 @@ def _task(cfg: Any) -> dict[str, Any] | float:
     from hydra.core.hydra_config import HydraConfig
 
     use_host_cores(warn=False)  # a launcher's job starts here, not in main()
+    enable_package_loggers()
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}

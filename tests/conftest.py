@@ -35,9 +35,10 @@ import absl.logging  # noqa: E402
 # stream is pytest's capture. The real stderr it never closes.
 absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+
+from dse.validation.common import default_point, evaluate_params  # noqa: E402, F401
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -94,48 +95,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @functools.lru_cache(maxsize=1)
-def default_point():
-    from dse.cli import _compose, build
-
-    cfg, prov = _compose(["space=single"])
-    _, base, _ = build(cfg, prov)
-    return base
-
-
 @pytest.fixture(scope="session")
 def base_point():
     return default_point()
-
-
-def evaluate_params(points: list[dict], model: str = "pim_gemv") -> list[dict]:
-    """Evaluate dotted-path dicts with the vectorized model (grouped by static dtype); keys a
-    dict leaves out take the default point's value."""
-    from dse._pytree import get_path, replace_paths
-    from dse.explore import evaluate_points
-    from dse.point import field_info
-
-    base = default_point()
-    leaves = [p for p, info in field_info().items() if not info.static]
-    statics = sorted(p for p, info in field_info().items() if info.static)
-    key = lambda p: tuple(p.get(s, get_path(base, s)) for s in statics)  # noqa: E731
-    results: list[dict | None] = [None] * len(points)
-    for combo in sorted({key(p) for p in points}, key=str):
-        idx = [i for i, p in enumerate(points) if key(p) == combo]
-        b = replace_paths(base, dict(zip(statics, combo, strict=True)))
-        # pad to a power of two (≥ 8) with copies of the last point, so that calls with a
-        # few points share one compiled executable per static combination
-        size = max(8, 1 << (len(idx) - 1).bit_length())
-        rows = idx + [idx[-1]] * (size - len(idx))
-        swept = {
-            k: np.asarray(
-                [points[i].get(k, get_path(base, k)) for i in rows], dtype=field_info()[k].dtype
-            )
-            for k in leaves
-        }
-        out, _, _ = evaluate_points(b, swept, model)
-        for j, i in enumerate(idx):
-            results[i] = {k: v[j].item() for k, v in out.items()}
-    return results  # type: ignore[return-value]
 
 
 def slow_dse(chunk_s: float = 0.05, table_s: float = 0.0) -> str:

@@ -31,6 +31,7 @@ from dse.cli import (
     _provenance,
     build,
     catch_termination,
+    enable_package_loggers,
     interrupted,
 )
 from dse.config import CONF_DIR, register_configs
@@ -337,6 +338,7 @@ def _task(cfg: Any) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     use_host_cores(warn=False)  # a launcher's job starts here, not in main()
+    enable_package_loggers()
     hc = HydraConfig.get()
     out = Path(cfg.output.dir) if cfg.output.get("dir") else Path(hc.runtime.output_dir)
     dirs = {s.provider: Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"}
