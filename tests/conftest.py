@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import sys
@@ -94,7 +93,6 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(CACHE_DIR, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=1)
 @pytest.fixture(scope="session")
 def base_point():
     return default_point()

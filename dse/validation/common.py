@@ -69,8 +69,9 @@ def progress(msg: str) -> None:
 
 
 @functools.lru_cache(maxsize=1)
+@functools.cache
 def default_point():
-    """The default design point (``space=single``)."""
+    """The default design point (``space=single``; composed once, immutable)."""
     from dse.cli import _compose, build
 
     cfg, prov = _compose(["space=single"])
