@@ -114,11 +114,11 @@ def compile_cached(
     folder = trace_dir()
     exported = None
     path = None
-    loaded_before = STATS["loaded"]
     if folder is not None:
         path = folder / f"{_key(key, leaves, treedef, (flat_in, out_shardings))}.jaxexport"
         exported = _load(path)
-        STATS["loaded"] += exported is not None
+    loaded = exported is not None
+    STATS["loaded"] += loaded
     if exported is None and path is not None:
         try:
             exported = jax.export.export(jit(flat))(*leaves)
@@ -126,7 +126,6 @@ def compile_cached(
         except Exception as err:  # noqa: BLE001 - an unexportable program is traced as before
             log.debug("trace cache: %s not exported (%s)", key, err)
             exported = None
-    loaded = folder is not None and STATS["loaded"] > loaded_before
     if exported is not None:
         t1 = time.perf_counter()
         exe = jit(exported.call).lower(*leaves).compile()
